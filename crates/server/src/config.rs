@@ -1,0 +1,395 @@
+//! The node's configuration: built-in defaults, then a TOML file (`--config`), then environment
+//! variables `CAREMESH_SECTION__KEY` (e.g. `CAREMESH_DATABASE__URL`, `CAREMESH_LISTEN`).
+//! Unknown keys and invalid values are refused at start with a message naming the key.
+//!
+//! `caremesh.example.toml` at the top of the repository documents every key; a test keeps it equal
+//! to [`Config::default`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Public URL of the node, as patients' browsers and partner nodes reach it.
+    pub base_url: Url,
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database, media and keys. Created if missing.
+    pub data_dir: PathBuf,
+    /// The hospital's name as patients and partner hospitals see it.
+    pub hospital_name: String,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub http: HttpConfig,
+    pub auth: AuthConfig,
+    pub groups: GroupsConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Empty: SQLite in `data_dir/caremesh.db`. Otherwise `sqlite://path` or
+    /// `postgres://user:password@host:port/database`.
+    pub url: String,
+    /// Size of the connection pool.
+    pub max_connections: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `caremesh_web=debug,info`. `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Reverse proxies whose `X-Forwarded-For` header is believed (for rate limits and logs).
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// How long a login session lasts, in minutes.
+    pub session_ttl_minutes: u32,
+    /// Failed logins allowed per account within `login_window_secs` (ten times as many per client
+    /// address) before further attempts get 429.
+    pub login_max_failures: u32,
+    pub login_window_secs: u32,
+    /// How long a sign-up invite stays valid when the admin does not say, in hours.
+    pub invite_ttl_hours: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupsConfig {
+    /// Most members a group may have.
+    pub max_members: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            base_url: Url::parse("http://127.0.0.1:8080/").unwrap_or_else(|_| unreachable_url()),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            hospital_name: "Caremesh node".to_owned(),
+            database: DatabaseConfig::default(),
+            log: LogConfig::default(),
+            http: HttpConfig::default(),
+            auth: AuthConfig::default(),
+            groups: GroupsConfig::default(),
+        }
+    }
+}
+
+#[allow(clippy::panic)]
+fn unreachable_url() -> Url {
+    panic!("the default base URL is valid")
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            max_connections: 8,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl_minutes: 7 * 24 * 60,
+            login_max_failures: 5,
+            login_window_secs: 15 * 60,
+            invite_ttl_hours: 7 * 24,
+        }
+    }
+}
+
+impl Default for GroupsConfig {
+    fn default() -> Self {
+        Self { max_members: 500 }
+    }
+}
+
+/// Which database a configuration names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseChoice {
+    Sqlite(String),
+    Postgres(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: invalid value for `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (if given), then `CAREMESH_*` environment variables.
+    pub fn figment(file: Option<&Path>) -> Figment {
+        let mut f = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            f = f.merge(Toml::file_exact(path));
+        }
+        f.merge(Env::prefixed("CAREMESH_").split("__").ignore(&["config"]))
+    }
+
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        if let Some(path) = file
+            && !path.is_file()
+        {
+            return Err(invalid(
+                "--config",
+                format!("{} does not exist or is not a file", path.display()),
+            ));
+        }
+        Self::from_figment(Self::figment(file))
+    }
+
+    pub fn from_figment(f: Figment) -> Result<Self, ConfigError> {
+        let mut config: Config = f.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot, and normalises `base_url` to end in `/`.
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        let u = &mut self.base_url;
+        if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+            return Err(invalid(
+                "base_url",
+                "must be an http:// or https:// URL with a host",
+            ));
+        }
+        if u.query().is_some() || u.fragment().is_some() || !u.username().is_empty() {
+            return Err(invalid(
+                "base_url",
+                "must not have a query, fragment or user name",
+            ));
+        }
+        if !u.path().ends_with('/') {
+            let path = format!("{}/", u.path());
+            u.set_path(&path);
+        }
+        let name = self.hospital_name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(invalid("hospital_name", "must be 1 to 200 characters long"));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        self.database_choice()?;
+        if !(1..=1000).contains(&self.database.max_connections) {
+            return Err(invalid(
+                "database.max_connections",
+                "must be between 1 and 1000",
+            ));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(invalid(
+                "log.level",
+                format!(
+                    "{:?} is not a tracing filter such as `info` or `caremesh_web=debug`",
+                    self.log.level
+                ),
+            ));
+        }
+        if !(1024..=256 * 1024 * 1024).contains(&self.http.max_body_bytes) {
+            return Err(invalid(
+                "http.max_body_bytes",
+                "must be between 1024 and 268435456",
+            ));
+        }
+        if self.auth.session_ttl_minutes == 0 {
+            return Err(invalid("auth.session_ttl_minutes", "must be at least 1"));
+        }
+        if self.auth.login_max_failures == 0 {
+            return Err(invalid("auth.login_max_failures", "must be at least 1"));
+        }
+        if self.auth.login_window_secs == 0 {
+            return Err(invalid("auth.login_window_secs", "must be at least 1"));
+        }
+        if !(1..=90 * 24).contains(&self.auth.invite_ttl_hours) {
+            return Err(invalid(
+                "auth.invite_ttl_hours",
+                "must be between 1 and 2160 (90 days)",
+            ));
+        }
+        if !(2..=100_000).contains(&self.groups.max_members) {
+            return Err(invalid(
+                "groups.max_members",
+                "must be between 2 and 100000",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn database_choice(&self) -> Result<DatabaseChoice, ConfigError> {
+        let url = self.database.url.trim();
+        if url.is_empty() {
+            let path = self.data_dir.join("caremesh.db");
+            return Ok(DatabaseChoice::Sqlite(format!(
+                "sqlite://{}",
+                path.display()
+            )));
+        }
+        if url.starts_with("sqlite:") {
+            Ok(DatabaseChoice::Sqlite(url.to_owned()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseChoice::Postgres(url.to_owned()))
+        } else {
+            Err(invalid(
+                "database.url",
+                "must be empty (SQLite in data_dir), sqlite://PATH or postgres://USER@HOST/DB",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use figment::Jail;
+
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../caremesh.example.toml");
+
+    #[test]
+    fn example_config_documents_exactly_the_defaults() {
+        let example: toml::Value = toml::from_str(EXAMPLE).unwrap();
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        assert_eq!(
+            example, defaults,
+            "caremesh.example.toml must list every key with its default"
+        );
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let mut c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(
+            c.database_choice().unwrap(),
+            DatabaseChoice::Sqlite("sqlite://data/caremesh.db".into())
+        );
+    }
+
+    #[test]
+    fn env_overrides_file_overrides_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "node.toml",
+                "hospital_name = \"唐山市人民医院\"\nlisten = \"127.0.0.1:7000\"\n[groups]\nmax_members = 300\n",
+            )?;
+            jail.set_env("CAREMESH_LISTEN", "127.0.0.1:9000");
+            jail.set_env("CAREMESH_DATABASE__URL", "postgres://cm@db/caremesh");
+            jail.set_env("CAREMESH_BASE_URL", "https://caremesh.example/node");
+            let c = Config::load(Some(Path::new("node.toml"))).unwrap();
+            assert_eq!(c.hospital_name, "唐山市人民医院");
+            assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap());
+            assert_eq!(c.groups.max_members, 300);
+            assert_eq!(c.base_url.as_str(), "https://caremesh.example/node/");
+            assert_eq!(
+                c.database_choice().unwrap(),
+                DatabaseChoice::Postgres("postgres://cm@db/caremesh".into())
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        Jail::expect_with(|jail| {
+            jail.create_file("node.toml", "[database]\nurll = \"x\"\n")?;
+            let err = Config::load(Some(Path::new("node.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("urll"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("CAREMESH_LISTN", "127.0.0.1:1");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("listn"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let cases = [
+            ("CAREMESH_LISTEN", "not-an-address", "listen"),
+            ("CAREMESH_GROUPS__MAX_MEMBERS", "1", "groups.max_members"),
+            ("CAREMESH_GROUPS__MAX_MEMBERS", "many", "max_members"),
+            ("CAREMESH_BASE_URL", "ftp://x", "base_url"),
+            ("CAREMESH_DATABASE__URL", "mysql://x", "database.url"),
+            ("CAREMESH_LOG__FORMAT", "yaml", "format"),
+            ("CAREMESH_LOG__LEVEL", "[[", "log.level"),
+            ("CAREMESH_HTTP__MAX_BODY_BYTES", "10", "http.max_body_bytes"),
+        ];
+        for (var, value, key) in cases {
+            Jail::expect_with(|jail| {
+                jail.set_env(var, value);
+                let err = Config::load(None).unwrap_err().to_string();
+                assert!(err.contains(key), "{var}={value}: {err}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        let err = Config::load(Some(Path::new("/nonexistent/caremesh.toml"))).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+}

@@ -1,0 +1,156 @@
+//! The `caremesh` binary's library: configuration, telemetry, the choice of storage backend, the
+//! admin CLI, and [`launch`], which `main` and every test call to run a node.
+//!
+//! This is the only crate (with `testkit` and the end-to-end tests) that knows two storage
+//! backends exist; everything below it sees `Arc<dyn Store>`.
+
+pub mod cli;
+pub mod config;
+pub mod telemetry;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use caremesh_domain::{Clock, SystemClock};
+use caremesh_store::Store;
+use caremesh_store_postgres::{PostgresOptions, PostgresStore};
+use caremesh_store_sqlite::{SqliteOptions, SqliteStore};
+use caremesh_web::{AppState, WebSettings};
+use tokio::net::TcpListener;
+
+pub use config::{Config, ConfigError, DatabaseChoice};
+
+/// Opens the configured database, creating the data directory and the SQLite file if needed, and
+/// applies pending migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = match config.database_choice()? {
+        DatabaseChoice::Sqlite(url) => {
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+            let store = SqliteStore::connect(&SqliteOptions {
+                url,
+                max_connections: config.database.max_connections,
+            })
+            .await
+            .context("cannot open the SQLite database")?;
+            store
+                .migrate()
+                .await
+                .context("cannot apply SQLite migrations")?;
+            Arc::new(store)
+        }
+        DatabaseChoice::Postgres(url) => {
+            let store = PostgresStore::connect(&PostgresOptions {
+                url,
+                max_connections: config.database.max_connections,
+            })
+            .await
+            .context("cannot connect to PostgreSQL (database.url)")?;
+            store
+                .migrate()
+                .await
+                .context("cannot apply PostgreSQL migrations")?;
+            Arc::new(store)
+        }
+    };
+    Ok(store)
+}
+
+pub fn web_settings(config: &Config) -> WebSettings {
+    WebSettings {
+        base_url: config.base_url.clone(),
+        hospital_name: config.hospital_name.trim().to_owned(),
+        max_body_bytes: config.http.max_body_bytes,
+        session_ttl_secs: i64::from(config.auth.session_ttl_minutes) * 60,
+        login_max_failures: config.auth.login_max_failures,
+        login_window_secs: i64::from(config.auth.login_window_secs),
+        invite_ttl_hours: i64::from(config.auth.invite_ttl_hours),
+        trusted_proxies: config.http.trusted_proxies.clone(),
+    }
+}
+
+/// Runs a node on `listener` until `shutdown` completes, then finishes the requests in flight.
+pub async fn launch(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    serve(config, store, Arc::new(SystemClock), listener, shutdown).await
+}
+
+/// Like [`launch`], with the store and the clock given (tests pin the clock).
+pub async fn serve(
+    config: Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState::new(store.clone(), clock.clone(), web_settings(&config));
+    let app = caremesh_web::router(state);
+    let addr = listener.local_addr().ok();
+    tracing::info!(
+        ?addr,
+        base_url = %config.base_url,
+        database = store.backend(),
+        hospital = %config.hospital_name,
+        "caremesh node listening"
+    );
+    let housekeeping = tokio::spawn(housekeeping(store, clock));
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("the HTTP server failed");
+    housekeeping.abort();
+    tracing::info!("caremesh node stopped");
+    result
+}
+
+/// Periodic clean-up: expired sessions.
+async fn housekeeping(store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(15 * 60));
+    loop {
+        tick.tick().await;
+        match store.purge_expired_sessions(clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "expired sessions removed"),
+            Err(e) => tracing::warn!(error = %e, "could not remove expired sessions"),
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; finishing requests in flight");
+}

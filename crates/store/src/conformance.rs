@@ -1,0 +1,449 @@
+//! The behaviour every [`Store`] backend must show. Each backend's test suite expands
+//! [`conformance_suite!`](crate::conformance_suite) with a factory that returns a fresh, empty,
+//! migrated store (or `None` to skip, e.g. when no PostgreSQL URL is configured).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use caremesh_domain::{Credential, CredentialStatus, Role, Timestamp, UserId};
+
+use crate::{InviteState, NewInvite, NewSession, NewUser, Store, StoreError};
+
+/// Expands to one `#[tokio::test]` per conformance check. `$factory` is an async closure or
+/// function returning `Option<Arc<dyn Store>>`.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($factory:path) => {
+        $crate::conformance_suite!(@each $factory;
+            ready_after_migrations,
+            create_and_find_user,
+            duplicate_username_is_conflict_and_changes_nothing,
+            missing_user_is_not_found,
+            list_users_pages_in_id_order,
+            password_change_ends_sessions,
+            disabling_ends_sessions_and_hides_them,
+            sessions_expire,
+            delete_session_is_idempotent,
+            purge_removes_only_expired_sessions,
+            credential_round_trip_and_revocation,
+            credential_only_for_doctors,
+            invite_redeem_consumes_one_use,
+            invite_redeem_refuses_expired_revoked_and_used_up,
+            invite_redeem_with_taken_username_keeps_the_use,
+            invites_list_newest_first,
+            unicode_display_names_survive,
+        );
+    };
+    (@each $factory:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                match $factory().await {
+                    Some(store) => $crate::conformance::$name(store).await,
+                    None => eprintln!("skipped {}: backend not configured", stringify!($name)),
+                }
+            }
+        )*
+    };
+}
+
+type S = Arc<dyn Store>;
+
+const T0: Timestamp = Timestamp::from_millis(1_795_420_800_000); // 2026-11-23T08:00:00Z
+
+fn new_user(name: &str, role: Role) -> NewUser {
+    NewUser {
+        username: name.to_owned(),
+        display_name: format!("{name} display"),
+        role,
+        password_hash: format!("hash-of-{name}"),
+    }
+}
+
+fn session(token: &str, user: UserId, ttl_secs: i64) -> NewSession {
+    NewSession {
+        token_hash: token.to_owned(),
+        user_id: user,
+        created_at: T0,
+        expires_at: T0.plus_secs(ttl_secs),
+    }
+}
+
+fn invite(token: &str, by: UserId, max_uses: u32) -> NewInvite {
+    NewInvite {
+        token_hash: token.to_owned(),
+        role: Role::Patient,
+        label: Some("ward 3".into()),
+        created_by: by,
+        created_at: T0,
+        expires_at: T0.plus_secs(3600),
+        max_uses,
+    }
+}
+
+fn credential() -> Credential {
+    Credential {
+        title: "主任医师".into(),
+        specialty: "心内科 Cardiology".into(),
+        licence_number: "110101198001010011".into(),
+        checked_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 2).unwrap(),
+        issued_at: T0,
+        valid_until: Some(T0.plus_secs(365 * 24 * 3600)),
+        revoked_at: None,
+    }
+}
+
+pub async fn ready_after_migrations(s: S) {
+    s.ready().await.unwrap();
+    assert!(["sqlite", "postgres"].contains(&s.backend()));
+}
+
+pub async fn create_and_find_user(s: S) {
+    let u = s
+        .create_user(new_user("dr.wang", Role::Doctor), T0)
+        .await
+        .unwrap();
+    assert_eq!(u.username, "dr.wang");
+    assert_eq!(u.role, Role::Doctor);
+    assert!(!u.disabled);
+    assert_eq!(u.created_at, T0);
+    assert_eq!(s.user_by_id(u.id).await.unwrap(), u);
+    assert_eq!(s.user_by_username("dr.wang").await.unwrap(), u);
+    assert_eq!(
+        s.user_by_username("dr.wang").await.unwrap().password_hash,
+        "hash-of-dr.wang"
+    );
+}
+
+pub async fn duplicate_username_is_conflict_and_changes_nothing(s: S) {
+    let first = s
+        .create_user(new_user("li", Role::Patient), T0)
+        .await
+        .unwrap();
+    let mut again = new_user("li", Role::Admin);
+    again.password_hash = "other".into();
+    let err = s.create_user(again, T0).await.unwrap_err();
+    assert_eq!(err.conflict_code(), Some("username_taken"), "{err:?}");
+    let stored = s.user_by_username("li").await.unwrap();
+    assert_eq!(stored, first);
+    assert_eq!(s.count_users(None).await.unwrap(), 1);
+}
+
+pub async fn missing_user_is_not_found(s: S) {
+    assert!(
+        s.user_by_id(UserId(424242))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        s.user_by_username("nobody")
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    let e = s.set_password(UserId(424242), "h", T0).await.unwrap_err();
+    assert!(e.is_not_found());
+    let e = s.set_disabled(UserId(424242), true, T0).await.unwrap_err();
+    assert!(e.is_not_found());
+}
+
+pub async fn list_users_pages_in_id_order(s: S) {
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let role = if i % 2 == 0 {
+            Role::Patient
+        } else {
+            Role::Doctor
+        };
+        ids.push(
+            s.create_user(new_user(&format!("user{i}"), role), T0)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let page1 = s.list_users(None, None, 3).await.unwrap();
+    let page2 = s.list_users(None, Some(page1[2].id), 3).await.unwrap();
+    let page3 = s.list_users(None, Some(page2[2].id), 3).await.unwrap();
+    let all: Vec<UserId> = page1
+        .iter()
+        .chain(&page2)
+        .chain(&page3)
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(all, ids);
+    assert_eq!(page3.len(), 1);
+    let doctors = s.list_users(Some(Role::Doctor), None, 100).await.unwrap();
+    assert_eq!(doctors.len(), 3);
+    assert!(doctors.iter().all(|u| u.role == Role::Doctor));
+    assert_eq!(s.count_users(Some(Role::Patient)).await.unwrap(), 4);
+}
+
+pub async fn password_change_ends_sessions(s: S) {
+    let u = s
+        .create_user(new_user("nurse", Role::Staff), T0)
+        .await
+        .unwrap();
+    s.create_session(session("tok-a", u.id, 60)).await.unwrap();
+    s.create_session(session("tok-b", u.id, 60)).await.unwrap();
+    s.session_user("tok-a", T0).await.unwrap();
+    s.set_password(u.id, "new-hash", T0.plus_secs(1))
+        .await
+        .unwrap();
+    assert!(
+        s.session_user("tok-a", T0)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        s.session_user("tok-b", T0)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    let stored = s.user_by_id(u.id).await.unwrap();
+    assert_eq!(stored.password_hash, "new-hash");
+    assert_eq!(stored.updated_at, T0.plus_secs(1));
+}
+
+pub async fn disabling_ends_sessions_and_hides_them(s: S) {
+    let u = s
+        .create_user(new_user("zhang", Role::Patient), T0)
+        .await
+        .unwrap();
+    s.create_session(session("tok", u.id, 60)).await.unwrap();
+    s.set_disabled(u.id, true, T0).await.unwrap();
+    assert!(s.user_by_id(u.id).await.unwrap().disabled);
+    assert!(s.session_user("tok", T0).await.unwrap_err().is_not_found());
+    // A session created while disabled (should not happen) is still not honoured.
+    s.create_session(session("tok2", u.id, 60)).await.unwrap();
+    assert!(s.session_user("tok2", T0).await.unwrap_err().is_not_found());
+    s.set_disabled(u.id, false, T0).await.unwrap();
+    let (sess, user) = s.session_user("tok2", T0).await.unwrap();
+    assert_eq!(user.id, u.id);
+    assert_eq!(sess.expires_at, T0.plus_secs(60));
+}
+
+pub async fn sessions_expire(s: S) {
+    let u = s
+        .create_user(new_user("chen", Role::Patient), T0)
+        .await
+        .unwrap();
+    s.create_session(session("tok", u.id, 10)).await.unwrap();
+    assert!(s.session_user("tok", T0.plus_secs(9)).await.is_ok());
+    assert!(
+        s.session_user("tok", T0.plus_secs(10))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        s.session_user("unknown", T0)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+}
+
+pub async fn delete_session_is_idempotent(s: S) {
+    let u = s
+        .create_user(new_user("zhou", Role::Patient), T0)
+        .await
+        .unwrap();
+    s.create_session(session("tok", u.id, 10)).await.unwrap();
+    assert!(s.delete_session("tok").await.unwrap());
+    assert!(!s.delete_session("tok").await.unwrap());
+    assert!(s.session_user("tok", T0).await.unwrap_err().is_not_found());
+}
+
+pub async fn purge_removes_only_expired_sessions(s: S) {
+    let u = s
+        .create_user(new_user("wu", Role::Patient), T0)
+        .await
+        .unwrap();
+    s.create_session(session("short", u.id, 10)).await.unwrap();
+    s.create_session(session("long", u.id, 1000)).await.unwrap();
+    assert_eq!(s.purge_expired_sessions(T0.plus_secs(11)).await.unwrap(), 1);
+    assert!(s.session_user("long", T0.plus_secs(11)).await.is_ok());
+}
+
+pub async fn credential_round_trip_and_revocation(s: S) {
+    let d = s
+        .create_user(new_user("dr.li", Role::Doctor), T0)
+        .await
+        .unwrap();
+    assert_eq!(s.credential(d.id).await.unwrap(), None);
+    let c = credential();
+    s.set_credential(d.id, &c).await.unwrap();
+    assert_eq!(s.credential(d.id).await.unwrap(), Some(c.clone()));
+    // Recording again replaces the credential.
+    let mut renewed = c.clone();
+    renewed.title = "副主任医师".into();
+    s.set_credential(d.id, &renewed).await.unwrap();
+    assert_eq!(
+        s.credential(d.id).await.unwrap().unwrap().title,
+        "副主任医师"
+    );
+    let revoked = s.revoke_credential(d.id, T0.plus_secs(5)).await.unwrap();
+    assert_eq!(revoked.revoked_at, Some(T0.plus_secs(5)));
+    assert_eq!(revoked.status(T0.plus_secs(6)), CredentialStatus::Revoked);
+    assert_eq!(s.credential(d.id).await.unwrap(), Some(revoked));
+    let p = s
+        .create_user(new_user("nocred", Role::Doctor), T0)
+        .await
+        .unwrap();
+    assert!(
+        s.revoke_credential(p.id, T0)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+}
+
+pub async fn credential_only_for_doctors(s: S) {
+    let p = s
+        .create_user(new_user("patient1", Role::Patient), T0)
+        .await
+        .unwrap();
+    let err = s.set_credential(p.id, &credential()).await.unwrap_err();
+    assert_eq!(err.conflict_code(), Some("not_a_doctor"), "{err:?}");
+    assert_eq!(s.credential(p.id).await.unwrap(), None);
+    let err = s
+        .set_credential(UserId(99999), &credential())
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+}
+
+pub async fn invite_redeem_consumes_one_use(s: S) {
+    let admin = s
+        .create_user(new_user("admin", Role::Admin), T0)
+        .await
+        .unwrap();
+    let inv = s.create_invite(invite("inv-1", admin.id, 2)).await.unwrap();
+    assert_eq!(inv.uses, 0);
+    assert_eq!(inv.state(T0), InviteState::Usable);
+    assert_eq!(s.invite_by_token_hash("inv-1").await.unwrap(), inv);
+    assert_eq!(s.invite_by_id(inv.id).await.unwrap(), inv);
+    let u = s
+        .redeem_invite("inv-1", new_user("p1", Role::Admin), T0)
+        .await
+        .unwrap();
+    // The role comes from the invite, never from the request.
+    assert_eq!(u.role, Role::Patient);
+    assert_eq!(s.invite_by_id(inv.id).await.unwrap().uses, 1);
+    s.redeem_invite("inv-1", new_user("p2", Role::Patient), T0)
+        .await
+        .unwrap();
+    let used = s.invite_by_id(inv.id).await.unwrap();
+    assert_eq!(used.uses, 2);
+    assert_eq!(used.state(T0), InviteState::UsedUp);
+    let err = s
+        .redeem_invite("inv-1", new_user("p3", Role::Patient), T0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.conflict_code(), Some("invite_unusable"));
+    assert!(s.user_by_username("p3").await.unwrap_err().is_not_found());
+}
+
+pub async fn invite_redeem_refuses_expired_revoked_and_used_up(s: S) {
+    let admin = s
+        .create_user(new_user("admin", Role::Admin), T0)
+        .await
+        .unwrap();
+    s.create_invite(invite("expiring", admin.id, 5))
+        .await
+        .unwrap();
+    let late = T0.plus_secs(3600);
+    let err = s
+        .redeem_invite("expiring", new_user("late", Role::Patient), late)
+        .await
+        .unwrap_err();
+    assert_eq!(err.conflict_code(), Some("invite_unusable"));
+    let inv = s
+        .create_invite(invite("revoked", admin.id, 5))
+        .await
+        .unwrap();
+    let r = s.revoke_invite(inv.id, T0).await.unwrap();
+    assert_eq!(r.state(T0), InviteState::Revoked);
+    // Revoking again keeps the first revocation time.
+    assert_eq!(
+        s.revoke_invite(inv.id, T0.plus_secs(9))
+            .await
+            .unwrap()
+            .revoked_at,
+        Some(T0)
+    );
+    let err = s
+        .redeem_invite("revoked", new_user("rev", Role::Patient), T0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.conflict_code(), Some("invite_unusable"));
+    let err = s
+        .redeem_invite("no-such", new_user("x1", Role::Patient), T0)
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    assert_eq!(s.count_users(Some(Role::Patient)).await.unwrap(), 0);
+    assert!(
+        s.revoke_invite(987654, T0)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+}
+
+pub async fn invite_redeem_with_taken_username_keeps_the_use(s: S) {
+    let admin = s
+        .create_user(new_user("admin", Role::Admin), T0)
+        .await
+        .unwrap();
+    let inv = s.create_invite(invite("inv", admin.id, 1)).await.unwrap();
+    let err = s
+        .redeem_invite("inv", new_user("admin", Role::Patient), T0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.conflict_code(), Some("username_taken"));
+    assert_eq!(s.invite_by_id(inv.id).await.unwrap().uses, 0);
+    s.redeem_invite("inv", new_user("fresh", Role::Patient), T0)
+        .await
+        .unwrap();
+}
+
+pub async fn invites_list_newest_first(s: S) {
+    let admin = s
+        .create_user(new_user("admin", Role::Admin), T0)
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            s.create_invite(invite(&format!("t{i}"), admin.id, 1))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    ids.reverse();
+    let first = s.list_invites(None, 3).await.unwrap();
+    let rest = s.list_invites(Some(first[2].id), 3).await.unwrap();
+    let got: Vec<i64> = first.iter().chain(&rest).map(|i| i.id).collect();
+    assert_eq!(got, ids);
+    let dup = s
+        .create_invite(invite("t0", admin.id, 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(dup, StoreError::Conflict { .. }), "{dup:?}");
+}
+
+pub async fn unicode_display_names_survive(s: S) {
+    let mut n = new_user("dr.zhao", Role::Doctor);
+    n.display_name = "赵医生 (心血管) 👩‍⚕️".into();
+    let u = s.create_user(n, T0).await.unwrap();
+    assert_eq!(
+        s.user_by_id(u.id).await.unwrap().display_name,
+        "赵医生 (心血管) 👩‍⚕️"
+    );
+}

@@ -1,0 +1,244 @@
+//! Extractors for the checks every route shares: JSON bodies whose rejections are API errors, the
+//! logged-in account (`AuthUser`), an administrator (`AdminUser`) and the client's address.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, header};
+use caremesh_store::{Session, User};
+use serde::de::DeserializeOwned;
+
+use crate::auth::{SESSION_COOKIE, hash_token};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A JSON request body. Malformed JSON, wrong types, a missing content type and oversized bodies
+/// are refused with the API's error body.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(rejection) => Err(json_rejection(rejection, state.settings.max_body_bytes)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection, limit: usize) -> ApiError {
+    match r {
+        JsonRejection::JsonDataError(e) => ApiError::unprocessable(
+            "invalid_body",
+            format!(
+                "the JSON body does not have the expected fields: {}",
+                e.body_text()
+            ),
+        ),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
+            "malformed_json",
+            format!("the request body is not valid JSON: {}", e.body_text()),
+        ),
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+        ),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::payload_too_large(limit)
+        }
+        other => ApiError::bad_request("unreadable_body", other.body_text()),
+    }
+}
+
+/// The account behind the request's session cookie or bearer token. 401 when there is none, it is
+/// unknown, expired, or belongs to a disabled account.
+#[derive(Clone, Debug)]
+pub struct AuthUser {
+    pub user: User,
+    pub session: Session,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let (token, from_cookie) = match bearer_token(parts) {
+            Some(t) => (t, false),
+            None => (
+                cookie_token(parts).ok_or_else(ApiError::unauthorized)?,
+                true,
+            ),
+        };
+        if from_cookie && !is_safe(&parts.method) {
+            check_same_origin(parts, state)?;
+        }
+        let now = state.clock.now();
+        match state.store.session_user(&hash_token(&token), now).await {
+            Ok((session, user)) => Ok(Self { user, session }),
+            Err(e) if e.is_not_found() => Err(ApiError::unauthorized()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A logged-in hospital administrator: 401 for anonymous requests, 403 for other roles.
+#[derive(Clone, Debug)]
+pub struct AdminUser(pub AuthUser);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let auth = AuthUser::from_request_parts(parts, state).await?;
+        if !auth.user.role.is_admin() {
+            return Err(ApiError::forbidden(
+                "only hospital administrators may do this",
+            ));
+        }
+        Ok(Self(auth))
+    }
+}
+
+fn is_safe(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Cookie-authenticated writes must come from the node's own pages. Browsers send `Origin` on
+/// cross-site requests and `Sec-Fetch-Site`; either pointing elsewhere is refused.
+fn check_same_origin(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
+    let refused = || {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_origin_refused",
+            "cookie-authenticated changes must come from this node's own pages",
+        )
+    };
+    if let Some(site) = parts
+        .headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        && site == "cross-site"
+    {
+        return Err(refused());
+    }
+    if let Some(origin) = parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        let ours = state.settings.base_url.origin().ascii_serialization();
+        if origin != ours {
+            return Err(refused());
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn bearer_token(parts: &Parts) -> Option<String> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| token.trim().to_owned())
+}
+
+pub(crate) fn cookie_token(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
+        .map(|(_, value)| value.to_owned())
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the right-most address
+/// in `X-Forwarded-For` that is not itself a trusted proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let trusted = &state.settings.trusted_proxies;
+        let Some(peer) = peer else {
+            return Ok(Self(None));
+        };
+        if !trusted.contains(&peer) {
+            return Ok(Self(Some(peer)));
+        }
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+            .collect::<Vec<_>>();
+        let client = forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !trusted.contains(ip))
+            .unwrap_or(peer);
+        Ok(Self(Some(client)))
+    }
+}
+
+/// A path parameter whose rejection (e.g. `abc` where a number is expected) is an API error.
+pub struct ApiPath<T>(pub T);
+
+impl<T> FromRequestParts<AppState> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Self(v))
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+    }
+}
+
+/// A query string whose rejection is an API error.
+pub struct ApiQuery<T>(pub T);
+
+impl<T> FromRequestParts<AppState> for ApiQuery<T>
+where
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Self(v))
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}

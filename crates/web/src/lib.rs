@@ -1,0 +1,100 @@
+//! The HTTP face of a Caremesh node: the JSON API under `/api/v1`, the operations endpoints, the
+//! extractors that check sessions and roles, and the one error type every route answers with.
+//!
+//! Handlers see only `Arc<dyn Store>`; they never touch SQL. This crate must not depend on the
+//! server crate (configuration reaches it as [`WebSettings`]) nor on a storage backend.
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod ops;
+pub mod page;
+pub mod ratelimit;
+pub mod state;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::trace::TraceLayer;
+
+pub use error::{ApiError, ApiResult};
+pub use state::{AppState, WebSettings};
+
+/// The node's complete router, ready to serve.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.settings.max_body_bytes;
+    Router::new()
+        .merge(auth::router())
+        .merge(admin::router())
+        .merge(ops::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_oversized,
+        ))
+        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", MatchedPath::as_str);
+            tracing::info_span!("request", method = %req.method(), route)
+        }))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method",
+    )
+}
+
+/// Refuses a request whose declared length is over the limit before reading any of it.
+async fn refuse_oversized(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.settings.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::payload_too_large(limit).into_response();
+    }
+    next.run(req).await
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let is_api = req.uri().path().starts_with("/api/");
+    let is_head_or_get = matches!(*req.method(), Method::GET | Method::HEAD);
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if is_api || !is_head_or_get {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}

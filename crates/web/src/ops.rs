@@ -1,0 +1,55 @@
+//! Operations endpoints for hospital IT and their monitoring: liveness, readiness and metrics.
+//! They carry no patient data and need no login; put them behind the hospital's network policy
+//! if `/metrics` should not be public.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// The process is up and answering.
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// The database answers and every embedded migration is applied.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.ready().await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "database": state.store.backend() })),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "error": "not_ready",
+                    "message": "the database is unreachable or not fully migrated",
+                    "database": state.store.backend(),
+                })),
+            )
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}

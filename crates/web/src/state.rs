@@ -1,0 +1,61 @@
+//! What every handler can reach: the store, the clock, the settings and shared in-memory services.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use caremesh_domain::Clock;
+use caremesh_store::Store;
+use url::Url;
+
+use crate::metrics::Metrics;
+use crate::ratelimit::LoginLimiter;
+
+/// The parts of the node's configuration that the HTTP layer needs. The server crate fills it from
+/// the node's config file; tests build it directly.
+#[derive(Clone, Debug)]
+pub struct WebSettings {
+    /// Public URL of the node, e.g. `https://caremesh.hospital-a.example`.
+    pub base_url: Url,
+    pub hospital_name: String,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Lifetime of a login session, in seconds.
+    pub session_ttl_secs: i64,
+    /// Failed logins allowed per account (and ten times that per client address) within
+    /// `login_window_secs` before further attempts are refused with 429.
+    pub login_max_failures: u32,
+    pub login_window_secs: i64,
+    /// Default validity of a sign-up invite, in hours.
+    pub invite_ttl_hours: i64,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+impl WebSettings {
+    /// Session cookies are marked `Secure` whenever the node is served over HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.base_url.scheme() == "https"
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<WebSettings>,
+    pub metrics: Arc<Metrics>,
+    pub login_limiter: Arc<LoginLimiter>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: WebSettings) -> Self {
+        let limiter = LoginLimiter::new(settings.login_max_failures, settings.login_window_secs);
+        Self {
+            store,
+            clock,
+            settings: Arc::new(settings),
+            metrics: Arc::new(Metrics::default()),
+            login_limiter: Arc::new(limiter),
+        }
+    }
+}

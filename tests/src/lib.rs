@@ -1,0 +1,1 @@
+//! End-to-end tests across several nodes live here (see `tests/`).
