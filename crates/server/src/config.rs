@@ -359,7 +359,7 @@ mod tests {
         });
         Jail::expect_with(|jail| {
             jail.set_env("CAREMESH_LISTN", "127.0.0.1:1");
-            let err = Config::load(None).unwrap_err().to_string();
+            let err = Config::load(None).unwrap_err().to_string().to_lowercase();
             assert!(err.contains("listn"), "{err}");
             Ok(())
         });
@@ -380,7 +380,7 @@ mod tests {
         for (var, value, key) in cases {
             Jail::expect_with(|jail| {
                 jail.set_env(var, value);
-                let err = Config::load(None).unwrap_err().to_string();
+                let err = Config::load(None).unwrap_err().to_string().to_lowercase();
                 assert!(err.contains(key), "{var}={value}: {err}");
                 Ok(())
             });

@@ -560,11 +560,11 @@ mod tests {
     use super::*;
 
     /// A fresh, migrated database on the server named by `TEST_POSTGRES_URL`. Without it the
-    /// tests are skipped, unless `CAREMESH_REQUIRE_POSTGRES=1` (set by CI) makes that a failure.
+    /// tests are skipped, unless `TEST_REQUIRE_POSTGRES=1` (set by CI) makes that a failure.
     pub async fn fresh() -> Option<Arc<dyn Store>> {
         let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
-            if std::env::var("CAREMESH_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                panic!("CAREMESH_REQUIRE_POSTGRES=1 but TEST_POSTGRES_URL is not set");
+            if std::env::var("TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                panic!("TEST_REQUIRE_POSTGRES=1 but TEST_POSTGRES_URL is not set");
             }
             return None;
         };

@@ -1,1 +1,252 @@
-//! placeholder
+//! Test support for Caremesh: start a real node on `127.0.0.1:0` with its own database (SQLite in
+//! a temporary directory, or a scratch PostgreSQL database when `TEST_POSTGRES_URL` is set), a
+//! clock the test moves by hand, and small HTTP helpers.
+//!
+//! Logs stay silent unless `TEST_LOG=1`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use caremesh_domain::{Clock, Role, Timestamp};
+use caremesh_server::Config;
+use caremesh_store::{NewUser, Store, User};
+use caremesh_store_postgres::{PostgresOptions, PostgresStore, create_scratch_database};
+use caremesh_store_sqlite::{SqliteOptions, SqliteStore};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use url::Url;
+
+/// 2026-11-23T08:00:00Z, where every test clock starts.
+pub const START: Timestamp = Timestamp::from_millis(1_795_420_800_000);
+
+/// A clock that only moves when the test says so.
+#[derive(Debug)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn new(start: Timestamp) -> Self {
+        Self(AtomicI64::new(start.as_millis()))
+    }
+
+    pub fn advance_secs(&self, secs: i64) {
+        self.0.fetch_add(secs * 1000, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The server URL for scratch PostgreSQL databases, or `None` to skip PostgreSQL tests. With
+/// `TEST_REQUIRE_POSTGRES=1` (as in CI) a missing URL fails the test instead.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var("TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                panic!("TEST_REQUIRE_POSTGRES=1 but TEST_POSTGRES_URL is not set");
+            }
+            None
+        }
+    }
+}
+
+/// The database URL a fresh node of this backend should use, or `None` to skip.
+pub async fn database_url(backend: Backend, dir: &std::path::Path) -> Option<String> {
+    match backend {
+        Backend::Sqlite => Some(format!("sqlite://{}/caremesh.db", dir.display())),
+        Backend::Postgres => {
+            let admin = postgres_admin_url()?;
+            Some(create_scratch_database(&admin).await.unwrap())
+        }
+    }
+}
+
+pub fn init_test_logging() {
+    if std::env::var("TEST_LOG").is_ok_and(|v| v == "1") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug,sqlx=info,hyper=info")
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// A node running in this process on a loopback port, with its own database.
+pub struct TestNode {
+    pub base_url: Url,
+    pub config: Config,
+    pub clock: Arc<ManualClock>,
+    pub store: Arc<dyn Store>,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestNode {
+    /// Starts a node with the default configuration. `None` when the backend is not available.
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Starts a node after letting the test adjust its configuration.
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<Self> {
+        init_test_logging();
+        let dir = tempfile::tempdir().unwrap();
+        let db_url = database_url(backend, dir.path()).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = Config {
+            base_url: Url::parse(&format!("http://{addr}/")).unwrap(),
+            listen: addr,
+            data_dir: dir.path().to_path_buf(),
+            hospital_name: "Test Hospital".into(),
+            ..Config::default()
+        };
+        config.database.url = db_url;
+        config.database.max_connections = 4;
+        adjust(&mut config);
+        config.validate().unwrap();
+        let store = caremesh_server::open_store(&config).await.unwrap();
+        let clock = Arc::new(ManualClock::new(START));
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(caremesh_server::serve(
+            config.clone(),
+            store.clone(),
+            clock.clone(),
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Some(Self {
+            base_url: config.base_url.clone(),
+            config,
+            clock,
+            store,
+            http: reqwest::Client::builder().build().unwrap(),
+            shutdown: Some(tx),
+            handle: Some(handle),
+            _dir: dir,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        self.base_url
+            .join(path.trim_start_matches('/'))
+            .unwrap()
+            .to_string()
+    }
+
+    /// Creates an account directly in the store (as the admin CLI does).
+    pub async fn create_account(&self, role: Role, username: &str, password: &str) -> User {
+        let hash = caremesh_web::auth::hash_password_blocking(password).unwrap();
+        self.store
+            .create_user(
+                NewUser {
+                    username: username.into(),
+                    display_name: format!("{username} (display)"),
+                    role,
+                    password_hash: hash,
+                },
+                self.clock.now(),
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Logs in through the API and returns the bearer token.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let resp = self
+            .http
+            .post(self.url("/api/v1/auth/login"))
+            .json(&json!({ "username": username, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "login of {username} failed");
+        let body: Value = resp.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates an account and logs it in; returns the bearer token.
+    pub async fn account_with_token(&self, role: Role, username: &str) -> String {
+        let password = format!("{username}-password-123");
+        self.create_account(role, username, &password).await;
+        self.login(username, &password).await
+    }
+
+    /// Stops the node gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Expands each named `async fn(Backend)` into a module with one test per backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::Backend::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::Backend::Postgres).await;
+                }
+            }
+        )*
+    };
+}
+
+/// A store of the given backend without a server, for benchmarks and store-level tests.
+pub async fn bare_store(backend: Backend, dir: &std::path::Path) -> Option<Arc<dyn Store>> {
+    let url = database_url(backend, dir).await?;
+    Some(match backend {
+        Backend::Sqlite => {
+            let s = SqliteStore::connect(&SqliteOptions {
+                url,
+                max_connections: 4,
+            })
+            .await
+            .unwrap();
+            s.migrate().await.unwrap();
+            Arc::new(s)
+        }
+        Backend::Postgres => {
+            let s = PostgresStore::connect(&PostgresOptions {
+                url,
+                max_connections: 4,
+            })
+            .await
+            .unwrap();
+            s.migrate().await.unwrap();
+            Arc::new(s)
+        }
+    })
+}
