@@ -58,4 +58,13 @@ if [ -z "${TEST_POSTGRES_URL:-}" ] && [ "${CAREMESH_SKIP_POSTGRES:-0}" != 1 ]; t
 fi
 
 echo "== cargo test --workspace (PostgreSQL: ${TEST_POSTGRES_URL:-skipped})"
-cargo test --workspace --locked "$@"
+log=$(mktemp /tmp/caremesh-test-log.XXXXXX)
+cleanup+=("rm -f $log")
+set +e
+cargo test --workspace --all-targets --locked "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One summary line over every test binary (cargo prints one `test result:` line per binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -49,6 +49,13 @@ pub enum Command {
     Credential(CredentialCommand),
     /// Create a sign-up invite for patients and print its link.
     Invite(InviteArgs),
+    /// Write a consistent copy of the SQLite database to a new file while the node runs
+    /// (PostgreSQL: use pg_dump).
+    Backup {
+        /// The file to create; it must not exist.
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -150,7 +157,7 @@ pub async fn run_admin(
 ) -> anyhow::Result<()> {
     let now = SystemClock.now();
     match command {
-        Command::Serve | Command::Migrate | Command::Config => {
+        Command::Serve | Command::Migrate | Command::Config | Command::Backup { .. } => {
             bail!("not an admin command")
         }
         Command::CreateAdmin(a) => create_account(&*store, Role::Admin, a, stdin, out, now).await,

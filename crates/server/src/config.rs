@@ -297,7 +297,8 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    // figment's Jail closures return its large error type by design.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
     use figment::Jail;
 
     use super::*;

@@ -59,6 +59,32 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
+/// Writes a consistent copy of the SQLite database to `to` (`VACUUM INTO`), safe while the node
+/// runs. PostgreSQL nodes are backed up with `pg_dump`.
+pub async fn backup(config: &Config, to: &std::path::Path) -> anyhow::Result<()> {
+    let DatabaseChoice::Sqlite(url) = config.database_choice()? else {
+        anyhow::bail!("this node uses PostgreSQL: back it up with pg_dump");
+    };
+    if to.exists() {
+        anyhow::bail!("{} exists already; choose a new file", to.display());
+    }
+    let store = SqliteStore::connect(&SqliteOptions {
+        url,
+        max_connections: 1,
+    })
+    .await
+    .context("cannot open the SQLite database")?;
+    store
+        .ready()
+        .await
+        .context("the database is not a migrated Caremesh database")?;
+    let path = to.to_str().context("the backup path must be valid UTF-8")?;
+    store.backup_to(path).await.context("backup failed")?;
+    store.close().await;
+    println!("backup written to {}", to.display());
+    Ok(())
+}
+
 pub fn web_settings(config: &Config) -> WebSettings {
     WebSettings {
         base_url: config.base_url.clone(),
@@ -153,4 +179,38 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown requested; finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    fn names(dir: &str) -> Vec<String> {
+        let path = format!("{}/../../migrations/{dir}", env!("CARGO_MANIFEST_DIR"));
+        let mut v: Vec<String> = std::fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn migrations_are_paired() {
+        let sqlite = names("sqlite");
+        assert!(!sqlite.is_empty());
+        assert_eq!(
+            sqlite,
+            names("postgres"),
+            "both folders must hold the same file names"
+        );
+        for n in &sqlite {
+            let (num, rest) = n.split_once('_').unwrap();
+            assert!(
+                num.len() == 4 && num.chars().all(|c| c.is_ascii_digit()),
+                "{n}"
+            );
+            assert!(rest.ends_with(".sql"), "{n}");
+        }
+    }
 }

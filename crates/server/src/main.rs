@@ -50,6 +50,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             println!("migrations applied ({} database)", store.backend());
             Ok(())
         }
+        Command::Backup { to } => caremesh_server::backup(&config, &to).await,
         Command::Config => {
             print!("{}", toml::to_string(&config)?);
             Ok(())

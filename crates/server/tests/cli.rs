@@ -1,0 +1,385 @@
+//! The `caremesh` binary as hospital IT uses it: start a node from nothing, stop it with SIGTERM,
+//! and the admin commands with their errors and exit codes. On SQLite always, on PostgreSQL when
+//! `TEST_POSTGRES_URL` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_caremesh");
+
+/// A `caremesh` command with a clean environment: no stray `CAREMESH_*` variables from the caller.
+fn caremesh(data_dir: &Path, db_url: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CAREMESH_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("CAREMESH_DATA_DIR", data_dir)
+        .env("CAREMESH_DATABASE__URL", db_url)
+        .env("RUST_LOG", "warn")
+        .args(args);
+    cmd
+}
+
+fn run(mut cmd: Command, stdin: Option<&str>) -> Output {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).unwrap();
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+async fn postgres_url() -> Option<String> {
+    let admin = match std::env::var("TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            assert!(
+                std::env::var("TEST_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "TEST_REQUIRE_POSTGRES=1 but TEST_POSTGRES_URL is not set"
+            );
+            return None;
+        }
+    };
+    Some(
+        caremesh_store_postgres::create_scratch_database(&admin)
+            .await
+            .unwrap(),
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn serve_from_nothing_and_stop_on_sigterm(db_url: &str, dir: &Path) {
+    let port = free_port();
+    let mut cmd = caremesh(dir, db_url, &["serve"]);
+    cmd.env("CAREMESH_LISTEN", format!("127.0.0.1:{port}"))
+        .env("CAREMESH_BASE_URL", format!("http://127.0.0.1:{port}"))
+        .env("CAREMESH_LOG__FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let client = reqwest::Client::new();
+    let ready_url = format!("http://127.0.0.1:{port}/readyz");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = client.get(&ready_url).send().await
+            && r.status() == 200
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node did not become ready");
+        assert!(child.try_wait().unwrap().is_none(), "node exited early");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if db_url.is_empty() {
+        assert!(
+            dir.join("caremesh.db").is_file(),
+            "SQLite database created in data_dir"
+        );
+    }
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "node did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
+    let first = logs
+        .lines()
+        .find(|l| l.contains("listening"))
+        .expect("a start-up log line");
+    let parsed: serde_json::Value = serde_json::from_str(first).expect("JSON log lines");
+    assert_eq!(parsed["level"], "INFO");
+    assert!(logs.contains("caremesh node stopped"), "{logs}");
+}
+
+fn admin_commands(db_url: &str, dir: &Path) {
+    let cm = |args: &[&str]| caremesh(dir, db_url, args);
+    let out = run(
+        cm(&[
+            "create-admin",
+            "--username",
+            "admin",
+            "--display-name",
+            "院办管理员",
+            "--password-stdin",
+        ]),
+        Some("an admin password\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("created admin account admin"));
+
+    // The same name again: a clear error and exit code 1, nothing changed.
+    let again = run(
+        cm(&["create-admin", "--username", "admin", "--password-stdin"]),
+        Some("another password\n"),
+    );
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("already taken"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let short = run(
+        cm(&["create-admin", "--username", "admin2", "--password-stdin"]),
+        Some("short\n"),
+    );
+    assert_eq!(short.status.code(), Some(1));
+    assert!(
+        text(&short.stderr).contains("password"),
+        "{}",
+        text(&short.stderr)
+    );
+
+    let doctor = run(
+        cm(&[
+            "account",
+            "create",
+            "--role",
+            "doctor",
+            "--username",
+            "dr.wang",
+            "--display-name",
+            "王医生",
+        ]),
+        None,
+    );
+    assert!(doctor.status.success(), "{}", text(&doctor.stderr));
+    assert!(text(&doctor.stdout).contains("password (shown once): "));
+
+    let bad_role = run(
+        cm(&["account", "create", "--role", "patient", "--username", "p1"]),
+        None,
+    );
+    assert_eq!(bad_role.status.code(), Some(2), "clap usage errors exit 2");
+
+    let cred = run(
+        cm(&[
+            "credential",
+            "set",
+            "--username",
+            "dr.wang",
+            "--title",
+            "主任医师",
+            "--specialty",
+            "心内科",
+            "--licence-number",
+            "110108",
+            "--checked-on",
+            "2026-11-20",
+            "--valid-until",
+            "2027-11-19",
+        ]),
+        None,
+    );
+    assert!(cred.status.success(), "{}", text(&cred.stderr));
+    let cred_admin = run(
+        cm(&[
+            "credential",
+            "set",
+            "--username",
+            "admin",
+            "--title",
+            "x",
+            "--specialty",
+            "y",
+            "--licence-number",
+            "1",
+            "--checked-on",
+            "2026-11-20",
+        ]),
+        None,
+    );
+    assert_eq!(cred_admin.status.code(), Some(1));
+    assert!(text(&cred_admin.stderr).contains("only be recorded for doctors"));
+    let bad_date = run(
+        cm(&[
+            "credential",
+            "set",
+            "--username",
+            "dr.wang",
+            "--title",
+            "x",
+            "--specialty",
+            "y",
+            "--licence-number",
+            "1",
+            "--checked-on",
+            "20/11/2026",
+        ]),
+        None,
+    );
+    assert_eq!(bad_date.status.code(), Some(2));
+
+    let reset = run(
+        cm(&[
+            "account",
+            "reset-password",
+            "--username",
+            "dr.wang",
+            "--password-stdin",
+        ]),
+        Some("a new doctor password\n"),
+    );
+    assert!(reset.status.success(), "{}", text(&reset.stderr));
+    let missing = run(
+        cm(&["account", "reset-password", "--username", "nobody"]),
+        None,
+    );
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("no account named"));
+
+    let mut invite_cmd = cm(&[
+        "invite",
+        "--by",
+        "admin",
+        "--label",
+        "ward 3",
+        "--max-uses",
+        "20",
+    ]);
+    invite_cmd.env("CAREMESH_BASE_URL", "https://caremesh.hospital.example");
+    let invite = run(invite_cmd, None);
+    assert!(invite.status.success(), "{}", text(&invite.stderr));
+    assert!(text(&invite.stdout).contains("link: https://caremesh.hospital.example/join/"));
+    let not_admin = run(cm(&["invite", "--by", "dr.wang"]), None);
+    assert_eq!(not_admin.status.code(), Some(1));
+
+    let disable = run(cm(&["account", "disable", "--username", "dr.wang"]), None);
+    assert!(disable.status.success());
+    let list = run(cm(&["account", "list", "--json"]), None);
+    assert!(list.status.success());
+    let rows: Vec<serde_json::Value> = text(&list.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "dr.wang"]);
+    assert_eq!(rows[1]["disabled"], true);
+    assert!(
+        !text(&list.stdout).contains("argon2"),
+        "password hashes never printed"
+    );
+
+    let migrate = run(cm(&["migrate"]), None);
+    assert!(migrate.status.success(), "{}", text(&migrate.stderr));
+
+    let target = dir.join("backup.db");
+    let backup = run(cm(&["backup", "--to", target.to_str().unwrap()]), None);
+    if db_url.is_empty() {
+        assert!(backup.status.success(), "{}", text(&backup.stderr));
+        assert!(target.is_file());
+        // The copy is a working database: a node's CLI reads the same accounts from it.
+        let copy_url = format!("sqlite://{}", target.display());
+        let listed = run(
+            caremesh(dir, &copy_url, &["account", "list", "--json"]),
+            None,
+        );
+        assert_eq!(text(&listed.stdout).lines().count(), 2);
+        let again = run(cm(&["backup", "--to", target.to_str().unwrap()]), None);
+        assert_eq!(again.status.code(), Some(1), "never overwrites");
+    } else {
+        assert_eq!(backup.status.code(), Some(1));
+        assert!(text(&backup.stderr).contains("pg_dump"));
+    }
+}
+
+fn config_errors_exit_2_and_name_the_key(dir: &Path) {
+    let mut unknown = caremesh(dir, "", &["serve"]);
+    unknown.env("CAREMESH_GROUPS__MAX_MEMBRS", "10");
+    let unknown = run(unknown, None);
+    assert_eq!(unknown.status.code(), Some(2));
+    let err = text(&unknown.stderr).to_lowercase();
+    assert!(err.contains("max_membrs"), "{err}");
+
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "[groups]\nmax_members = 0\n").unwrap();
+    let mut invalid = caremesh(dir, "", &["serve"]);
+    invalid.arg("--config").arg(&file);
+    let invalid = run(invalid, None);
+    assert_eq!(invalid.status.code(), Some(2));
+    assert!(
+        text(&invalid.stderr).contains("groups.max_members"),
+        "{}",
+        text(&invalid.stderr)
+    );
+
+    let mut shown = caremesh(dir, "", &["config"]);
+    shown.env("CAREMESH_HOSPITAL_NAME", "唐山市人民医院");
+    let shown = run(shown, None);
+    assert!(shown.status.success());
+    assert!(text(&shown.stdout).contains("hospital_name = \"唐山市人民医院\""));
+}
+
+#[tokio::test]
+async fn sqlite_node_starts_from_nothing_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    serve_from_nothing_and_stop_on_sigterm("", &dir.path().join("fresh")).await;
+}
+
+#[tokio::test]
+async fn postgres_node_starts_and_stops_on_sigterm() {
+    let Some(url) = postgres_url().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    serve_from_nothing_and_stop_on_sigterm(&url, dir.path()).await;
+}
+
+#[test]
+fn sqlite_admin_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    admin_commands("", dir.path());
+}
+
+#[tokio::test]
+async fn postgres_admin_commands() {
+    let Some(url) = postgres_url().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    tokio::task::spawn_blocking(move || admin_commands(&url, dir.path()))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn config_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    config_errors_exit_2_and_name_the_key(dir.path());
+}
