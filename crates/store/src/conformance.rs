@@ -7,7 +7,11 @@ use std::sync::Arc;
 
 use caremesh_domain::{Credential, CredentialStatus, Role, Timestamp, UserId};
 
-use crate::{InviteState, NewInvite, NewSession, NewUser, Store, StoreError};
+use crate::{
+    DeliveryResult, IncomingActivity, IngestOutcome, InviteState, LocalKey, NewInvite,
+    NewOutboxEntry, NewSession, NewUser, ObjectChange, Partner, RemoteActor, RemoteKey, Store,
+    StoreError,
+};
 
 /// Expands to one `#[tokio::test]` per conformance check. `$factory` is an async closure or
 /// function returning `Option<Arc<dyn Store>>`.
@@ -32,6 +36,14 @@ macro_rules! conformance_suite {
             invite_redeem_with_taken_username_keeps_the_use,
             invites_list_newest_first,
             unicode_display_names_survive,
+            local_keys_rotate_and_announce_atomically,
+            partners_are_added_listed_and_removed,
+            remote_actor_keys_are_replaced_on_refresh,
+            ingest_stores_each_activity_once,
+            delete_before_create_leaves_a_tombstone,
+            older_or_foreign_updates_never_win,
+            outbox_leases_one_worker_per_peer,
+            outbox_delivers_in_order_with_retries_and_parking,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -446,4 +458,392 @@ pub async fn unicode_display_names_survive(s: S) {
         s.user_by_id(u.id).await.unwrap().display_name,
         "赵医生 (心血管) 👩‍⚕️"
     );
+}
+
+fn local_key(actor: &str, key_id: &str, at: Timestamp) -> LocalKey {
+    LocalKey {
+        key_id: key_id.into(),
+        actor_id: actor.into(),
+        private_key_pem: format!("private {key_id}"),
+        public_key_pem: format!("public {key_id}"),
+        created_at: at,
+        retired_at: None,
+    }
+}
+
+fn entry(peer: &str, n: u32) -> NewOutboxEntry {
+    NewOutboxEntry {
+        peer: peer.into(),
+        inbox_url: format!("https://{peer}/inbox"),
+        activity_id: format!("https://a.example/activities/{n}"),
+        payload: format!("{{\"n\":{n}}}"),
+    }
+}
+
+pub async fn local_keys_rotate_and_announce_atomically(s: S) {
+    let actor = "https://a.example/actor";
+    let first = s
+        .ensure_local_key(local_key(actor, "https://a.example/actor#main-key", T0))
+        .await
+        .unwrap();
+    // A second ensure keeps the first key.
+    let again = s
+        .ensure_local_key(local_key(actor, "https://a.example/actor#other", T0))
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    let later = T0.plus_secs(60);
+    s.add_local_key(
+        local_key(actor, "https://a.example/actor#key-2", later),
+        vec![entry("b.example", 1)],
+    )
+    .await
+    .unwrap();
+    let keys = s.local_keys(actor).await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].key_id, "https://a.example/actor#key-2");
+    assert_eq!(keys[0].retired_at, None);
+    assert_eq!(keys[1].retired_at, Some(later));
+    assert_eq!(s.pending_entries("b.example", 10).await.unwrap().len(), 1);
+    // A duplicate key id is refused and its announcement is not queued.
+    let dup = s
+        .add_local_key(
+            local_key(actor, "https://a.example/actor#key-2", later),
+            vec![entry("b.example", 2)],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(dup.conflict_code(), Some("key_exists"));
+    assert_eq!(s.pending_entries("b.example", 10).await.unwrap().len(), 1);
+    assert_eq!(s.local_keys(actor).await.unwrap()[0].retired_at, None);
+}
+
+pub async fn partners_are_added_listed_and_removed(s: S) {
+    let p = |a: &str| Partner {
+        authority: a.into(),
+        base_url: format!("https://{a}/"),
+        added_at: T0,
+        source: "cli".into(),
+    };
+    assert!(s.add_partner(p("b.example")).await.unwrap());
+    assert!(s.add_partner(p("a.example:8443")).await.unwrap());
+    assert!(!s.add_partner(p("b.example")).await.unwrap());
+    let list: Vec<String> = s
+        .list_partners()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.authority)
+        .collect();
+    assert_eq!(list, ["a.example:8443", "b.example"]);
+    s.remove_partner("b.example").await.unwrap();
+    assert!(
+        s.remove_partner("b.example")
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert_eq!(s.list_partners().await.unwrap().len(), 1);
+}
+
+pub async fn remote_actor_keys_are_replaced_on_refresh(s: S) {
+    let actor = RemoteActor {
+        actor_id: "https://b.example/actor".into(),
+        actor_type: "Application".into(),
+        inbox: Some("https://b.example/actor/inbox".into()),
+        shared_inbox: Some("https://b.example/inbox".into()),
+        document: "{}".into(),
+        fetched_at: T0,
+    };
+    let key = |id: &str| RemoteKey {
+        key_id: id.into(),
+        actor_id: "https://b.example/actor".into(),
+        public_key_pem: format!("pem {id}"),
+        fetched_at: T0,
+    };
+    s.save_remote_actor(actor.clone(), vec![key("https://b.example/actor#main-key")])
+        .await
+        .unwrap();
+    assert!(
+        s.remote_key("https://b.example/actor#main-key")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    s.save_remote_actor(actor.clone(), vec![key("https://b.example/actor#key-2")])
+        .await
+        .unwrap();
+    assert!(
+        s.remote_key("https://b.example/actor#main-key")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        s.remote_key("https://b.example/actor#key-2")
+            .await
+            .unwrap()
+            .unwrap()
+            .public_key_pem,
+        "pem https://b.example/actor#key-2"
+    );
+    assert_eq!(
+        s.remote_actor("https://b.example/actor").await.unwrap(),
+        Some(actor)
+    );
+}
+
+fn incoming(id: &str, kind: &str, object: Option<ObjectChange>) -> IncomingActivity {
+    IncomingActivity {
+        activity_id: format!("https://b.example/activities/{id}"),
+        activity_type: kind.into(),
+        actor_id: "https://b.example/users/dr.li".into(),
+        peer: "b.example".into(),
+        payload: format!("{{\"id\":\"{id}\"}}"),
+        received_at: T0,
+        object,
+    }
+}
+
+fn upsert(
+    published: i64,
+    updated: Option<i64>,
+    content: &str,
+    author: &str,
+) -> Option<ObjectChange> {
+    Some(ObjectChange::Upsert {
+        object_id: "https://b.example/objects/1".into(),
+        object_type: "Note".into(),
+        attributed_to: author.into(),
+        document: format!("{{\"content\":\"{content}\"}}"),
+        published_at: Some(Timestamp::from_millis(published)),
+        updated_at: updated.map(Timestamp::from_millis),
+    })
+}
+
+const DR_LI: &str = "https://b.example/users/dr.li";
+
+pub async fn ingest_stores_each_activity_once(s: S) {
+    let a = incoming("1", "Create", upsert(1000, None, "hello", DR_LI));
+    let b = incoming("2", "Follow", None);
+    let out = s
+        .ingest(vec![a.clone(), b.clone(), a.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        [
+            IngestOutcome::Stored,
+            IngestOutcome::Stored,
+            IngestOutcome::Duplicate
+        ]
+    );
+    assert_eq!(s.ingest(vec![b]).await.unwrap(), [IngestOutcome::Duplicate]);
+    let got = s.received_activities(0, 10).await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert!(got[0].seq < got[1].seq);
+    assert_eq!(got[0].activity_type, "Create");
+    let obj = s
+        .federated_object("https://b.example/objects/1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(obj.document.as_deref(), Some("{\"content\":\"hello\"}"));
+    assert_eq!(
+        s.received_activities(got[1].seq, 10).await.unwrap().len(),
+        0
+    );
+}
+
+pub async fn delete_before_create_leaves_a_tombstone(s: S) {
+    let del = incoming(
+        "del",
+        "Delete",
+        Some(ObjectChange::Delete {
+            object_id: "https://b.example/objects/1".into(),
+            attributed_to: DR_LI.into(),
+        }),
+    );
+    s.ingest(vec![del]).await.unwrap();
+    s.ingest(vec![incoming(
+        "create",
+        "Create",
+        upsert(1000, None, "late", DR_LI),
+    )])
+    .await
+    .unwrap();
+    let obj = s
+        .federated_object("https://b.example/objects/1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(obj.object_type, "Tombstone");
+    assert_eq!(obj.document, None);
+    assert!(obj.deleted_at.is_some());
+}
+
+pub async fn older_or_foreign_updates_never_win(s: S) {
+    s.ingest(vec![incoming(
+        "u2",
+        "Update",
+        upsert(1000, Some(3000), "newest", DR_LI),
+    )])
+    .await
+    .unwrap();
+    s.ingest(vec![incoming(
+        "u1",
+        "Update",
+        upsert(1000, Some(2000), "older", DR_LI),
+    )])
+    .await
+    .unwrap();
+    s.ingest(vec![incoming(
+        "c",
+        "Create",
+        upsert(1000, None, "original", DR_LI),
+    )])
+    .await
+    .unwrap();
+    s.ingest(vec![incoming(
+        "x",
+        "Update",
+        upsert(1000, Some(9000), "forged", "https://b.example/users/eve"),
+    )])
+    .await
+    .unwrap();
+    let foreign_delete = incoming(
+        "xd",
+        "Delete",
+        Some(ObjectChange::Delete {
+            object_id: "https://b.example/objects/1".into(),
+            attributed_to: "https://b.example/users/eve".into(),
+        }),
+    );
+    s.ingest(vec![foreign_delete]).await.unwrap();
+    let obj = s
+        .federated_object("https://b.example/objects/1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(obj.document.as_deref(), Some("{\"content\":\"newest\"}"));
+    assert_eq!(obj.deleted_at, None);
+    assert_eq!(obj.attributed_to, DR_LI);
+}
+
+pub async fn outbox_leases_one_worker_per_peer(s: S) {
+    s.enqueue(vec![entry("b.example", 1), entry("c.example", 2)], T0)
+        .await
+        .unwrap();
+    let until = T0.plus_secs(30);
+    let mut first = s.lease_due_peers("w1", T0, until, 10).await.unwrap();
+    first.sort();
+    assert_eq!(first, ["b.example", "c.example"]);
+    assert!(
+        s.lease_due_peers("w2", T0, until, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Only the holder may record results or renew.
+    let e = s.pending_entries("b.example", 10).await.unwrap()[0].clone();
+    let err = s
+        .record_delivery(e.id, "w2", DeliveryResult::Delivered, T0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.conflict_code(), Some("lease_lost"));
+    assert!(!s.renew_peer_lease("b.example", "w2", until).await.unwrap());
+    assert!(s.renew_peer_lease("b.example", "w1", until).await.unwrap());
+    // An expired lease is taken over by another worker; a released one too.
+    let after = T0.plus_secs(31);
+    s.release_peer("c.example", "w1").await.unwrap();
+    let mut taken = s
+        .lease_due_peers("w2", after, after.plus_secs(30), 10)
+        .await
+        .unwrap();
+    taken.sort();
+    assert_eq!(taken, ["b.example", "c.example"]);
+    let err = s
+        .record_delivery(e.id, "w1", DeliveryResult::Delivered, after)
+        .await
+        .unwrap_err();
+    assert_eq!(err.conflict_code(), Some("lease_lost"));
+    s.record_delivery(e.id, "w2", DeliveryResult::Delivered, after)
+        .await
+        .unwrap();
+    assert!(s.pending_entries("b.example", 10).await.unwrap().is_empty());
+}
+
+pub async fn outbox_delivers_in_order_with_retries_and_parking(s: S) {
+    s.enqueue((1..=3).map(|n| entry("b.example", n)).collect(), T0)
+        .await
+        .unwrap();
+    let lease = |at: Timestamp| {
+        let s = s.clone();
+        async move {
+            s.lease_due_peers("w", at, at.plus_secs(30), 10)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(lease(T0).await, ["b.example"]);
+    let pending = s.pending_entries("b.example", 10).await.unwrap();
+    let ids: Vec<String> = pending.iter().map(|e| e.activity_id.clone()).collect();
+    assert_eq!(
+        ids,
+        (1..=3)
+            .map(|n| format!("https://a.example/activities/{n}"))
+            .collect::<Vec<_>>()
+    );
+    // A failure makes the whole queue wait until the retry time.
+    let retry_at = T0.plus_secs(60);
+    s.record_delivery(
+        pending[0].id,
+        "w",
+        DeliveryResult::Retry {
+            error: "connection refused".into(),
+            retry_at,
+        },
+        T0,
+    )
+    .await
+    .unwrap();
+    s.release_peer("b.example", "w").await.unwrap();
+    assert!(lease(T0.plus_secs(59)).await.is_empty());
+    let q = &s.peer_queues().await.unwrap()[0];
+    assert_eq!((q.pending, q.parked, q.consecutive_failures), (3, 0, 1));
+    assert_eq!(q.last_error.as_deref(), Some("connection refused"));
+    assert_eq!(lease(retry_at).await, ["b.example"]);
+    let head = &s.pending_entries("b.example", 1).await.unwrap()[0];
+    assert_eq!(head.id, pending[0].id);
+    assert_eq!(head.attempts, 1);
+    // Parking moves the queue on; the parked entry is kept and can be retried by hand.
+    s.record_delivery(
+        head.id,
+        "w",
+        DeliveryResult::Park {
+            error: "403 not a partner".into(),
+        },
+        retry_at,
+    )
+    .await
+    .unwrap();
+    s.record_delivery(pending[1].id, "w", DeliveryResult::Delivered, retry_at)
+        .await
+        .unwrap();
+    let q = &s.peer_queues().await.unwrap()[0];
+    assert_eq!((q.pending, q.parked, q.consecutive_failures), (1, 1, 0));
+    let parked = s.parked_entries(10).await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].last_error.as_deref(), Some("403 not a partner"));
+    assert_eq!(s.retry_parked(&[], retry_at).await.unwrap(), 1);
+    assert!(s.parked_entries(10).await.unwrap().is_empty());
+    let again: Vec<i64> = s
+        .pending_entries("b.example", 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(again, [pending[0].id, pending[2].id]);
+    assert_eq!(s.retry_parked(&[pending[0].id], retry_at).await.unwrap(), 0);
 }

@@ -7,12 +7,18 @@
 mod accounts;
 pub mod conformance;
 mod error;
+mod federation;
 mod models;
 
 use async_trait::async_trait;
 
 pub use accounts::AccountStore;
 pub use error::StoreError;
+pub use federation::{
+    DeliveryResult, FederatedObject, FederationStore, IncomingActivity, IngestOutcome, LocalKey,
+    NewOutboxEntry, ObjectChange, OutboxEntry, Partner, PeerQueue, RemoteActor, RemoteKey,
+    StoredActivity,
+};
 pub use models::{Invite, InviteState, NewInvite, NewSession, NewUser, Session, User};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -23,7 +29,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Through `dyn Store` the methods of every area are callable directly; generic code can import
 /// the area traits with `use caremesh_store::prelude::*`.
 #[async_trait]
-pub trait Store: AccountStore + Send + Sync + 'static {
+pub trait Store: AccountStore + FederationStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
 
@@ -34,5 +40,5 @@ pub trait Store: AccountStore + Send + Sync + 'static {
 
 /// The store traits, for `use caremesh_store::prelude::*`.
 pub mod prelude {
-    pub use crate::{AccountStore, Store};
+    pub use crate::{AccountStore, FederationStore, Store};
 }
