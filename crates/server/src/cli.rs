@@ -49,6 +49,15 @@ pub enum Command {
     Credential(CredentialCommand),
     /// Create a sign-up invite for patients and print its link.
     Invite(InviteArgs),
+    /// Manage partner hospitals: the only nodes this node talks to.
+    #[command(subcommand)]
+    Partner(PartnerCommand),
+    /// The node's signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Outgoing deliveries to partner nodes.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
     /// Write a consistent copy of the SQLite database to a new file while the node runs
     /// (PostgreSQL: use pg_dump).
     Backup {
@@ -130,6 +139,51 @@ pub enum CredentialCommand {
     Revoke {
         #[arg(long)]
         username: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PartnerCommand {
+    /// Add a partner by base URL (https://caremesh.hospital-b.example) or domain.
+    Add { partner: String },
+    /// Remove a partner added with `partner add`.
+    Remove { partner: String },
+    /// List partners.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Replace the node's signing key and announce the new one to every partner. The old key stays
+    /// published and verifying for `federation.key_grace_hours`.
+    Rotate,
+    /// List the node's keys.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OutboxCommand {
+    /// Each partner's queue: pending and parked deliveries, failures, breaker state.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliveries that were given up on, kept for the admin.
+    Parked {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put parked deliveries back in their queues.
+    Retry {
+        /// Entry ids from `outbox parked`.
+        #[arg(long = "id", required_unless_present = "all")]
+        ids: Vec<i64>,
+        /// Every parked delivery.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
     },
 }
 
@@ -233,6 +287,33 @@ pub async fn run_admin(
             Ok(())
         }
         Command::Invite(args) => create_invite(config, &*store, args, out, now).await,
+        Command::Partner(cmd) => partner(cmd, &*store, out, now).await,
+        Command::Keys(KeysCommand::Rotate) => {
+            let federation =
+                crate::build_federation(config, store.clone(), Arc::new(SystemClock)).await?;
+            let key_id = federation.rotate_instance_key().await?;
+            let partners = federation.partners.all().await?.len();
+            writeln!(out, "new key {key_id}; announced to {partners} partner(s)")?;
+            writeln!(
+                out,
+                "the previous key stays valid for {} hours",
+                config.federation.key_grace_hours
+            )?;
+            Ok(())
+        }
+        Command::Keys(KeysCommand::List) => {
+            let federation =
+                crate::build_federation(config, store.clone(), Arc::new(SystemClock)).await?;
+            for k in store.local_keys(&federation.urls.instance_actor()).await? {
+                let state = match k.retired_at {
+                    None => "current".to_owned(),
+                    Some(t) => format!("retired {t}"),
+                };
+                writeln!(out, "{}  created {}  {state}", k.key_id, k.created_at)?;
+            }
+            Ok(())
+        }
+        Command::Outbox(cmd) => outbox(cmd, config, &*store, out, now).await,
     }
 }
 
@@ -375,5 +456,114 @@ async fn create_invite(
     )?;
     writeln!(out, "link: {url}")?;
     writeln!(out, "token: {token}")?;
+    Ok(())
+}
+
+async fn partner(
+    cmd: PartnerCommand,
+    store: &dyn Store,
+    out: &mut dyn Write,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    match cmd {
+        PartnerCommand::Add { partner } => {
+            let (authority, base_url) = caremesh_federation::parse_partner(&partner)?;
+            let new = store
+                .add_partner(caremesh_store::Partner {
+                    authority: authority.clone(),
+                    base_url: base_url.clone(),
+                    added_at: now,
+                    source: "cli".into(),
+                })
+                .await?;
+            let verb = if new { "added" } else { "updated" };
+            writeln!(out, "partner {authority} {verb} ({base_url})")?;
+        }
+        PartnerCommand::Remove { partner } => {
+            let (authority, _) = caremesh_federation::parse_partner(&partner)?;
+            let known = store.list_partners().await?;
+            match known.iter().find(|p| p.authority == authority) {
+                None => bail!("{authority} is not a partner"),
+                Some(p) if p.source == "config" => bail!(
+                    "{authority} is listed in federation.partners in the configuration; remove it there"
+                ),
+                Some(_) => {}
+            }
+            store.remove_partner(&authority).await?;
+            writeln!(
+                out,
+                "partner {authority} removed; requests from it are refused from now on"
+            )?;
+        }
+        PartnerCommand::List { json } => {
+            for p in store.list_partners().await? {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&p)?)?;
+                } else {
+                    writeln!(out, "{:<40} {:<50} {}", p.authority, p.base_url, p.source)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn outbox(
+    cmd: OutboxCommand,
+    config: &Config,
+    store: &dyn Store,
+    out: &mut dyn Write,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    match cmd {
+        OutboxCommand::Status { json } => {
+            let threshold = config.federation.delivery.breaker_threshold;
+            for q in store.peer_queues().await? {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&q)?)?;
+                    continue;
+                }
+                let breaker = if q.consecutive_failures >= threshold {
+                    "open"
+                } else {
+                    "closed"
+                };
+                writeln!(
+                    out,
+                    "{}: {} pending, {} parked, {} consecutive failures, breaker {breaker}, next attempt {}{}",
+                    q.peer,
+                    q.pending,
+                    q.parked,
+                    q.consecutive_failures,
+                    q.next_attempt_at,
+                    q.last_error
+                        .map(|e| format!(", last error: {e}"))
+                        .unwrap_or_default()
+                )?;
+            }
+        }
+        OutboxCommand::Parked { json } => {
+            for e in store.parked_entries(10_000).await? {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&e)?)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{}  {}  {}  {} attempts  {}",
+                        e.id,
+                        e.peer,
+                        e.activity_id,
+                        e.attempts,
+                        e.last_error.unwrap_or_default()
+                    )?;
+                }
+            }
+        }
+        OutboxCommand::Retry { ids, all } => {
+            let ids = if all { Vec::new() } else { ids };
+            let n = store.retry_parked(&ids, now).await?;
+            writeln!(out, "{n} parked deliveries queued again")?;
+        }
+    }
     Ok(())
 }

@@ -29,6 +29,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub auth: AuthConfig,
     pub groups: GroupsConfig,
+    pub federation: FederationConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -86,6 +87,72 @@ pub struct GroupsConfig {
     pub max_members: u32,
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FederationConfig {
+    /// Partner hospitals' nodes, by base URL (`https://caremesh.hospital-b.example`) or domain.
+    /// The node talks to these and nobody else. `caremesh partner add` adds more at run time.
+    pub partners: Vec<String>,
+    /// Largest activity the inbox accepts, in bytes.
+    pub max_activity_bytes: usize,
+    /// Signatures dated more than this many seconds in the past or the future are refused.
+    pub signature_max_skew_secs: u32,
+    /// Requests accepted per minute from one partner node before 429.
+    pub inbox_requests_per_minute: u32,
+    /// Hours a rotated key stays published and verifying.
+    pub key_grace_hours: u32,
+    /// Timeout of one request to a partner, in seconds.
+    pub request_timeout_secs: u32,
+    pub delivery: DeliveryConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Partner nodes delivered to at the same time by this process.
+    pub concurrency: u32,
+    /// Seconds a worker holds a peer's queue before another process may take it over.
+    pub lease_secs: u32,
+    /// First retry delay in milliseconds; doubles with each consecutive failure.
+    pub backoff_base_ms: u32,
+    /// Longest delay between attempts, in seconds; the probe interval once the breaker is open.
+    pub backoff_max_secs: u32,
+    /// Consecutive failures after which a peer's breaker opens.
+    pub breaker_threshold: u32,
+    /// Hours after which an activity that still cannot be delivered is parked for the admin.
+    pub give_up_after_hours: u32,
+    /// How often idle workers look for due work, in milliseconds.
+    pub poll_interval_ms: u32,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        Self {
+            partners: Vec::new(),
+            max_activity_bytes: 256 * 1024,
+            signature_max_skew_secs: 300,
+            inbox_requests_per_minute: 6000,
+            key_grace_hours: 72,
+            request_timeout_secs: 10,
+            delivery: DeliveryConfig::default(),
+        }
+    }
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            lease_secs: 30,
+            backoff_base_ms: 1000,
+            backoff_max_secs: 3600,
+            breaker_threshold: 8,
+            give_up_after_hours: 72,
+            poll_interval_ms: 1000,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -98,6 +165,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
             groups: GroupsConfig::default(),
+            federation: FederationConfig::default(),
         }
     }
 }
@@ -262,6 +330,73 @@ impl Config {
             return Err(invalid(
                 "auth.invite_ttl_hours",
                 "must be between 1 and 2160 (90 days)",
+            ));
+        }
+        let f = &self.federation;
+        for p in &f.partners {
+            if let Err(e) = caremesh_federation::parse_partner(p) {
+                return Err(invalid("federation.partners", e.to_string()));
+            }
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&f.max_activity_bytes) {
+            return Err(invalid(
+                "federation.max_activity_bytes",
+                "must be between 1024 and 16777216",
+            ));
+        }
+        if !(1..=3600).contains(&f.signature_max_skew_secs) {
+            return Err(invalid(
+                "federation.signature_max_skew_secs",
+                "must be between 1 and 3600",
+            ));
+        }
+        if f.inbox_requests_per_minute == 0 {
+            return Err(invalid(
+                "federation.inbox_requests_per_minute",
+                "must be at least 1",
+            ));
+        }
+        if !(1..=300).contains(&f.request_timeout_secs) {
+            return Err(invalid(
+                "federation.request_timeout_secs",
+                "must be between 1 and 300",
+            ));
+        }
+        let d = &f.delivery;
+        if !(1..=1024).contains(&d.concurrency) {
+            return Err(invalid(
+                "federation.delivery.concurrency",
+                "must be between 1 and 1024",
+            ));
+        }
+        if d.lease_secs < 2 {
+            return Err(invalid(
+                "federation.delivery.lease_secs",
+                "must be at least 2",
+            ));
+        }
+        if d.backoff_base_ms == 0 || d.backoff_max_secs == 0 {
+            return Err(invalid(
+                "federation.delivery.backoff_base_ms",
+                "backoff delays must be positive",
+            ));
+        }
+        if d.breaker_threshold == 0 {
+            return Err(invalid(
+                "federation.delivery.breaker_threshold",
+                "must be at least 1",
+            ));
+        }
+        if d.give_up_after_hours == 0 {
+            return Err(invalid(
+                "federation.delivery.give_up_after_hours",
+                "must be at least 1",
+            ));
+        }
+        if d.poll_interval_ms < 10 {
+            return Err(invalid(
+                "federation.delivery.poll_interval_ms",
+                "must be at least 10",
             ));
         }
         if !(2..=100_000).contains(&self.groups.max_members) {

@@ -15,6 +15,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use caremesh_domain::{Clock, SystemClock};
+use caremesh_federation::{
+    DeliverySettings, Federation, FederationSettings, InboxSettings, Partners, Urls,
+};
 use caremesh_store::Store;
 use caremesh_store_postgres::{PostgresOptions, PostgresStore};
 use caremesh_store_sqlite::{SqliteOptions, SqliteStore};
@@ -98,6 +101,54 @@ pub fn web_settings(config: &Config) -> WebSettings {
     }
 }
 
+pub fn federation_settings(config: &Config) -> FederationSettings {
+    let f = &config.federation;
+    let d = &f.delivery;
+    FederationSettings {
+        hospital_name: config.hospital_name.trim().to_owned(),
+        inbox: InboxSettings {
+            max_skew_secs: u64::from(f.signature_max_skew_secs),
+            requests_per_minute: f.inbox_requests_per_minute,
+        },
+        delivery: DeliverySettings {
+            concurrency: d.concurrency as usize,
+            lease_secs: i64::from(d.lease_secs),
+            backoff_base_ms: i64::from(d.backoff_base_ms),
+            backoff_max_secs: i64::from(d.backoff_max_secs),
+            breaker_threshold: d.breaker_threshold,
+            give_up_after_secs: i64::from(d.give_up_after_hours) * 3600,
+            poll_interval_ms: u64::from(d.poll_interval_ms),
+        },
+        key_grace_secs: i64::from(f.key_grace_hours) * 3600,
+        request_timeout_secs: u64::from(f.request_timeout_secs),
+        max_activity_bytes: f.max_activity_bytes,
+    }
+}
+
+/// The node's federation services; applies the configured partner list and makes sure the node
+/// has its key.
+pub async fn build_federation(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<Federation>> {
+    Partners::sync_config(&*store, &config.federation.partners, &*clock)
+        .await
+        .context("cannot apply federation.partners")?;
+    let federation = Federation::new(
+        store,
+        clock,
+        Urls::new(config.base_url.clone()),
+        federation_settings(config),
+    )?;
+    federation
+        .keys
+        .instance_key()
+        .await
+        .context("cannot create or load the node's key")?;
+    Ok(federation)
+}
+
 /// Runs a node on `listener` until `shutdown` completes, then finishes the requests in flight.
 pub async fn launch(
     config: Config,
@@ -116,7 +167,26 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = AppState::new(store.clone(), clock.clone(), web_settings(&config));
+    let federation = build_federation(&config, store.clone(), clock.clone()).await?;
+    serve_with(config, store, clock, federation, listener, shutdown).await
+}
+
+/// Like [`serve`], with the federation services given (tests keep a handle on them).
+pub async fn serve_with(
+    config: Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    federation: Arc<Federation>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let delivery = federation.start_delivery()?;
+    let state = AppState::new(
+        store.clone(),
+        clock.clone(),
+        web_settings(&config),
+        federation,
+    );
     let app = caremesh_web::router(state);
     let addr = listener.local_addr().ok();
     tracing::info!(
@@ -135,6 +205,7 @@ pub async fn serve(
     .await
     .context("the HTTP server failed");
     housekeeping.abort();
+    delivery.abort();
     tracing::info!("caremesh node stopped");
     result
 }

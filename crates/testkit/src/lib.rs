@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use caremesh_domain::{Clock, Role, Timestamp};
+use caremesh_federation::Federation;
 use caremesh_server::Config;
 use caremesh_store::{NewUser, Store, User};
 use caremesh_store_postgres::{PostgresOptions, PostgresStore, create_scratch_database};
@@ -21,23 +22,35 @@ use url::Url;
 /// 2026-11-23T08:00:00Z, where every test clock starts.
 pub const START: Timestamp = Timestamp::from_millis(1_795_420_800_000);
 
-/// A clock that only moves when the test says so.
+/// A clock that starts at a fixed moment, runs at real speed (so that retries and leases come
+/// due), and jumps forward when the test says so.
 #[derive(Debug)]
-pub struct ManualClock(AtomicI64);
+pub struct ManualClock {
+    start: Timestamp,
+    started: std::time::Instant,
+    offset_ms: AtomicI64,
+}
 
 impl ManualClock {
     pub fn new(start: Timestamp) -> Self {
-        Self(AtomicI64::new(start.as_millis()))
+        Self {
+            start,
+            started: std::time::Instant::now(),
+            offset_ms: AtomicI64::new(0),
+        }
     }
 
     pub fn advance_secs(&self, secs: i64) {
-        self.0.fetch_add(secs * 1000, Ordering::SeqCst);
+        self.offset_ms.fetch_add(secs * 1000, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+        let elapsed = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        Timestamp::from_millis(
+            self.start.as_millis() + elapsed + self.offset_ms.load(Ordering::SeqCst),
+        )
     }
 }
 
@@ -87,10 +100,20 @@ pub struct TestNode {
     pub config: Config,
     pub clock: Arc<ManualClock>,
     pub store: Arc<dyn Store>,
+    pub federation: Arc<Federation>,
     pub http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
+}
+
+/// Settings that make federation tests fast: short polls, leases and retry delays.
+pub fn fast_federation(config: &mut Config) {
+    let d = &mut config.federation.delivery;
+    d.poll_interval_ms = 50;
+    d.lease_secs = 3;
+    d.backoff_base_ms = 100;
+    d.backoff_max_secs = 1;
 }
 
 impl TestNode {
@@ -115,30 +138,81 @@ impl TestNode {
         };
         config.database.url = db_url;
         config.database.max_connections = 4;
+        fast_federation(&mut config);
         adjust(&mut config);
         config.validate().unwrap();
         let store = caremesh_server::open_store(&config).await.unwrap();
         let clock = Arc::new(ManualClock::new(START));
-        let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(caremesh_server::serve(
-            config.clone(),
-            store.clone(),
-            clock.clone(),
-            listener,
-            async move {
-                let _ = rx.await;
-            },
-        ));
-        Some(Self {
+        let federation = caremesh_server::build_federation(&config, store.clone(), clock.clone())
+            .await
+            .unwrap();
+        let mut node = Self {
             base_url: config.base_url.clone(),
             config,
             clock,
             store,
+            federation,
             http: reqwest::Client::builder().build().unwrap(),
-            shutdown: Some(tx),
-            handle: Some(handle),
+            shutdown: None,
+            handle: None,
             _dir: dir,
-        })
+        };
+        node.start_server(listener);
+        Some(node)
+    }
+
+    fn start_server(&mut self, listener: tokio::net::TcpListener) {
+        let (tx, rx) = oneshot::channel::<()>();
+        self.handle = Some(tokio::spawn(caremesh_server::serve_with(
+            self.config.clone(),
+            self.store.clone(),
+            self.clock.clone(),
+            self.federation.clone(),
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+        )));
+        self.shutdown = Some(tx);
+    }
+
+    /// Stops serving (the port closes; the database stays) until [`TestNode::resume`].
+    pub async fn pause(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+
+    /// Serves again on the same address, with the same database.
+    pub async fn resume(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.config.listen)
+            .await
+            .unwrap();
+        self.start_server(listener);
+    }
+
+    /// Makes `other` a partner of this node (as `caremesh partner add` does).
+    pub async fn add_partner(&self, other: &TestNode) {
+        let (authority, base_url) =
+            caremesh_federation::parse_partner(other.base_url.as_str()).unwrap();
+        self.store
+            .add_partner(caremesh_store::Partner {
+                authority,
+                base_url,
+                added_at: self.clock.now(),
+                source: "cli".into(),
+            })
+            .await
+            .unwrap();
+        self.federation.partners.invalidate().await;
+    }
+
+    /// The authority (`host:port`) under which other nodes know this one.
+    pub fn authority(&self) -> String {
+        self.federation.urls.authority()
     }
 
     pub fn url(&self, path: &str) -> String {

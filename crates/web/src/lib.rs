@@ -8,6 +8,7 @@ pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod federation;
 pub mod metrics;
 pub mod ops;
 pub mod page;
@@ -27,7 +28,9 @@ pub use state::{AppState, WebSettings};
 /// The node's complete router, ready to serve.
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
+    let max_activity = state.federation.settings.max_activity_bytes;
     Router::new()
+        .merge(federation::router(max_activity))
         .merge(auth::router())
         .merge(admin::router())
         .merge(ops::router())

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use caremesh_domain::Clock;
+use caremesh_federation::Federation;
 use caremesh_store::Store;
 use url::Url;
 
@@ -45,10 +46,16 @@ pub struct AppState {
     pub settings: Arc<WebSettings>,
     pub metrics: Arc<Metrics>,
     pub login_limiter: Arc<LoginLimiter>,
+    pub federation: Arc<Federation>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: WebSettings) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: WebSettings,
+        federation: Arc<Federation>,
+    ) -> Self {
         let limiter = LoginLimiter::new(settings.login_max_failures, settings.login_window_secs);
         Self {
             store,
@@ -56,6 +63,7 @@ impl AppState {
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
             login_limiter: Arc::new(limiter),
+            federation,
         }
     }
 }

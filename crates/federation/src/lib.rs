@@ -1,0 +1,191 @@
+//! Federation between hospital nodes: the partner allow-list, this node's keys, the signed HTTP
+//! client, inbound checks (the inbox) and durable outbound delivery (the outbox), as specified in
+//! `spec/federation.md`.
+//!
+//! Depends on `protocol` for the cryptography and on the `Store` trait for persistence; knows
+//! nothing of axum (the web crate exposes the routes) nor of a particular database.
+
+pub mod actors;
+pub mod client;
+pub mod error;
+pub mod inbox;
+pub mod keys;
+pub mod outbox;
+pub mod partners;
+pub mod urls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use caremesh_domain::Clock;
+use caremesh_protocol::proof::{ProofOptions, create_proof};
+use caremesh_store::{NewOutboxEntry, Partner, Store};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+pub use client::{ACTIVITY_JSON, KeyResolver, LD_JSON, SignedClient};
+pub use error::FederationError;
+pub use inbox::{InboundRequest, Inbox, InboxSettings, VerifiedSender};
+pub use keys::KeyRing;
+pub use outbox::{DeliverySettings, DeliveryWorker, entries_for};
+pub use partners::{Partners, parse_partner};
+pub use urls::Urls;
+
+#[derive(Clone, Debug)]
+pub struct FederationSettings {
+    pub hospital_name: String,
+    pub inbox: InboxSettings,
+    pub delivery: DeliverySettings,
+    /// How long a rotated key stays published and verifying.
+    pub key_grace_secs: i64,
+    pub request_timeout_secs: u64,
+    /// Largest activity accepted by the inbox, in bytes.
+    pub max_activity_bytes: usize,
+}
+
+/// The federation services of one node.
+pub struct Federation {
+    pub urls: Urls,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: FederationSettings,
+    pub keys: Arc<KeyRing>,
+    pub partners: Arc<Partners>,
+    pub client: Arc<SignedClient>,
+    pub resolver: Arc<KeyResolver>,
+    pub inbox: Inbox,
+    wake: Arc<Notify>,
+}
+
+impl Federation {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        urls: Urls,
+        settings: FederationSettings,
+    ) -> Result<Arc<Self>, FederationError> {
+        let keys = Arc::new(KeyRing::new(
+            store.clone(),
+            clock.clone(),
+            urls.clone(),
+            settings.key_grace_secs,
+        ));
+        let partners = Arc::new(Partners::new(store.clone()));
+        let client = Arc::new(SignedClient::new(
+            keys.clone(),
+            partners.clone(),
+            clock.clone(),
+            Duration::from_secs(settings.request_timeout_secs.max(1)),
+        )?);
+        let resolver = Arc::new(KeyResolver::new(
+            store.clone(),
+            client.clone(),
+            partners.clone(),
+            clock.clone(),
+        ));
+        let inbox = Inbox::new(
+            store.clone(),
+            resolver.clone(),
+            partners.clone(),
+            clock.clone(),
+            urls.clone(),
+            settings.inbox.clone(),
+        );
+        Ok(Arc::new(Self {
+            urls,
+            store,
+            clock,
+            settings,
+            keys,
+            partners,
+            client,
+            resolver,
+            inbox,
+            wake: Arc::new(Notify::new()),
+        }))
+    }
+
+    /// Starts the delivery worker of this process.
+    pub fn start_delivery(self: &Arc<Self>) -> Result<JoinHandle<()>, FederationError> {
+        let worker = Arc::new(DeliveryWorker::new(
+            self.store.clone(),
+            self.client.clone(),
+            self.clock.clone(),
+            self.settings.delivery.clone(),
+            self.wake.clone(),
+        )?);
+        Ok(tokio::spawn(worker.run()))
+    }
+
+    /// Tells this process's worker that new entries were queued.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Adds the author's integrity proof (FEP-8b32, eddsa-jcs-2022) to an activity.
+    pub async fn sign_as(
+        &self,
+        author_actor: &str,
+        activity: &Value,
+    ) -> Result<Value, FederationError> {
+        let (key_id, key) = self.keys.current(author_actor).await?;
+        let options = ProofOptions::new(key_id, client::system_time(self.clock.now()));
+        Ok(create_proof(activity, &options, &key)?)
+    }
+
+    /// The partners an activity goes to, resolved from authorities; unknown ones are refused.
+    pub async fn peers(&self, authorities: &[String]) -> Result<Vec<Partner>, FederationError> {
+        let mut out = Vec::with_capacity(authorities.len());
+        for a in authorities {
+            out.push(
+                self.partners
+                    .get(a)
+                    .await?
+                    .ok_or_else(|| FederationError::NotPartner(a.clone()))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Queues an activity for the given peers (one entry per peer node) and wakes the worker.
+    pub async fn publish(
+        &self,
+        activity: &Value,
+        peers: &[Partner],
+    ) -> Result<(), FederationError> {
+        let entries: Vec<NewOutboxEntry> = entries_for(activity, peers);
+        self.store.enqueue(entries, self.clock.now()).await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Rotates the node's key and announces it to every partner with an `Update` of the node's
+    /// actor, queued in the same transaction.
+    pub async fn rotate_instance_key(&self) -> Result<String, FederationError> {
+        let actor = self.urls.instance_actor();
+        let partners = self.partners.all().await?;
+        let now = self.clock.now();
+        let activity_id = self
+            .urls
+            .activity(&format!("key-rotation-{}", now.as_millis()));
+        let urls = self.urls.clone();
+        let key = self
+            .keys
+            .rotate(&actor, |new_key_id| {
+                let update = json!({
+                    "@context": actors::CONTEXT,
+                    "id": activity_id,
+                    "type": "Update",
+                    "actor": urls.instance_actor(),
+                    "object": urls.instance_actor(),
+                    "published": now.to_rfc3339(),
+                    "summary": format!("key rotated to {new_key_id}"),
+                });
+                entries_for(&update, &partners)
+            })
+            .await?;
+        self.wake();
+        Ok(key.key_id)
+    }
+}

@@ -1,0 +1,228 @@
+//! Durable delivery. Activities are queued in the database (in the same transaction as the change
+//! they announce), one ordered queue per peer node and one POST per peer however many recipients
+//! live there. Workers lease a peer's queue, so several node processes over one database never
+//! deliver the same queue at once; a crashed worker's lease expires and another takes over,
+//! re-sending at most what was in flight (receivers deduplicate by activity id).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use caremesh_domain::{Clock, Timestamp};
+use caremesh_store::{DeliveryResult, NewOutboxEntry, OutboxEntry, Partner, Store};
+use serde_json::Value;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::client::SignedClient;
+use crate::error::FederationError;
+
+#[derive(Clone, Debug)]
+pub struct DeliverySettings {
+    /// Peers delivered to at the same time by one process.
+    pub concurrency: usize,
+    pub lease_secs: i64,
+    /// First retry delay; doubles with each consecutive failure of the peer.
+    pub backoff_base_ms: i64,
+    /// Longest delay between attempts; also the probe interval once the breaker is open.
+    pub backoff_max_secs: i64,
+    /// Consecutive failures after which the peer's breaker opens (probed every `backoff_max`).
+    pub breaker_threshold: u32,
+    /// An entry still failing this long after it was queued is parked.
+    pub give_up_after_secs: i64,
+    /// How often idle workers look for due work queued by other processes or retries.
+    pub poll_interval_ms: u64,
+}
+
+/// The entries that deliver `activity` to each of `peers`' shared inboxes.
+pub fn entries_for(activity: &Value, peers: &[Partner]) -> Vec<NewOutboxEntry> {
+    let id = activity["id"].as_str().unwrap_or_default().to_owned();
+    let payload = activity.to_string();
+    peers
+        .iter()
+        .map(|p| NewOutboxEntry {
+            peer: p.authority.clone(),
+            inbox_url: format!("{}inbox", p.base_url),
+            activity_id: id.clone(),
+            payload: payload.clone(),
+        })
+        .collect()
+}
+
+/// The delay before the next attempt after `failures` consecutive failures, with jitter (50–100%
+/// of the exponential delay) so that many nodes recovering together do not retry in lockstep.
+pub fn backoff(settings: &DeliverySettings, failures: u32) -> Duration {
+    let max_ms = settings.backoff_max_secs.max(1) * 1000;
+    let exp = if failures >= settings.breaker_threshold {
+        max_ms
+    } else {
+        let shift = failures.min(30);
+        settings
+            .backoff_base_ms
+            .max(1)
+            .saturating_mul(1i64 << shift)
+            .min(max_ms)
+    };
+    let mut b = [0u8; 2];
+    let jitter = if getrandom::fill(&mut b).is_ok() {
+        f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX)
+    } else {
+        0.5
+    };
+    let ms = (exp as f64) * (0.5 + 0.5 * jitter);
+    Duration::from_millis(ms as u64)
+}
+
+pub struct DeliveryWorker {
+    store: Arc<dyn Store>,
+    client: Arc<SignedClient>,
+    clock: Arc<dyn Clock>,
+    settings: DeliverySettings,
+    owner: String,
+    wake: Arc<Notify>,
+}
+
+impl DeliveryWorker {
+    pub fn new(
+        store: Arc<dyn Store>,
+        client: Arc<SignedClient>,
+        clock: Arc<dyn Clock>,
+        settings: DeliverySettings,
+        wake: Arc<Notify>,
+    ) -> Result<Self, FederationError> {
+        let mut b = [0u8; 8];
+        getrandom::fill(&mut b).map_err(|e| FederationError::Crypto(e.to_string()))?;
+        Ok(Self {
+            store,
+            client,
+            clock,
+            settings,
+            owner: format!("worker-{}-{}", std::process::id(), hex::encode(b)),
+            wake,
+        })
+    }
+
+    /// Delivers until the task is dropped.
+    pub async fn run(self: Arc<Self>) {
+        let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        let poll = Duration::from_millis(self.settings.poll_interval_ms.max(10));
+        loop {
+            let free = slots.available_permits();
+            if free > 0 {
+                let now = self.clock.now();
+                let until = now.plus_secs(self.settings.lease_secs);
+                let limit = u32::try_from(free).unwrap_or(1);
+                match self
+                    .store
+                    .lease_due_peers(&self.owner, now, until, limit)
+                    .await
+                {
+                    Ok(peers) => {
+                        for peer in peers {
+                            let Ok(permit) = slots.clone().acquire_owned().await else {
+                                return;
+                            };
+                            let me = self.clone();
+                            tokio::spawn(async move {
+                                me.deliver_peer(&peer).await;
+                                drop(permit);
+                            });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot lease outbox peers"),
+                }
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    async fn deliver_peer(&self, peer: &str) {
+        loop {
+            let entries = match self.store.pending_entries(peer, 32).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(peer, error = %e, "cannot read the outbox");
+                    break;
+                }
+            };
+            if entries.is_empty() {
+                break;
+            }
+            let mut stop = false;
+            for entry in entries {
+                let until = self.clock.now().plus_secs(self.settings.lease_secs);
+                match self.store.renew_peer_lease(peer, &self.owner, until).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        tracing::warn!(peer, error = %e, "cannot renew the lease");
+                        return;
+                    }
+                }
+                let result = self.attempt(&entry).await;
+                let retry = matches!(result, DeliveryResult::Retry { .. });
+                let now = self.clock.now();
+                if let Err(e) = self
+                    .store
+                    .record_delivery(entry.id, &self.owner, result, now)
+                    .await
+                {
+                    tracing::warn!(peer, entry = entry.id, error = %e, "cannot record a delivery");
+                    return;
+                }
+                if retry {
+                    stop = true;
+                    break;
+                }
+            }
+            if stop {
+                break;
+            }
+        }
+        let _ = self.store.release_peer(peer, &self.owner).await;
+    }
+
+    async fn attempt(&self, entry: &OutboxEntry) -> DeliveryResult {
+        let now = self.clock.now();
+        let failed = |error: String| -> DeliveryResult {
+            let age_secs = (now.as_millis() - entry.created_at.as_millis()) / 1000;
+            if age_secs >= self.settings.give_up_after_secs {
+                DeliveryResult::Park {
+                    error: format!("gave up after {} attempts: {error}", entry.attempts + 1),
+                }
+            } else {
+                // The peer's failure count is not known here; attempts of the head entry is.
+                let wait = backoff(&self.settings, entry.attempts);
+                let retry_at = Timestamp::from_millis(
+                    now.as_millis() + i64::try_from(wait.as_millis()).unwrap_or(0),
+                );
+                DeliveryResult::Retry { error, retry_at }
+            }
+        };
+        match self
+            .client
+            .post(&entry.inbox_url, entry.payload.clone().into_bytes())
+            .await
+        {
+            Ok(out) if (200..300).contains(&out.status) => {
+                tracing::debug!(peer = %entry.peer, activity = %entry.activity_id, "delivered");
+                DeliveryResult::Delivered
+            }
+            Ok(out) if out.status == 408 || out.status == 429 || out.status >= 500 => {
+                failed(format!("HTTP {}: {}", out.status, out.body))
+            }
+            Ok(out) => {
+                tracing::warn!(peer = %entry.peer, status = out.status, body = %out.body, "delivery refused; parked");
+                DeliveryResult::Park {
+                    error: format!("refused with HTTP {}: {}", out.status, out.body),
+                }
+            }
+            // Not a partner any more: keep the entry for the admin rather than retrying blindly.
+            Err(FederationError::NotPartner(p)) => DeliveryResult::Park {
+                error: format!("{p} is no longer a partner"),
+            },
+            Err(e) => failed(e.to_string()),
+        }
+    }
+}

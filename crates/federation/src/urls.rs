@@ -1,0 +1,136 @@
+//! Every public URL and id this node mints, built in one place.
+
+use caremesh_domain::Timestamp;
+use url::Url;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Urls {
+    base: Url,
+}
+
+impl Urls {
+    /// `base` must end in `/` (the configuration guarantees it).
+    pub fn new(base: Url) -> Self {
+        Self { base }
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// `host` or `host:port`: how partners and signatures name this node.
+    pub fn authority(&self) -> String {
+        authority_of(&self.base).unwrap_or_default()
+    }
+
+    fn join(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The node's own actor (`Application`), which signs every server-to-server request.
+    pub fn instance_actor(&self) -> String {
+        self.join("actor")
+    }
+
+    pub fn instance_inbox(&self) -> String {
+        self.join("actor/inbox")
+    }
+
+    pub fn shared_inbox(&self) -> String {
+        self.join("inbox")
+    }
+
+    pub fn person(&self, username: &str) -> String {
+        self.join(&format!("users/{username}"))
+    }
+
+    pub fn person_inbox(&self, username: &str) -> String {
+        self.join(&format!("users/{username}/inbox"))
+    }
+
+    pub fn activity(&self, id: &str) -> String {
+        self.join(&format!("activities/{id}"))
+    }
+
+    pub fn object(&self, id: &str) -> String {
+        self.join(&format!("objects/{id}"))
+    }
+
+    pub fn nodeinfo(&self) -> String {
+        self.join("nodeinfo/2.1")
+    }
+
+    /// `acct:username@authority` for WebFinger.
+    pub fn acct(&self, username: &str) -> String {
+        format!("acct:{username}@{}", self.authority())
+    }
+}
+
+/// The first key of an actor.
+pub fn first_key_id(actor_id: &str) -> String {
+    format!("{actor_id}#main-key")
+}
+
+/// A key made by rotation gets a fragment of its own, so that signatures made with the previous
+/// key stay verifiable by its id during the grace period.
+pub fn rotated_key_id(actor_id: &str, at: Timestamp) -> String {
+    format!("{actor_id}#key-{}", at.as_millis())
+}
+
+/// The actor a key id belongs to: the URL without its fragment.
+pub fn key_owner(key_id: &str) -> Option<Url> {
+    let mut url = Url::parse(key_id).ok()?;
+    url.set_fragment(None);
+    Some(url)
+}
+
+/// `host` or `host:port` (the port only when it is not the scheme's default), lower case.
+pub fn authority_of(url: &Url) -> Option<String> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    let host = url.host_str()?.to_ascii_lowercase();
+    Some(match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    })
+}
+
+/// The authority of a URL given as text.
+pub fn authority_of_str(url: &str) -> Option<String> {
+    Url::parse(url).ok().as_ref().and_then(authority_of)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn ids_and_authorities() {
+        let u = Urls::new(Url::parse("https://Caremesh.Hospital-A.example/").unwrap());
+        assert_eq!(
+            u.instance_actor(),
+            "https://caremesh.hospital-a.example/actor"
+        );
+        assert_eq!(u.authority(), "caremesh.hospital-a.example");
+        assert_eq!(
+            u.acct("dr.wang"),
+            "acct:dr.wang@caremesh.hospital-a.example"
+        );
+        let local = Urls::new(Url::parse("http://127.0.0.1:9000/").unwrap());
+        assert_eq!(local.authority(), "127.0.0.1:9000");
+        assert_eq!(local.person("dr.li"), "http://127.0.0.1:9000/users/dr.li");
+        assert_eq!(
+            key_owner("http://127.0.0.1:9000/actor#main-key")
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:9000/actor"
+        );
+        assert_eq!(
+            authority_of_str("https://b.example:443/x"),
+            Some("b.example".into())
+        );
+        assert_eq!(authority_of_str("ftp://b.example/"), None);
+    }
+}

@@ -1,0 +1,220 @@
+//! Federation endpoints: the node's actor, people's actors, WebFinger, NodeInfo and the inboxes.
+//! The checks themselves live in `caremesh-federation`; this module turns HTTP into its inputs and
+//! its errors into answers.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, OriginalUri, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use caremesh_domain::Role;
+use caremesh_federation::{ACTIVITY_JSON, FederationError, InboundRequest, actors};
+use caremesh_store::IngestOutcome;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::extract::{ApiPath, ApiQuery};
+use crate::state::AppState;
+
+pub fn router(max_activity_bytes: usize) -> Router<AppState> {
+    let inbox = post(inbox).layer(DefaultBodyLimit::max(max_activity_bytes));
+    Router::new()
+        .route("/actor", get(instance_actor))
+        .route("/users/{username}", get(person_actor))
+        .route("/.well-known/webfinger", get(webfinger))
+        .route("/.well-known/nodeinfo", get(nodeinfo_links))
+        .route("/nodeinfo/2.1", get(nodeinfo))
+        .route("/inbox", inbox.clone())
+        .route("/actor/inbox", inbox.clone())
+        .route("/users/{username}/inbox", inbox)
+}
+
+impl From<FederationError> for ApiError {
+    fn from(e: FederationError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        if status.is_server_error() {
+            return ApiError::internal(e);
+        }
+        tracing::info!(code = e.code(), error = %e, "federated request refused");
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+fn activity_json(body: Value) -> Response {
+    let mut resp = Json(body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(ACTIVITY_JSON),
+    );
+    resp
+}
+
+/// The node's actor is public: other nodes need its key to check this node's signatures, and
+/// they cannot sign a request for it before they know it.
+async fn instance_actor(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let fed = &state.federation;
+    let keys = fed.keys.published(&fed.urls.instance_actor()).await?;
+    let doc = actors::instance_actor(&fed.urls, &fed.settings.hospital_name, &keys)?;
+    Ok(activity_json(doc))
+}
+
+fn inbound<'a>(
+    method: &'a Method,
+    uri: &'a OriginalUri,
+    headers: &HeaderMap,
+    body: &'a [u8],
+) -> InboundRequest<'a> {
+    InboundRequest {
+        method: method.as_str(),
+        path_and_query: uri.path_and_query().map_or("/", |p| p.as_str()),
+        headers: headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect(),
+        body,
+    }
+}
+
+/// People's actors are served only to partner nodes, on a signed GET. Patients have none.
+async fn person_actor(
+    State(state): State<AppState>,
+    method: Method,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    ApiPath(username): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let fed = &state.federation;
+    fed.inbox
+        .verify_request(&inbound(&method, &uri, &headers, b""))
+        .await?;
+    let user = state.store.user_by_username(&username).await?;
+    if user.role == Role::Patient || user.disabled {
+        return Err(ApiError::not_found("actor"));
+    }
+    let actor_id = fed.urls.person(&user.username);
+    let keys = fed.keys.published(&actor_id).await?;
+    let doc = actors::person_actor(&fed.urls, &user.username, &user.display_name, &keys)?;
+    Ok(activity_json(doc))
+}
+
+#[derive(Deserialize)]
+struct WebfingerQuery {
+    resource: Option<String>,
+}
+
+/// RFC 7033 for `acct:` URIs of the node and of doctors and staff. Patients are never found.
+async fn webfinger(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<WebfingerQuery>,
+) -> Result<Response, ApiError> {
+    let fed = &state.federation;
+    let resource = q.resource.ok_or_else(|| {
+        ApiError::bad_request("invalid_query", "the `resource` parameter is required")
+    })?;
+    let authority = fed.urls.authority();
+    let Some((name, host)) = resource
+        .strip_prefix("acct:")
+        .and_then(|r| r.rsplit_once('@'))
+    else {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "resource must be an acct: URI such as acct:dr.wang@example.org",
+        ));
+    };
+    if !host.eq_ignore_ascii_case(&authority) {
+        return Err(ApiError::not_found("account"));
+    }
+    let href = if name.eq_ignore_ascii_case(&authority) {
+        fed.urls.instance_actor()
+    } else {
+        let user = state.store.user_by_username(&name.to_lowercase()).await?;
+        if user.role == Role::Patient || user.disabled {
+            return Err(ApiError::not_found("account"));
+        }
+        fed.urls.person(&user.username)
+    };
+    let body = json!({
+        "subject": resource,
+        "links": [{ "rel": "self", "type": ACTIVITY_JSON, "href": href }],
+    });
+    let mut resp = Json(body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jrd+json"),
+    );
+    Ok(resp)
+}
+
+async fn nodeinfo_links(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "links": [{
+            "rel": "http://nodeinfo.diaspora.software/ns/schema/2.1",
+            "href": state.federation.urls.nodeinfo(),
+        }]
+    }))
+}
+
+/// NodeInfo 2.1. Usage counts are left out: they say nothing a partner needs and could reveal
+/// small patient populations.
+async fn nodeinfo(State(state): State<AppState>) -> Response {
+    let body = json!({
+        "version": "2.1",
+        "software": {
+            "name": "caremesh",
+            "version": env!("CARGO_PKG_VERSION"),
+            "repository": "https://example.invalid/caremesh",
+        },
+        "protocols": ["activitypub"],
+        "services": { "inbound": [], "outbound": [] },
+        "openRegistrations": false,
+        "usage": { "users": {} },
+        "metadata": { "hospitalName": state.federation.settings.hospital_name },
+    });
+    let mut resp = Json(body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(
+            "application/json; profile=\"http://nodeinfo.diaspora.software/ns/schema/2.1#\"",
+        ),
+    );
+    resp
+}
+
+/// Every inbox (the shared one, the node's, people's) takes the same path: verify, check, store
+/// once. 202 for a new activity and for a duplicate alike.
+async fn inbox(
+    State(state): State<AppState>,
+    uri: OriginalUri,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if !matches!(
+        media,
+        "application/activity+json" | "application/ld+json" | "application/json"
+    ) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "activities are sent as application/activity+json",
+        ));
+    }
+    let limit = state.federation.settings.max_activity_bytes;
+    let bytes: Bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::payload_too_large(limit))?;
+    let request = inbound(&parts.method, &uri, &parts.headers, &bytes);
+    let outcome = state.federation.inbox.receive(&request).await?;
+    let status = match outcome {
+        IngestOutcome::Stored => "stored",
+        IngestOutcome::Duplicate => "duplicate",
+    };
+    Ok((StatusCode::ACCEPTED, Json(json!({ "status": status }))).into_response())
+}
