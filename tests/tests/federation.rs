@@ -21,6 +21,8 @@ on_both_backends!(
     a_peer_that_was_down_receives_everything_in_order,
     rotated_keys_keep_verifying,
     actors_webfinger_and_nodeinfo,
+    replicas_over_one_database_never_double_deliver,
+    each_partner_is_rate_limited,
 );
 
 async fn wait_for<F, Fut>(what: &str, mut check: F)
@@ -841,4 +843,90 @@ async fn actors_webfinger_and_nodeinfo(b: Backend) {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("403"), "{err}");
+}
+
+async fn inbox_posts(node: &TestNode) -> u64 {
+    let text = node
+        .http
+        .get(node.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("caremesh_http_requests_total{method=\"POST\",route=\"/inbox\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+async fn replicas_over_one_database_never_double_deliver(b: Backend) {
+    let Some(a) = TestNode::spawn(b).await else {
+        return;
+    };
+    let a2 = a.spawn_replica().await;
+    let mut peers = Vec::new();
+    for _ in 0..3 {
+        let Some(p) = TestNode::spawn(b).await else {
+            return;
+        };
+        partners(&a, &p).await;
+        peers.push(p);
+    }
+    a2.federation.partners.invalidate().await;
+    a.create_account(Role::Doctor, "dr.wang", "doctor password")
+        .await;
+    let targets: Vec<&TestNode> = peers.iter().collect();
+    let mut sent = Vec::new();
+    for n in 0..40 {
+        let act = note(&a, "dr.wang", n, "replicated").await;
+        sent.push(act["id"].as_str().unwrap().to_owned());
+        // Half of the activities are queued through each replica.
+        let from = if n % 2 == 0 { &a } else { &a2 };
+        publish(from, &act, &targets).await;
+    }
+    for p in &peers {
+        wait_for("all activities at every peer", || async {
+            received(p).await.len() == 40
+        })
+        .await;
+    }
+    for p in &peers {
+        assert_eq!(received(p).await, sent, "in order at every peer");
+        assert_eq!(
+            inbox_posts(p).await,
+            40,
+            "each activity POSTed exactly once"
+        );
+    }
+}
+
+async fn each_partner_is_rate_limited(b: Backend) {
+    let Some(a) = TestNode::spawn(b).await else {
+        return;
+    };
+    let Some(bn) = TestNode::spawn_with(b, |c| c.federation.inbox_requests_per_minute = 3).await
+    else {
+        return;
+    };
+    partners(&a, &bn).await;
+    a.create_account(Role::Doctor, "dr.wang", "doctor password")
+        .await;
+    let (key_id, key) = instance_key(&a).await;
+    let mut statuses = Vec::new();
+    for n in 0..5 {
+        let act = serde_json::to_vec(&note(&a, "dr.wang", n, "burst").await).unwrap();
+        let (status, body) = Raw::signed(&bn, &key_id, &key, act, system_time(bn.clock.now()))
+            .send(&bn)
+            .await;
+        statuses.push((status.as_u16(), body["error"].as_str().map(str::to_owned)));
+    }
+    assert_eq!(&statuses[..3], &[(202, None), (202, None), (202, None)]);
+    assert_eq!(statuses[3], (429, Some("rate_limited".to_owned())));
+    assert_eq!(
+        received(&bn).await.len(),
+        3,
+        "refused requests stored nothing"
+    );
 }

@@ -160,7 +160,13 @@ pub struct KeyResolver {
     /// When each actor was last fetched, so a flood of bad signatures cannot make this node
     /// hammer a partner.
     last_fetch: Mutex<HashMap<String, Instant>>,
+    /// Keys in memory, so that verifying a delivery costs no database read.
+    memory: Mutex<HashMap<String, (RemoteKey, Instant)>>,
 }
+
+/// How long a key is trusted from memory before it is read from the database again.
+const MEMORY_TTL: Duration = Duration::from_secs(300);
+const MEMORY_MAX: usize = 10_000;
 
 const MIN_REFETCH: Duration = Duration::from_secs(10);
 
@@ -177,6 +183,7 @@ impl KeyResolver {
             partners,
             clock,
             last_fetch: Mutex::new(HashMap::new()),
+            memory: Mutex::new(HashMap::new()),
         }
     }
 
@@ -194,7 +201,18 @@ impl KeyResolver {
         if !self.partners.is_partner(&authority).await? {
             return Err(FederationError::NotPartner(authority));
         }
+        if !refresh {
+            let memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((k, at)) = memory.get(key_id)
+                && at.elapsed() < MEMORY_TTL
+            {
+                return Ok((k.clone(), true));
+            }
+        }
         let cached = self.store.remote_key(key_id).await?;
+        if let Some(k) = &cached {
+            self.remember(k);
+        }
         if let Some(k) = &cached
             && !refresh
         {
@@ -216,18 +234,33 @@ impl KeyResolver {
         }
         self.fetch_actor(owner.as_str()).await?;
         match self.store.remote_key(key_id).await? {
-            Some(k) => Ok((k, false)),
+            Some(k) => {
+                self.remember(&k);
+                Ok((k, false))
+            }
             None => Err(FederationError::KeyUnavailable(format!(
                 "{owner} does not publish the key {key_id}"
             ))),
         }
     }
 
-    /// Fetches an actor document and stores it with its keys.
+    fn remember(&self, key: &RemoteKey) {
+        let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        if memory.len() >= MEMORY_MAX {
+            memory.clear();
+        }
+        memory.insert(key.key_id.clone(), (key.clone(), Instant::now()));
+    }
+
+    /// Fetches an actor document and stores it with its keys (forgetting the old ones).
     pub async fn fetch_actor(&self, actor_id: &str) -> Result<RemoteActor, FederationError> {
         let doc = self.client.get_json(actor_id).await?;
         let (actor, keys) = parse_actor(&doc, actor_id, self.clock.now())?;
         self.store.save_remote_actor(actor.clone(), keys).await?;
+        self.memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (k, _)| k.actor_id != actor.actor_id);
         Ok(actor)
     }
 }

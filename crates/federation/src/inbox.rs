@@ -171,7 +171,15 @@ impl Inbox {
         let activity: Value = serde_json::from_slice(req.body)
             .map_err(|e| FederationError::Malformed(format!("not JSON: {e}")))?;
         let incoming = self.check_activity(&activity, &sender).await?;
-        self.ingestor.submit(incoming).await
+        let outcome = self.ingestor.submit(incoming).await?;
+        let (_, kind, actor) = activity_head(&activity)?;
+        if outcome == IngestOutcome::Stored && is_actor_update(&activity, &kind, &actor) {
+            // New keys or a new credential: take them now rather than at the next failure.
+            if let Err(e) = self.resolver.fetch_actor(&actor).await {
+                tracing::warn!(%actor, error = %e, "cannot refresh an updated actor");
+            }
+        }
+        Ok(outcome)
     }
 
     /// Everything after the signature: shape, actor and node, proofs; returns what to store.
@@ -250,6 +258,23 @@ impl Inbox {
             Err(e) => Err(FederationError::BadProof(e.to_string())),
         }
     }
+}
+
+/// The shape checks every activity passes, without signatures or proofs: its `id`, `type` and
+/// `actor`, and what it does to its object (for an `Announce`, what the forwarded activity does).
+pub fn examine(
+    activity: &Value,
+) -> Result<(String, String, String, Option<ObjectChange>), FederationError> {
+    let (id, kind, actor) = activity_head(activity)?;
+    let mut change = object_change(activity, &kind, &actor)?;
+    if kind == "Announce"
+        && let Some(inner) = activity.get("object").filter(|o| o.is_object())
+        && inner.get("actor").is_some()
+    {
+        let (_, inner_kind, inner_actor) = activity_head(inner)?;
+        change = object_change(inner, &inner_kind, &inner_actor)?;
+    }
+    Ok((id, kind, actor, change))
 }
 
 fn str_or_id(v: &Value) -> Option<String> {

@@ -8,6 +8,8 @@
 pub mod actors;
 pub mod client;
 pub mod error;
+#[cfg(test)]
+mod examples;
 pub mod inbox;
 pub mod keys;
 pub mod outbox;

@@ -226,3 +226,43 @@ impl DeliveryWorker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> DeliverySettings {
+        DeliverySettings {
+            concurrency: 1,
+            lease_secs: 30,
+            backoff_base_ms: 1000,
+            backoff_max_secs: 3600,
+            breaker_threshold: 8,
+            give_up_after_secs: 72 * 3600,
+            poll_interval_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps_at_the_breaker() {
+        let s = settings();
+        for failures in 0..8u32 {
+            let full = 1000u64 << failures;
+            for _ in 0..20 {
+                let d = backoff(&s, failures).as_millis() as u64;
+                assert!((full / 2..=full).contains(&d), "{failures}: {d}");
+            }
+        }
+        // Open breaker: probed once per backoff_max (with jitter), however many failures.
+        for failures in [8u32, 9, 50, 10_000] {
+            let d = backoff(&s, failures).as_millis() as u64;
+            assert!((1_800_000..=3_600_000).contains(&d), "{failures}: {d}");
+        }
+        // The cap also holds below the threshold.
+        let small_cap = DeliverySettings {
+            backoff_max_secs: 5,
+            ..settings()
+        };
+        assert!(backoff(&small_cap, 7).as_millis() <= 5000);
+    }
+}

@@ -45,9 +45,11 @@ pub fn parse_partner(input: &str) -> Result<(String, String), FederationError> {
     Ok((authority, url.to_string()))
 }
 
+type PartnerMap = Arc<BTreeMap<String, Partner>>;
+
 pub struct Partners {
     store: Arc<dyn Store>,
-    cache: RwLock<Option<(Instant, BTreeMap<String, Partner>)>>,
+    cache: RwLock<Option<(Instant, PartnerMap)>>,
 }
 
 impl Partners {
@@ -89,7 +91,7 @@ impl Partners {
         Ok(())
     }
 
-    async fn snapshot(&self) -> Result<BTreeMap<String, Partner>, FederationError> {
+    async fn snapshot(&self) -> Result<PartnerMap, FederationError> {
         if let Some((at, map)) = self.cache.read().await.as_ref()
             && at.elapsed() < REFRESH
         {
@@ -102,6 +104,7 @@ impl Partners {
             .into_iter()
             .map(|p| (p.authority.clone(), p))
             .collect();
+        let map = Arc::new(map);
         *self.cache.write().await = Some((Instant::now(), map.clone()));
         Ok(map)
     }
@@ -120,7 +123,7 @@ impl Partners {
     }
 
     pub async fn all(&self) -> Result<Vec<Partner>, FederationError> {
-        Ok(self.snapshot().await?.into_values().collect())
+        Ok(self.snapshot().await?.values().cloned().collect())
     }
 
     /// Refuses any URL that is not on a partner node. Called before every fetch and delivery.

@@ -299,6 +299,55 @@ fn admin_commands(db_url: &str, dir: &Path) {
     let migrate = run(cm(&["migrate"]), None);
     assert!(migrate.status.success(), "{}", text(&migrate.stderr));
 
+    // Partners: added by URL or domain, listed, removed; bad input refused.
+    let add = run(
+        cm(&["partner", "add", "https://caremesh.hospital-b.example"]),
+        None,
+    );
+    assert!(add.status.success(), "{}", text(&add.stderr));
+    let add = run(cm(&["partner", "add", "hospital-c.example"]), None);
+    assert!(add.status.success());
+    let bad = run(cm(&["partner", "add", "ftp://x.example"]), None);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad.stderr).contains("http"), "{}", text(&bad.stderr));
+    let list = text(&run(cm(&["partner", "list"]), None).stdout);
+    assert!(
+        list.contains("caremesh.hospital-b.example") && list.contains("hospital-c.example"),
+        "{list}"
+    );
+    let remove = run(cm(&["partner", "remove", "hospital-c.example"]), None);
+    assert!(remove.status.success());
+    let again = run(cm(&["partner", "remove", "hospital-c.example"]), None);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(!text(&run(cm(&["partner", "list"]), None).stdout).contains("hospital-c"));
+
+    // Keys: the node has one; rotation makes a new one, keeps the old one (retired) and queues
+    // the announcement to every partner.
+    let keys = text(&run(cm(&["keys", "list"]), None).stdout);
+    assert_eq!(keys.lines().count(), 1, "{keys}");
+    assert!(keys.contains("#main-key") && keys.contains("current"));
+    let rotate = run(cm(&["keys", "rotate"]), None);
+    assert!(rotate.status.success(), "{}", text(&rotate.stderr));
+    assert!(text(&rotate.stdout).contains("announced to 1 partner(s)"));
+    let keys = text(&run(cm(&["keys", "list"]), None).stdout);
+    assert_eq!(keys.lines().count(), 2, "{keys}");
+    assert!(keys.contains("retired"));
+    let status = text(&run(cm(&["outbox", "status"]), None).stdout);
+    assert!(
+        status.contains("caremesh.hospital-b.example: 1 pending, 0 parked"),
+        "{status}"
+    );
+    let parked = run(cm(&["outbox", "parked"]), None);
+    assert!(parked.status.success() && parked.stdout.is_empty());
+    let retry = run(cm(&["outbox", "retry", "--all"]), None);
+    assert!(text(&retry.stdout).contains("0 parked deliveries queued again"));
+    let retry_none = run(cm(&["outbox", "retry"]), None);
+    assert_eq!(
+        retry_none.status.code(),
+        Some(2),
+        "an id or --all is required"
+    );
+
     let target = dir.join("backup.db");
     let backup = run(cm(&["backup", "--to", target.to_str().unwrap()]), None);
     if db_url.is_empty() {

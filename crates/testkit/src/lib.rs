@@ -161,6 +161,32 @@ impl TestNode {
         Some(node)
     }
 
+    /// A second process of the same node (same public URL, same database, its own port and
+    /// delivery worker), as when a hospital runs several replicas behind a load balancer.
+    pub async fn spawn_replica(&self) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut config = self.config.clone();
+        config.listen = listener.local_addr().unwrap();
+        let store = caremesh_server::open_store(&config).await.unwrap();
+        let clock = Arc::new(ManualClock::new(START));
+        let federation = caremesh_server::build_federation(&config, store.clone(), clock.clone())
+            .await
+            .unwrap();
+        let mut node = Self {
+            base_url: config.base_url.clone(),
+            config,
+            clock,
+            store,
+            federation,
+            http: reqwest::Client::builder().build().unwrap(),
+            shutdown: None,
+            handle: None,
+            _dir: tempfile::tempdir().unwrap(),
+        };
+        node.start_server(listener);
+        node
+    }
+
     fn start_server(&mut self, listener: tokio::net::TcpListener) {
         let (tx, rx) = oneshot::channel::<()>();
         self.handle = Some(tokio::spawn(caremesh_server::serve_with(
