@@ -23,6 +23,7 @@ on_both_backends!(
     actors_webfinger_and_nodeinfo,
     replicas_over_one_database_never_double_deliver,
     each_partner_is_rate_limited,
+    doctor_credentials_are_verified_everywhere_and_revocations_follow,
 );
 
 async fn wait_for<F, Fut>(what: &str, mut check: F)
@@ -929,4 +930,105 @@ async fn each_partner_is_rate_limited(b: Backend) {
         3,
         "refused requests stored nothing"
     );
+}
+
+async fn badge(node: &TestNode, actor: &str) -> caremesh_federation::credentials::CredentialBadge {
+    let stored = node
+        .store
+        .remote_actor(actor)
+        .await
+        .unwrap()
+        .expect("actor known");
+    let doc: Value = serde_json::from_str(&stored.document).unwrap();
+    caremesh_federation::credentials::check_credential(
+        &doc,
+        &node.federation.resolver,
+        node.clock.now(),
+    )
+    .await
+}
+
+async fn doctor_credentials_are_verified_everywhere_and_revocations_follow(b: Backend) {
+    use caremesh_federation::credentials::{BadgeStatus, check_credential};
+    let Some(a) = TestNode::spawn_with(b, |c| c.hospital_name = "唐山市人民医院".into()).await
+    else {
+        return;
+    };
+    let Some(bn) = TestNode::spawn(b).await else {
+        return;
+    };
+    let Some(c) = TestNode::spawn_with(b, |c| c.hospital_name = "Other Hospital".into()).await
+    else {
+        return;
+    };
+    partners(&a, &bn).await;
+    partners(&c, &bn).await;
+    let admin = a.account_with_token(Role::Admin, "admin").await;
+    a.create_account(Role::Doctor, "dr.wang", "doctor password")
+        .await;
+    let put = a
+        .http
+        .put(a.url("/api/v1/admin/accounts/dr.wang/credential"))
+        .bearer_auth(&admin)
+        .json(&json!({
+            "title": "主任医师", "specialty": "心血管内科", "licence_number": "110108",
+            "checked_on": "2026-11-20", "valid_until": "2027-11-20T00:00:00Z"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::OK);
+    // Recording the credential sends an Update of the doctor's actor to every partner; B takes the
+    // new document and verifies the credential against A's key.
+    let wang = a.federation.urls.person("dr.wang");
+    wait_for("B to learn the credential", || async {
+        bn.store.remote_actor(&wang).await.unwrap().is_some()
+            && badge(&bn, &wang).await.status == BadgeStatus::Verified
+    })
+    .await;
+    let got = badge(&bn, &wang).await;
+    assert_eq!(got.status, BadgeStatus::Verified, "{got:?}");
+    assert_eq!(got.issuer_name.as_deref(), Some("唐山市人民医院"));
+    assert_eq!(got.title.as_deref(), Some("主任医师"));
+    // The licence number stays at the issuing hospital.
+    let doc = bn.federation.client.get_json(&wang).await.unwrap();
+    assert!(!doc.to_string().contains("110108"), "{doc}");
+
+    // Forgeries: an altered title, and a credential for A's doctor signed by another hospital.
+    let mut altered = doc.clone();
+    altered["credential"]["credentialSubject"]["title"] = json!("院长");
+    let forged = check_credential(&altered, &bn.federation.resolver, bn.clock.now()).await;
+    assert_eq!(forged.status, BadgeStatus::Unverified, "{forged:?}");
+    let mut foreign = doc.clone();
+    let mut cred = doc["credential"].clone();
+    cred.as_object_mut().unwrap().remove("proof");
+    cred["issuer"]["id"] = json!(c.federation.urls.instance_actor());
+    foreign["credential"] = {
+        let (kid, key) = c.federation.keys.instance_key().await.unwrap();
+        let options = caremesh_protocol::proof::ProofOptions::new(kid, system_time(c.clock.now()));
+        caremesh_protocol::proof::create_proof(&cred, &options, &key).unwrap()
+    };
+    let foreign = check_credential(&foreign, &bn.federation.resolver, bn.clock.now()).await;
+    assert_eq!(foreign.status, BadgeStatus::Unverified);
+    assert!(foreign.reason.unwrap().contains("own doctors"));
+
+    // Expiry is read from the signed validity.
+    bn.clock.advance_secs(366 * 24 * 3600);
+    assert_eq!(badge(&bn, &wang).await.status, BadgeStatus::Expired);
+    bn.clock.advance_secs(-366 * 24 * 3600);
+
+    // Revocation reaches B with the next Update.
+    let before = received(&bn).await.len();
+    let revoke = a
+        .http
+        .delete(a.url("/api/v1/admin/accounts/dr.wang/credential"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), StatusCode::OK);
+    wait_for("the revocation", || async {
+        received(&bn).await.len() > before && badge(&bn, &wang).await.status == BadgeStatus::Revoked
+    })
+    .await;
 }

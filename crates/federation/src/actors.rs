@@ -63,10 +63,11 @@ pub fn person_actor(
     username: &str,
     display_name: &str,
     keys: &[LocalKey],
+    credential: Option<Value>,
 ) -> Result<Value, FederationError> {
     let id = urls.person(username);
     let (public_key, methods) = key_members(&id, keys)?;
-    Ok(json!({
+    let mut doc = json!({
         "@context": CONTEXT,
         "id": id,
         "type": "Person",
@@ -76,5 +77,9 @@ pub fn person_actor(
         "endpoints": { "sharedInbox": urls.shared_inbox() },
         "publicKey": public_key,
         "assertionMethod": methods,
-    }))
+    });
+    if let Some(c) = credential {
+        doc["credential"] = c;
+    }
+    Ok(doc)
 }

@@ -7,6 +7,7 @@
 
 pub mod actors;
 pub mod client;
+pub mod credentials;
 pub mod error;
 #[cfg(test)]
 mod examples;
@@ -160,6 +161,58 @@ impl Federation {
         self.store.enqueue(entries, self.clock.now()).await?;
         self.wake();
         Ok(())
+    }
+
+    /// A doctor's or staff member's actor document, with the credential the hospital signed.
+    pub async fn person_document(
+        &self,
+        user: &caremesh_store::User,
+        credential: Option<&caremesh_domain::Credential>,
+    ) -> Result<Value, FederationError> {
+        let actor_id = self.urls.person(&user.username);
+        let keys = self.keys.published(&actor_id).await?;
+        let credential = match credential {
+            Some(c) => Some(
+                credentials::signed_credential(
+                    &self.urls,
+                    &self.keys,
+                    &self.settings.hospital_name,
+                    &user.username,
+                    &user.display_name,
+                    c,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        actors::person_actor(
+            &self.urls,
+            &user.username,
+            &user.display_name,
+            &keys,
+            credential,
+        )
+    }
+
+    /// The `Update` that tells every partner about a person's new actor document (e.g. a credential
+    /// recorded or revoked), as outbox entries to write with the change.
+    pub async fn person_update(
+        &self,
+        user: &caremesh_store::User,
+        credential: Option<&caremesh_domain::Credential>,
+    ) -> Result<Vec<NewOutboxEntry>, FederationError> {
+        let doc = self.person_document(user, credential).await?;
+        let now = self.clock.now();
+        let actor = self.urls.person(&user.username);
+        let update = json!({
+            "@context": actors::CONTEXT,
+            "id": self.urls.activity(&format!("update-{}-{}", user.username, now.as_millis())),
+            "type": "Update",
+            "actor": actor,
+            "object": doc,
+            "published": now.to_rfc3339(),
+        });
+        Ok(entries_for(&update, &self.partners.all().await?))
     }
 
     /// Rotates the node's key and announces it to every partner with an `Update` of the node's

@@ -272,7 +272,13 @@ pub async fn run_admin(
                 revoked_at: None,
             };
             credential.validate()?;
-            store.set_credential(user.id, &credential).await?;
+            if user.role != Role::Doctor {
+                bail!("credentials can only be recorded for doctors");
+            }
+            let federation =
+                crate::build_federation(config, store.clone(), Arc::new(SystemClock)).await?;
+            let announce = federation.person_update(&user, Some(&credential)).await?;
+            store.set_credential(user.id, &credential, announce).await?;
             writeln!(
                 out,
                 "credential of {username} recorded: {} ({}), licence {} checked on {}",
@@ -282,7 +288,17 @@ pub async fn run_admin(
         }
         Command::Credential(CredentialCommand::Revoke { username }) => {
             let user = find(&*store, &username).await?;
-            store.revoke_credential(user.id, now).await?;
+            let Some(current) = store.credential(user.id).await? else {
+                bail!("{username} has no credential");
+            };
+            let revoked = Credential {
+                revoked_at: current.revoked_at.or(Some(now)),
+                ..current
+            };
+            let federation =
+                crate::build_federation(config, store.clone(), Arc::new(SystemClock)).await?;
+            let announce = federation.person_update(&user, Some(&revoked)).await?;
+            store.revoke_credential(user.id, now, announce).await?;
             writeln!(out, "credential of {username} revoked")?;
             Ok(())
         }

@@ -199,7 +199,12 @@ macro_rules! impl_account_store {
                     tx.commit().await.map_err(db_err)
                 }
 
-                async fn set_credential(&self, user: UserId, c: &Credential) -> Result<()> {
+                async fn set_credential(
+                    &self,
+                    user: UserId,
+                    c: &Credential,
+                    announce: Vec<caremesh_store::NewOutboxEntry>,
+                ) -> Result<()> {
                     let mut tx = self.begin_write().await?;
                     let role: Option<String> = sqlx::query_scalar("select role from users where id = $1")
                         .bind(user.0)
@@ -237,6 +242,7 @@ macro_rules! impl_account_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?;
+                    super::federation_sql::enqueue_in(&mut tx, &announce, c.issued_at).await?;
                     tx.commit().await.map_err(db_err)
                 }
 
@@ -249,7 +255,12 @@ macro_rules! impl_account_store {
                     row.as_ref().map(credential_from_row).transpose()
                 }
 
-                async fn revoke_credential(&self, user: UserId, now: Timestamp) -> Result<Credential> {
+                async fn revoke_credential(
+                    &self,
+                    user: UserId,
+                    now: Timestamp,
+                    announce: Vec<caremesh_store::NewOutboxEntry>,
+                ) -> Result<Credential> {
                     let mut tx = self.begin_write().await?;
                     let row = sqlx::query(
                         "update doctor_credentials set revoked_at = coalesce(revoked_at, $1)
@@ -262,6 +273,7 @@ macro_rules! impl_account_store {
                     .map_err(db_err)?
                     .ok_or(StoreError::NotFound("credential"))?;
                     let c = credential_from_row(&row)?;
+                    super::federation_sql::enqueue_in(&mut tx, &announce, now).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(c)
                 }

@@ -54,7 +54,7 @@ macro_rules! impl_federation_store {
             const OUTBOX_COLUMNS: &str = "o.id, o.peer, p.inbox_url, o.activity_id, o.payload, \
                 o.created_at, o.attempts, o.last_error, o.last_attempt_at, o.parked_at";
 
-            async fn enqueue_in(
+            pub(super) async fn enqueue_in(
                 conn: &mut Conn,
                 entries: &[NewOutboxEntry],
                 now: Timestamp,

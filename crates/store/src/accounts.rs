@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use caremesh_domain::{Credential, Role, Timestamp, UserId};
 
-use crate::{Invite, NewInvite, NewSession, NewUser, Result, Session, User};
+use crate::{Invite, NewInvite, NewOutboxEntry, NewSession, NewUser, Result, Session, User};
 
 #[async_trait]
 pub trait AccountStore: Send + Sync {
@@ -28,10 +28,22 @@ pub trait AccountStore: Send + Sync {
 
     /// Records (or replaces) the credential of a doctor. [`StoreError::Conflict`] with code
     /// `not_a_doctor` if the account is not a doctor.
-    async fn set_credential(&self, user: UserId, credential: &Credential) -> Result<()>;
+    /// `announce` (the `Update` of the doctor's actor for partner nodes) is queued in the same
+    /// transaction.
+    async fn set_credential(
+        &self,
+        user: UserId,
+        credential: &Credential,
+        announce: Vec<NewOutboxEntry>,
+    ) -> Result<()>;
     async fn credential(&self, user: UserId) -> Result<Option<Credential>>;
     /// Marks the current credential revoked. [`StoreError::NotFound`] if there is none.
-    async fn revoke_credential(&self, user: UserId, now: Timestamp) -> Result<Credential>;
+    async fn revoke_credential(
+        &self,
+        user: UserId,
+        now: Timestamp,
+        announce: Vec<NewOutboxEntry>,
+    ) -> Result<Credential>;
 
     // ---- sessions ----
 

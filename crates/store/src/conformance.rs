@@ -288,17 +288,20 @@ pub async fn credential_round_trip_and_revocation(s: S) {
         .unwrap();
     assert_eq!(s.credential(d.id).await.unwrap(), None);
     let c = credential();
-    s.set_credential(d.id, &c).await.unwrap();
+    s.set_credential(d.id, &c, vec![]).await.unwrap();
     assert_eq!(s.credential(d.id).await.unwrap(), Some(c.clone()));
     // Recording again replaces the credential.
     let mut renewed = c.clone();
     renewed.title = "副主任医师".into();
-    s.set_credential(d.id, &renewed).await.unwrap();
+    s.set_credential(d.id, &renewed, vec![]).await.unwrap();
     assert_eq!(
         s.credential(d.id).await.unwrap().unwrap().title,
         "副主任医师"
     );
-    let revoked = s.revoke_credential(d.id, T0.plus_secs(5)).await.unwrap();
+    let revoked = s
+        .revoke_credential(d.id, T0.plus_secs(5), vec![])
+        .await
+        .unwrap();
     assert_eq!(revoked.revoked_at, Some(T0.plus_secs(5)));
     assert_eq!(revoked.status(T0.plus_secs(6)), CredentialStatus::Revoked);
     assert_eq!(s.credential(d.id).await.unwrap(), Some(revoked));
@@ -307,7 +310,7 @@ pub async fn credential_round_trip_and_revocation(s: S) {
         .await
         .unwrap();
     assert!(
-        s.revoke_credential(p.id, T0)
+        s.revoke_credential(p.id, T0, vec![])
             .await
             .unwrap_err()
             .is_not_found()
@@ -319,11 +322,14 @@ pub async fn credential_only_for_doctors(s: S) {
         .create_user(new_user("patient1", Role::Patient), T0)
         .await
         .unwrap();
-    let err = s.set_credential(p.id, &credential()).await.unwrap_err();
+    let err = s
+        .set_credential(p.id, &credential(), vec![])
+        .await
+        .unwrap_err();
     assert_eq!(err.conflict_code(), Some("not_a_doctor"), "{err:?}");
     assert_eq!(s.credential(p.id).await.unwrap(), None);
     let err = s
-        .set_credential(UserId(99999), &credential())
+        .set_credential(UserId(99999), &credential(), vec![])
         .await
         .unwrap_err();
     assert!(err.is_not_found(), "{err:?}");

@@ -261,7 +261,21 @@ async fn set_credential(
         revoked_at: None,
     };
     credential.validate()?;
-    state.store.set_credential(user.id, &credential).await?;
+    if user.role != Role::Doctor {
+        return Err(ApiError::conflict(
+            "not_a_doctor",
+            "credentials can only be recorded for doctors",
+        ));
+    }
+    let announce = state
+        .federation
+        .person_update(&user, Some(&credential))
+        .await?;
+    state
+        .store
+        .set_credential(user.id, &credential, announce)
+        .await?;
+    state.federation.wake();
     tracing::info!(admin = %admin.user.id, doctor = %user.id, "credential recorded");
     Ok(Json(CredentialView::new(credential, now)))
 }
@@ -273,7 +287,24 @@ async fn revoke_credential(
 ) -> ApiResult<Json<CredentialView>> {
     let user = state.store.user_by_username(&username).await?;
     let now = state.clock.now();
-    let c = state.store.revoke_credential(user.id, now).await?;
+    let current = state
+        .store
+        .credential(user.id)
+        .await?
+        .ok_or(ApiError::not_found("credential"))?;
+    let revoked = Credential {
+        revoked_at: current.revoked_at.or(Some(now)),
+        ..current
+    };
+    let announce = state
+        .federation
+        .person_update(&user, Some(&revoked))
+        .await?;
+    let c = state
+        .store
+        .revoke_credential(user.id, now, announce)
+        .await?;
+    state.federation.wake();
     tracing::info!(admin = %admin.user.id, doctor = %user.id, "credential revoked");
     Ok(Json(CredentialView::new(c, now)))
 }

@@ -93,9 +93,12 @@ async fn person_actor(
     if user.role == Role::Patient || user.disabled {
         return Err(ApiError::not_found("actor"));
     }
-    let actor_id = fed.urls.person(&user.username);
-    let keys = fed.keys.published(&actor_id).await?;
-    let doc = actors::person_actor(&fed.urls, &user.username, &user.display_name, &keys)?;
+    let credential = if user.role == Role::Doctor {
+        state.store.credential(user.id).await?
+    } else {
+        None
+    };
+    let doc = fed.person_document(&user, credential.as_ref()).await?;
     Ok(activity_json(doc))
 }
 
