@@ -71,7 +71,9 @@ macro_rules! impl_sql_store {
         }
 
         $crate::impl_account_store!($store, $db);
+        $crate::impl_group_store!($store, $db);
     };
 }
 
 mod accounts;
+mod groups;
