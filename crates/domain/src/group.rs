@@ -62,6 +62,22 @@ impl GroupRole {
     pub fn can_govern(self) -> bool {
         self == GroupRole::Owner
     }
+
+    /// Owner above doctors above moderators above members.
+    pub fn rank(self) -> u8 {
+        match self {
+            GroupRole::Owner => 3,
+            GroupRole::Doctor => 2,
+            GroupRole::Moderator => 1,
+            GroupRole::Member => 0,
+        }
+    }
+
+    /// A moderator may remove or ban only those ranked below: moderators cannot remove doctors,
+    /// nobody can remove the owner.
+    pub fn outranks(self, other: GroupRole) -> bool {
+        self.rank() > other.rank()
+    }
 }
 
 impl fmt::Display for GroupRole {
@@ -358,6 +374,9 @@ mod tests {
         assert!(GroupRole::Doctor.can_teach() && GroupRole::Doctor.can_moderate());
         assert!(GroupRole::Moderator.can_moderate() && !GroupRole::Moderator.can_teach());
         assert!(!GroupRole::Member.can_moderate() && !GroupRole::Member.can_curate());
+        assert!(GroupRole::Doctor.outranks(GroupRole::Moderator));
+        assert!(!GroupRole::Moderator.outranks(GroupRole::Moderator));
+        assert!(!GroupRole::Doctor.outranks(GroupRole::Owner));
         assert_eq!("moderator".parse::<GroupRole>(), Ok(GroupRole::Moderator));
         assert!("admin".parse::<GroupRole>().is_err());
         assert_eq!("zh-CN".parse::<Language>(), Ok(Language::ZhCn));
