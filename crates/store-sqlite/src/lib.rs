@@ -85,6 +85,15 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Refreshes the query planner's statistics (after bulk loads such as the feed benchmark).
+    pub async fn analyze(&self) -> Result<()> {
+        sqlx::query("analyze")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
