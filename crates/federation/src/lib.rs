@@ -47,6 +47,31 @@ pub struct FederationSettings {
     pub max_activity_bytes: usize,
 }
 
+impl Default for FederationSettings {
+    /// The defaults of the node's configuration (`caremesh.example.toml`).
+    fn default() -> Self {
+        Self {
+            hospital_name: "Caremesh node".into(),
+            inbox: InboxSettings {
+                max_skew_secs: 300,
+                requests_per_minute: 6000,
+            },
+            delivery: DeliverySettings {
+                concurrency: 16,
+                lease_secs: 30,
+                backoff_base_ms: 1000,
+                backoff_max_secs: 3600,
+                breaker_threshold: 8,
+                give_up_after_secs: 72 * 3600,
+                poll_interval_ms: 1000,
+            },
+            key_grace_secs: 72 * 3600,
+            request_timeout_secs: 10,
+            max_activity_bytes: 256 * 1024,
+        }
+    }
+}
+
 /// The federation services of one node.
 pub struct Federation {
     pub urls: Urls,

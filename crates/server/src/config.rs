@@ -30,6 +30,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub groups: GroupsConfig,
     pub federation: FederationConfig,
+    pub media: MediaConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -153,6 +154,27 @@ impl Default for DeliveryConfig {
     }
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Largest attachment accepted in one upload, in bytes; larger ones get 413.
+    pub max_file_bytes: usize,
+    /// Most bytes of attachments one group may hold; uploads beyond it get 413.
+    pub group_quota_bytes: u64,
+    /// Largest image accepted, in pixels (width × height); protects against decompression bombs.
+    pub max_image_pixels: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 10 * 1024 * 1024,
+            group_quota_bytes: 1024 * 1024 * 1024,
+            max_image_pixels: 40_000_000,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -166,6 +188,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             groups: GroupsConfig::default(),
             federation: FederationConfig::default(),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -405,7 +428,32 @@ impl Config {
                 "must be between 2 and 100000",
             ));
         }
+        if !(1024..=1024 * 1024 * 1024).contains(&self.media.max_file_bytes) {
+            return Err(invalid(
+                "media.max_file_bytes",
+                "must be between 1024 and 1073741824",
+            ));
+        }
+        if self.media.group_quota_bytes < self.media.max_file_bytes as u64
+            || self.media.group_quota_bytes > i64::MAX as u64
+        {
+            return Err(invalid(
+                "media.group_quota_bytes",
+                "must be at least media.max_file_bytes",
+            ));
+        }
+        if !(1_000_000..=500_000_000).contains(&self.media.max_image_pixels) {
+            return Err(invalid(
+                "media.max_image_pixels",
+                "must be between 1000000 and 500000000",
+            ));
+        }
         Ok(())
+    }
+
+    /// Where attachments are stored.
+    pub fn media_dir(&self) -> PathBuf {
+        self.data_dir.join("media")
     }
 
     pub fn database_choice(&self) -> Result<DatabaseChoice, ConfigError> {
@@ -512,6 +560,21 @@ mod tests {
             ("CAREMESH_LOG__FORMAT", "yaml", "format"),
             ("CAREMESH_LOG__LEVEL", "[[", "log.level"),
             ("CAREMESH_HTTP__MAX_BODY_BYTES", "10", "http.max_body_bytes"),
+            (
+                "CAREMESH_MEDIA__MAX_FILE_BYTES",
+                "1",
+                "media.max_file_bytes",
+            ),
+            (
+                "CAREMESH_MEDIA__GROUP_QUOTA_BYTES",
+                "2000",
+                "media.group_quota_bytes",
+            ),
+            (
+                "CAREMESH_MEDIA__MAX_IMAGE_PIXELS",
+                "10",
+                "media.max_image_pixels",
+            ),
         ];
         for (var, value, key) in cases {
             Jail::expect_with(|jail| {

@@ -98,6 +98,11 @@ pub fn web_settings(config: &Config) -> WebSettings {
         login_window_secs: i64::from(config.auth.login_window_secs),
         invite_ttl_hours: i64::from(config.auth.invite_ttl_hours),
         trusted_proxies: config.http.trusted_proxies.clone(),
+        max_members: config.groups.max_members,
+        media_dir: config.media_dir(),
+        max_file_bytes: config.media.max_file_bytes,
+        group_quota_bytes: i64::try_from(config.media.group_quota_bytes).unwrap_or(i64::MAX),
+        max_image_pixels: config.media.max_image_pixels,
     }
 }
 

@@ -44,6 +44,16 @@ impl PostgresStore {
         MIGRATOR.run(&self.pool).await.map_err(StoreError::other)
     }
 
+    /// Refreshes the query planner's statistics (after bulk loads such as the feed benchmark;
+    /// autovacuum does it too, later).
+    pub async fn analyze(&self) -> Result<()> {
+        sqlx::query("analyze")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -124,6 +134,7 @@ mod tests {
     }
 
     caremesh_store::conformance_suite!(fresh);
+    caremesh_store::group_conformance_suite!(fresh);
 
     #[test]
     fn database_name_is_stripped_from_urls() {

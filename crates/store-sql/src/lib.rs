@@ -72,8 +72,10 @@ macro_rules! impl_sql_store {
 
         $crate::impl_account_store!($store, $db);
         $crate::impl_federation_store!($store, $db);
+        $crate::impl_group_store!($store, $db);
     };
 }
 
 mod accounts;
 mod federation;
+mod groups;

@@ -85,6 +85,15 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Refreshes the query planner's statistics (after bulk loads such as the feed benchmark).
+    pub async fn analyze(&self) -> Result<()> {
+        sqlx::query("analyze")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -113,6 +122,7 @@ mod tests {
     }
 
     caremesh_store::conformance_suite!(fresh);
+    caremesh_store::group_conformance_suite!(fresh);
 
     #[tokio::test]
     async fn file_database_is_created_in_wal_mode_and_migrates_once() {

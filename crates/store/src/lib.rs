@@ -6,8 +6,11 @@
 
 mod accounts;
 pub mod conformance;
+pub mod conformance_groups;
 mod error;
 mod federation;
+mod group_models;
+mod groups;
 mod models;
 
 use async_trait::async_trait;
@@ -19,6 +22,12 @@ pub use federation::{
     NewOutboxEntry, ObjectChange, OutboxEntry, Partner, PeerQueue, RemoteActor, RemoteKey,
     StoredActivity,
 };
+pub use group_models::{
+    Attachment, DeletedBy, FeedPosition, FeedSort, Group, GroupInvite, GroupSettings, ImportedPost,
+    LibraryFolder, LibraryItem, Member, ModerationEntry, NewAttachment, NewGroup, NewGroupInvite,
+    NewLibraryItem, NewPost, Post, PostAuthor, PostEdit, QueueItem, ReplySort, Report,
+};
+pub use groups::GroupStore;
 pub use models::{Invite, InviteState, NewInvite, NewSession, NewUser, Session, User};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -29,7 +38,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Through `dyn Store` the methods of every area are callable directly; generic code can import
 /// the area traits with `use caremesh_store::prelude::*`.
 #[async_trait]
-pub trait Store: AccountStore + FederationStore + Send + Sync + 'static {
+pub trait Store: AccountStore + FederationStore + GroupStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
 
@@ -40,5 +49,5 @@ pub trait Store: AccountStore + FederationStore + Send + Sync + 'static {
 
 /// The store traits, for `use caremesh_store::prelude::*`.
 pub mod prelude {
-    pub use crate::{AccountStore, FederationStore, Store};
+    pub use crate::{AccountStore, FederationStore, GroupStore, Store};
 }

@@ -29,6 +29,29 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
+/// An optional JSON body: a request without a body (no `Content-Type`, no length) gives `None`;
+/// a body that is there must be valid.
+impl<T: DeserializeOwned> axum::extract::OptionalFromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Option<Self>, Self::Rejection> {
+        let h = req.headers();
+        let declared_len = h
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let has_body = h.contains_key(header::CONTENT_TYPE)
+            || h.contains_key(header::TRANSFER_ENCODING)
+            || declared_len.is_some_and(|n| n > 0);
+        if !has_body {
+            return Ok(None);
+        }
+        <Self as FromRequest<AppState>>::from_request(req, state)
+            .await
+            .map(Some)
+    }
+}
+
 fn json_rejection(r: JsonRejection, limit: usize) -> ApiError {
     match r {
         JsonRejection::JsonDataError(e) => ApiError::unprocessable(

@@ -9,9 +9,15 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod federation;
+pub mod groups;
+pub mod library;
+pub mod media;
 pub mod metrics;
+pub mod moderation;
 pub mod ops;
 pub mod page;
+pub mod posts;
+pub mod qr;
 pub mod ratelimit;
 pub mod state;
 
@@ -34,6 +40,11 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(admin::router())
         .merge(ops::router())
+        .merge(groups::router())
+        .merge(posts::router())
+        .merge(media::router())
+        .merge(library::router())
+        .merge(moderation::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
@@ -69,14 +80,24 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// Refuses a request whose declared length is over the limit before reading any of it.
+/// Uploads have their own, larger limit (`media.max_file_bytes`), enforced here and again while
+/// the upload handler reads the body.
 async fn refuse_oversized(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let limit = state.settings.max_body_bytes;
+    let upload = media::is_upload(req.method(), req.uri().path());
+    let limit = if upload {
+        state.settings.max_file_bytes
+    } else {
+        state.settings.max_body_bytes
+    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
+        if upload {
+            return media::file_too_large(limit).into_response();
+        }
         return ApiError::payload_too_large(limit).into_response();
     }
     next.run(req).await

@@ -38,6 +38,51 @@ impl PageQuery {
     }
 }
 
+impl PageQuery {
+    /// Like [`PageQuery::decode`] for positions of `n` numbers (e.g. pinned, time, id).
+    pub fn decode_parts(&self, n: usize) -> ApiResult<(Option<Vec<i64>>, u32)> {
+        let (_, limit) = PageQuery {
+            cursor: None,
+            limit: self.limit.clone(),
+        }
+        .decode()?;
+        let position = self
+            .cursor
+            .as_deref()
+            .map(|c| decode_cursor_parts(c, n))
+            .transpose()?;
+        Ok((position, limit))
+    }
+}
+
+/// A cursor of several numbers: `v2:a,b,c`.
+pub fn encode_cursor_parts(position: &[i64]) -> String {
+    let parts: Vec<String> = position.iter().map(i64::to_string).collect();
+    URL_SAFE_NO_PAD.encode(format!("v2:{}", parts.join(",")))
+}
+
+fn decode_cursor_parts(cursor: &str, n: usize) -> ApiResult<Vec<i64>> {
+    let invalid = || {
+        ApiError::bad_request(
+            "invalid_cursor",
+            "the cursor is not one this node handed out; start again without it",
+        )
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let parts = text
+        .strip_prefix("v2:")
+        .ok_or_else(invalid)?
+        .split(',')
+        .map(|p| p.parse::<i64>().map_err(|_| invalid()))
+        .collect::<ApiResult<Vec<i64>>>()?;
+    if parts.len() == n {
+        Ok(parts)
+    } else {
+        Err(invalid())
+    }
+}
+
 pub fn encode_cursor(position: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("v1:{position}"))
 }
@@ -81,6 +126,23 @@ impl<T> Page<T> {
     }
 }
 
+impl<T> Page<T> {
+    /// Like [`Page::from_overfetch`] for positions of several numbers.
+    pub fn from_overfetch_parts(mut items: Vec<(Vec<i64>, T)>, limit: u32) -> Self {
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        let next_cursor = if more {
+            items.last().map(|(pos, _)| encode_cursor_parts(pos))
+        } else {
+            None
+        };
+        Self {
+            items: items.into_iter().map(|(_, t)| t).collect(),
+            next_cursor,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -107,6 +169,26 @@ mod tests {
             };
             assert_eq!(q.decode().unwrap_err().code, "invalid_limit");
         }
+    }
+
+    #[test]
+    fn multi_part_cursors_round_trip_and_check_their_length() {
+        let q = PageQuery {
+            cursor: Some(encode_cursor_parts(&[1, -5, 42])),
+            limit: None,
+        };
+        assert_eq!(q.decode_parts(3).unwrap(), (Some(vec![1, -5, 42]), 50));
+        assert_eq!(q.decode_parts(2).unwrap_err().code, "invalid_cursor");
+        let v1 = PageQuery {
+            cursor: Some(encode_cursor(7)),
+            limit: None,
+        };
+        assert_eq!(v1.decode_parts(1).unwrap_err().code, "invalid_cursor");
+        let bad = PageQuery {
+            cursor: Some(URL_SAFE_NO_PAD.encode("v2:1,x")),
+            limit: None,
+        };
+        assert_eq!(bad.decode_parts(2).unwrap_err().code, "invalid_cursor");
     }
 
     #[test]

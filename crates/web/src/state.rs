@@ -1,6 +1,7 @@
 //! What every handler can reach: the store, the clock, the settings and shared in-memory services.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use caremesh_domain::Clock;
@@ -30,6 +31,17 @@ pub struct WebSettings {
     pub invite_ttl_hours: i64,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Most active members a group may have.
+    pub max_members: u32,
+    /// Where attachments are stored (`data_dir/media`).
+    pub media_dir: PathBuf,
+    /// Largest accepted upload, in bytes (applies to the upload route instead of
+    /// `max_body_bytes`).
+    pub max_file_bytes: usize,
+    /// Most bytes of attachments one group may hold.
+    pub group_quota_bytes: i64,
+    /// Largest image accepted, in pixels (width × height), against decompression bombs.
+    pub max_image_pixels: u64,
 }
 
 impl WebSettings {

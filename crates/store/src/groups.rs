@@ -1,0 +1,326 @@
+//! Groups, memberships, group invites, posts, attachments, the library, reports and the
+//! moderation log.
+//!
+//! The store enforces what must hold even under concurrent requests (the size limit, one use per
+//! invite redemption, authorship of edits, membership of authors) and writes every moderation
+//! action to the moderation log in the same transaction as the action. Who may call what (roles)
+//! is checked by the caller.
+
+use async_trait::async_trait;
+use caremesh_domain::{GroupRole, MemberState, Timestamp, UserId};
+
+use crate::{
+    Attachment, FeedPosition, FeedSort, Group, GroupInvite, GroupSettings, ImportedPost,
+    LibraryFolder, LibraryItem, Member, ModerationEntry, NewAttachment, NewGroup, NewGroupInvite,
+    NewLibraryItem, NewPost, Post, PostEdit, QueueItem, ReplySort, Report, Result,
+};
+
+#[async_trait]
+pub trait GroupStore: Send + Sync {
+    // ---- groups ----
+
+    /// Creates a group with its creator as the active owner. [`StoreError::Conflict`]
+    /// `group_exists` if the public id is taken.
+    async fn create_group(&self, new: NewGroup, now: Timestamp) -> Result<Group>;
+    async fn group_by_public_id(&self, public_id: &str) -> Result<Group>;
+    async fn group_by_id(&self, id: i64) -> Result<Group>;
+    /// Replaces the group's settings; logged as `update_settings`.
+    async fn update_group(
+        &self,
+        group_id: i64,
+        settings: GroupSettings,
+        by: UserId,
+        now: Timestamp,
+    ) -> Result<Group>;
+    /// The groups in which `user` is an active member, by group id, after `after`.
+    async fn groups_of_user(
+        &self,
+        user: UserId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(Group, Member)>>;
+    /// Every group of the node, by id, after `after` (for hospital administrators).
+    async fn list_groups(&self, after: Option<i64>, limit: u32) -> Result<Vec<Group>>;
+
+    // ---- members ----
+
+    /// The account's membership of the group in any state, if it has one.
+    async fn membership(&self, group_id: i64, user: UserId) -> Result<Option<Member>>;
+    async fn member_by_id(&self, group_id: i64, member_id: i64) -> Result<Member>;
+    /// Members in the given state, by membership id, after `after`.
+    async fn list_members(
+        &self,
+        group_id: i64,
+        state: MemberState,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Member>>;
+    /// Redeems a group invite: the account becomes an active member and the invite loses a use,
+    /// in one transaction. Conflicts: `invite_unusable`, `already_member`, `banned`, `group_full`
+    /// (with `max_members` active members); none of them uses the invite.
+    async fn join_by_invite(
+        &self,
+        token: &str,
+        user: UserId,
+        max_members: u32,
+        now: Timestamp,
+    ) -> Result<(Group, Member)>;
+    /// Asks to join. Conflicts: `already_member`, `already_requested`, `banned`.
+    async fn request_join(
+        &self,
+        group_id: i64,
+        user: UserId,
+        message: Option<String>,
+        now: Timestamp,
+    ) -> Result<Member>;
+    /// Approves (the requester becomes an active member) or rejects a pending request; logged as
+    /// `approve_join` or `reject_join`. Conflicts: `no_pending_request`, `group_full`.
+    async fn decide_join(
+        &self,
+        group_id: i64,
+        member_id: i64,
+        approve: bool,
+        by: UserId,
+        max_members: u32,
+        now: Timestamp,
+    ) -> Result<Member>;
+    /// The account leaves the group. Conflicts: `not_a_member`, `owner_cannot_leave`.
+    async fn leave_group(&self, group_id: i64, user: UserId, now: Timestamp) -> Result<Member>;
+    /// Removes (or bans) a member; logged as `remove_member` (or `ban`) with `reason`. A banned
+    /// member cannot come back until unbanned. Conflicts: `not_a_member` (nothing to remove),
+    /// `already_banned`, `cannot_remove_owner`.
+    async fn remove_member(
+        &self,
+        group_id: i64,
+        member_id: i64,
+        ban: bool,
+        reason: Option<String>,
+        by: UserId,
+        now: Timestamp,
+    ) -> Result<Member>;
+    /// Lifts a ban (the member may be invited again); logged as `unban`. Conflict `not_banned`.
+    async fn unban_member(
+        &self,
+        group_id: i64,
+        member_id: i64,
+        by: UserId,
+        now: Timestamp,
+    ) -> Result<Member>;
+    /// Changes an active member's role among doctor, moderator and member; logged as
+    /// `appoint_*`/`dismiss_*`. Conflicts: `not_a_member`, `not_a_doctor` (only doctors' accounts
+    /// can be the group's doctors), `cannot_change_owner`.
+    async fn set_member_role(
+        &self,
+        group_id: i64,
+        member_id: i64,
+        role: GroupRole,
+        by: UserId,
+        now: Timestamp,
+    ) -> Result<Member>;
+
+    // ---- group invites ----
+
+    /// Conflict `invite_exists` if the token is taken.
+    async fn create_group_invite(&self, new: NewGroupInvite) -> Result<GroupInvite>;
+    async fn group_invite_by_token(&self, token: &str) -> Result<GroupInvite>;
+    async fn group_invite_by_id(&self, group_id: i64, id: i64) -> Result<GroupInvite>;
+    /// The group's invites, newest first, with ids below `before`.
+    async fn list_group_invites(
+        &self,
+        group_id: i64,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<GroupInvite>>;
+    /// Revoking twice keeps the first revocation time.
+    async fn revoke_group_invite(
+        &self,
+        group_id: i64,
+        id: i64,
+        now: Timestamp,
+    ) -> Result<GroupInvite>;
+
+    // ---- posts ----
+
+    /// Writes a post. The author must be an active member (conflict `not_a_member`); a reply's
+    /// thread must be a top-level post of the same group that is not deleted (`not_found` /
+    /// `thread_deleted`); attachments must be the author's, of this group and unused
+    /// (`attachment_unusable`). A reply by a doctor of the group marks its question answered.
+    async fn create_post(&self, new: NewPost) -> Result<Post>;
+    /// A post of the group (any kind, also deleted or scheduled), as `viewer` sees it.
+    async fn post_by_public_id(
+        &self,
+        group_id: i64,
+        public_id: &str,
+        viewer: Option<UserId>,
+    ) -> Result<Post>;
+    /// Top-level posts published by `now`, pinned first, after `after`. Deleted posts without
+    /// replies are left out; deleted posts with replies stay as tombstones.
+    async fn feed(
+        &self,
+        group_id: i64,
+        viewer: Option<UserId>,
+        sort: FeedSort,
+        after: Option<FeedPosition>,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<Post>>;
+    /// Announcements scheduled after `now`, soonest first, after the position `(publish_at, id)`.
+    async fn scheduled_posts(
+        &self,
+        group_id: i64,
+        after: Option<(i64, i64)>,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<Post>>;
+    /// Replies in a thread. `after` is `(key, id)`: key is the id (oldest) or the helpful count.
+    async fn replies(
+        &self,
+        thread_id: i64,
+        viewer: Option<UserId>,
+        sort: ReplySort,
+        after: Option<(i64, i64)>,
+        limit: u32,
+    ) -> Result<Vec<Post>>;
+    /// The author changes a post; the previous version is kept in its history. Conflicts:
+    /// `not_author`, `post_deleted`.
+    async fn edit_post(
+        &self,
+        post_id: i64,
+        editor: UserId,
+        title: Option<String>,
+        body: String,
+        now: Timestamp,
+    ) -> Result<Post>;
+    /// Deletes a post, leaving a tombstone. By its author (`moderator_reason` is `None`): the
+    /// text and its history are erased. By a moderator: the text is kept in the history for
+    /// moderators, open reports of it are resolved, and the removal is logged as `remove_post`.
+    /// Conflict `post_deleted` if it is deleted already.
+    async fn delete_post(
+        &self,
+        post_id: i64,
+        by: UserId,
+        moderator_reason: Option<Option<String>>,
+        now: Timestamp,
+    ) -> Result<Post>;
+    /// Earlier versions, oldest first.
+    async fn post_history(&self, post_id: i64) -> Result<Vec<PostEdit>>;
+    /// Marks (or unmarks) a post helpful; idempotent. Conflicts: `own_post`, `post_deleted`.
+    async fn set_helpful(
+        &self,
+        post_id: i64,
+        user: UserId,
+        helpful: bool,
+        now: Timestamp,
+    ) -> Result<Post>;
+    /// Marks `reply_id` the accepted answer of its question (or clears it with `None`).
+    /// Conflicts: `not_a_question`, `not_in_thread`, `post_deleted`.
+    async fn accept_answer(&self, question_id: i64, reply_id: Option<i64>) -> Result<Post>;
+    /// Conflict `not_top_level` for replies.
+    async fn set_pinned(&self, post_id: i64, pinned: bool) -> Result<Post>;
+    /// Open questions (no accepted answer, no reply by a doctor of the group, published, not
+    /// deleted) in every group where `doctor` is an active owner or doctor, oldest first.
+    async fn doctor_queue(
+        &self,
+        doctor: UserId,
+        after: Option<(i64, i64)>,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<QueueItem>>;
+    /// Published, not deleted posts of the group whose title or text contains `query`
+    /// (case-insensitive for Latin letters), newest first, with ids below `before`.
+    async fn search_posts(
+        &self,
+        group_id: i64,
+        viewer: Option<UserId>,
+        query: &str,
+        before: Option<i64>,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<Post>>;
+    /// Loads many top-level posts by one author into a group at once, in one transaction
+    /// (benchmarks; later, backfills). Returns how many were written.
+    async fn import_posts(
+        &self,
+        group_id: i64,
+        author: UserId,
+        posts: Vec<ImportedPost>,
+    ) -> Result<u64>;
+
+    // ---- attachments ----
+
+    /// Records a stored file, counting its size against the group's `quota_bytes`. Conflict
+    /// `group_storage_full` when it would not fit.
+    async fn add_attachment(&self, new: NewAttachment, quota_bytes: i64) -> Result<Attachment>;
+    async fn attachment_by_public_id(&self, group_id: i64, public_id: &str) -> Result<Attachment>;
+
+    // ---- library ----
+
+    /// Conflict `folder_exists` for a second folder of the same name.
+    async fn create_folder(
+        &self,
+        group_id: i64,
+        name: String,
+        by: UserId,
+        now: Timestamp,
+    ) -> Result<LibraryFolder>;
+    /// Folders by name.
+    async fn list_folders(&self, group_id: i64) -> Result<Vec<LibraryFolder>>;
+    async fn folder_by_id(&self, group_id: i64, folder_id: i64) -> Result<LibraryFolder>;
+    /// Deletes a folder and its items (the posts and files themselves stay).
+    async fn delete_folder(&self, group_id: i64, folder_id: i64) -> Result<()>;
+    /// Conflicts: `already_in_folder`; not found if the folder, post or file is not the group's.
+    async fn add_library_item(&self, new: NewLibraryItem) -> Result<LibraryItem>;
+    /// Items of one folder (or of the whole library), newest first, with ids below `before`.
+    async fn library_items(
+        &self,
+        group_id: i64,
+        folder_id: Option<i64>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<LibraryItem>>;
+    async fn remove_library_item(&self, group_id: i64, item_id: i64) -> Result<()>;
+    /// Library items whose title, folder name or file name contains `query`, newest first.
+    async fn search_library(
+        &self,
+        group_id: i64,
+        query: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<LibraryItem>>;
+
+    // ---- reports and moderation ----
+
+    /// Conflicts: `already_reported` (an open report by the same account), `post_deleted`.
+    async fn report_post(
+        &self,
+        group_id: i64,
+        post_id: i64,
+        reporter: UserId,
+        reason: String,
+        now: Timestamp,
+    ) -> Result<Report>;
+    /// Reports, oldest first, after `after`; only unresolved ones when `open_only`.
+    async fn list_reports(
+        &self,
+        group_id: i64,
+        open_only: bool,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Report>>;
+    /// Closes a report without removing the post; logged as `dismiss_report`. Conflict
+    /// `report_resolved`.
+    async fn dismiss_report(
+        &self,
+        group_id: i64,
+        report_id: i64,
+        by: UserId,
+        now: Timestamp,
+    ) -> Result<Report>;
+    /// The moderation log, newest first, with ids below `before`.
+    async fn moderation_log(
+        &self,
+        group_id: i64,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ModerationEntry>>;
+}

@@ -1,0 +1,957 @@
+//! Groups and membership: creating and changing groups, members and their roles, join requests,
+//! invite links with their QR codes, leaving, removing and banning.
+//!
+//! Access policy (every group route): anonymous requests get 401. An account that is not an
+//! active member gets `404 not_found`, exactly as for a group that does not exist, so group ids
+//! reveal nothing to outsiders. Hospital administrators are the exception: they may see every
+//! group's settings, reports and moderation log and act as moderators, but they read no group
+//! content unless they are members, and get `403 forbidden` (not 404) where they may not act.
+//! Members whose role does not allow an action get `403 forbidden`.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use caremesh_domain::{
+    GroupRole, Language, MemberListVisibility, MemberState, Role, Timestamp, clean_line,
+    clean_text, group::limits, validate_condition_code,
+};
+use caremesh_store::{Group, GroupInvite, GroupSettings, InviteState, Member, NewGroup, User};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
+use crate::page::{Page, PageQuery};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/groups", get(list_groups).post(create_group))
+        .route("/api/v1/groups/{gid}", get(get_group).patch(update_group))
+        .route("/api/v1/groups/{gid}/members", get(list_members))
+        .route("/api/v1/groups/{gid}/members/{mid}", delete(remove_member))
+        .route("/api/v1/groups/{gid}/members/{mid}/role", put(set_role))
+        .route(
+            "/api/v1/groups/{gid}/members/{mid}/ban",
+            post(ban_member).delete(unban_member),
+        )
+        .route("/api/v1/groups/{gid}/leave", post(leave))
+        .route(
+            "/api/v1/groups/{gid}/join-requests",
+            get(list_join_requests).post(request_join),
+        )
+        .route(
+            "/api/v1/groups/{gid}/join-requests/{mid}/approve",
+            post(approve_join),
+        )
+        .route(
+            "/api/v1/groups/{gid}/join-requests/{mid}/reject",
+            post(reject_join),
+        )
+        .route(
+            "/api/v1/groups/{gid}/invites",
+            get(list_invites).post(create_invite),
+        )
+        .route("/api/v1/groups/{gid}/invites/{iid}", delete(revoke_invite))
+        .route("/api/v1/groups/{gid}/invites/{iid}/qr", get(invite_qr))
+        .route("/api/v1/group-invites/{token}", get(invite_preview))
+        .route("/api/v1/group-invites/{token}/accept", post(accept_invite))
+}
+
+/// Who is asking about which group, and what they may do there.
+pub struct GroupCtx {
+    pub group: Group,
+    /// The asker's membership when it is active.
+    pub member: Option<Member>,
+    pub user: User,
+}
+
+impl GroupCtx {
+    /// Loads the group named by its public id. Outsiders (not active members, not admins) get the
+    /// same 404 as for a group that does not exist.
+    pub async fn load(state: &AppState, auth: &AuthUser, public_id: &str) -> ApiResult<Self> {
+        let group = match state.store.group_by_public_id(public_id).await {
+            Ok(g) => g,
+            Err(e) if e.is_not_found() => return Err(group_not_found()),
+            Err(e) => return Err(e.into()),
+        };
+        let member = state
+            .store
+            .membership(group.id, auth.user.id)
+            .await?
+            .filter(Member::is_active);
+        if member.is_none() && !auth.user.role.is_admin() {
+            return Err(group_not_found());
+        }
+        Ok(Self {
+            group,
+            member,
+            user: auth.user.clone(),
+        })
+    }
+
+    pub fn role(&self) -> Option<GroupRole> {
+        self.member.as_ref().map(|m| m.role)
+    }
+
+    fn is_admin(&self) -> bool {
+        self.user.role.is_admin()
+    }
+
+    /// Reading the group's content: members only.
+    pub fn read(&self) -> ApiResult<GroupRole> {
+        self.role().ok_or_else(|| {
+            ApiError::forbidden("only members of the group read its posts, files and library")
+        })
+    }
+
+    /// Moderating: the group's moderators, doctors and owner, and hospital administrators.
+    pub fn moderate(&self) -> ApiResult<()> {
+        if self.role().is_some_and(GroupRole::can_moderate) || self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "only the group's moderators, doctors and owner may do this",
+            ))
+        }
+    }
+
+    /// Teaching (announcements, pins, accepted answers): the group's doctors and owner.
+    pub fn teach(&self) -> ApiResult<()> {
+        if self.role().is_some_and(GroupRole::can_teach) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "only the group's doctors and owner may do this",
+            ))
+        }
+    }
+
+    /// Keeping the library: the group's moderators, doctors and owner.
+    pub fn curate(&self) -> ApiResult<()> {
+        if self.role().is_some_and(GroupRole::can_curate) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "only the group's moderators, doctors and owner keep the library",
+            ))
+        }
+    }
+
+    /// Governing (settings, roles): the owner.
+    pub fn govern(&self) -> ApiResult<()> {
+        if self.role().is_some_and(GroupRole::can_govern) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("only the group's owner may do this"))
+        }
+    }
+
+    /// The rank the asker acts with against other members: their role's, or just below the
+    /// owner's for hospital administrators who are not members.
+    fn acting_rank(&self) -> u8 {
+        let own = self.role().map_or(0, GroupRole::rank);
+        if self.is_admin() {
+            own.max(GroupRole::Owner.rank())
+        } else {
+            own
+        }
+    }
+}
+
+pub fn group_not_found() -> ApiError {
+    ApiError::not_found("group")
+}
+
+/// `Option<Option<T>>` for PATCH bodies: absent, `null` and a value are three different things.
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A group as the API shows it.
+#[derive(Serialize)]
+pub struct GroupView {
+    pub id: String,
+    pub name: String,
+    pub condition: String,
+    pub condition_code: Option<String>,
+    pub city: String,
+    pub language: Language,
+    pub description: String,
+    pub rules: String,
+    pub member_list: MemberListVisibility,
+    pub member_count: u32,
+    pub hosted_here: bool,
+    pub created_at: Timestamp,
+    /// The asker's role, when they are an active member.
+    pub my_role: Option<GroupRole>,
+    /// Shown on question forms: answers in a group are education, not diagnosis.
+    pub notice: &'static str,
+}
+
+impl GroupView {
+    pub fn new(g: Group, my_role: Option<GroupRole>) -> Self {
+        let notice = match g.settings.language {
+            Language::ZhCn => "本群内容为健康教育，不构成诊断或治疗建议；如有不适请及时就医。",
+            Language::En => {
+                "Posts in this group are education, not a diagnosis or treatment advice; see your doctor if you feel unwell."
+            }
+        };
+        Self {
+            id: g.public_id,
+            name: g.settings.name,
+            condition: g.settings.condition,
+            condition_code: g.settings.condition_code,
+            city: g.settings.city,
+            language: g.settings.language,
+            description: g.settings.description,
+            rules: g.settings.rules,
+            member_list: g.settings.member_list,
+            member_count: g.member_count,
+            hosted_here: g.remote_actor_id.is_none(),
+            created_at: g.created_at,
+            my_role,
+            notice,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct MemberView {
+    pub id: i64,
+    pub display_name: String,
+    pub role: GroupRole,
+    pub state: MemberState,
+    /// Whether the account is a doctor of this hospital.
+    pub is_doctor: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_message: Option<String>,
+    pub since: Timestamp,
+}
+
+impl MemberView {
+    pub fn new(m: Member) -> Self {
+        Self {
+            id: m.id,
+            display_name: m.display_name,
+            role: m.role,
+            state: m.state,
+            is_doctor: m.account_role == Some(Role::Doctor),
+            request_message: m.request_message,
+            since: m.updated_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupsQuery {
+    /// `mine` (default) or `all` (hospital administrators).
+    scope: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+async fn list_groups(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(q): ApiQuery<GroupsQuery>,
+) -> ApiResult<Json<Page<GroupView>>> {
+    let (after, limit) = PageQuery {
+        cursor: q.cursor,
+        limit: q.limit,
+    }
+    .decode()?;
+    match q.scope.as_deref() {
+        None | Some("mine") => {
+            let rows = state
+                .store
+                .groups_of_user(auth.user.id, after, limit + 1)
+                .await?;
+            let items = rows
+                .into_iter()
+                .map(|(g, m)| (g.id, GroupView::new(g, Some(m.role))))
+                .collect();
+            Ok(Json(Page::from_overfetch(items, limit)))
+        }
+        Some("all") => {
+            if !auth.user.role.is_admin() {
+                return Err(ApiError::forbidden(
+                    "only hospital administrators list every group",
+                ));
+            }
+            let groups = state.store.list_groups(after, limit + 1).await?;
+            let mut items = Vec::with_capacity(groups.len());
+            for g in groups {
+                let role = state
+                    .store
+                    .membership(g.id, auth.user.id)
+                    .await?
+                    .filter(Member::is_active)
+                    .map(|m| m.role);
+                items.push((g.id, GroupView::new(g, role)));
+            }
+            Ok(Json(Page::from_overfetch(items, limit)))
+        }
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_query",
+            "scope must be mine or all",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateGroup {
+    name: String,
+    condition: String,
+    condition_code: Option<String>,
+    city: String,
+    language: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    rules: String,
+    member_list: Option<String>,
+}
+
+fn clean_code(code: Option<String>) -> ApiResult<Option<String>> {
+    match code.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()) {
+        None => Ok(None),
+        Some(c) => {
+            validate_condition_code(&c)?;
+            Ok(Some(c))
+        }
+    }
+}
+
+async fn create_group(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(req): ApiJson<CreateGroup>,
+) -> ApiResult<(StatusCode, Json<GroupView>)> {
+    if !matches!(auth.user.role, Role::Doctor | Role::Admin) {
+        return Err(ApiError::forbidden(
+            "only doctors and hospital administrators create groups",
+        ));
+    }
+    let settings = GroupSettings {
+        name: clean_line("name", &req.name, limits::GROUP_NAME)?,
+        condition: clean_line("condition", &req.condition, limits::CONDITION)?,
+        condition_code: clean_code(req.condition_code)?,
+        city: clean_line("city", &req.city, limits::CITY)?,
+        language: req.language.parse()?,
+        description: clean_text("description", &req.description, limits::DESCRIPTION, true)?,
+        rules: clean_text("rules", &req.rules, limits::RULES, true)?,
+        member_list: req.member_list.as_deref().unwrap_or("moderators").parse()?,
+    };
+    let group = state
+        .store
+        .create_group(
+            NewGroup {
+                public_id: new_public_id()?,
+                settings,
+                owner: auth.user.id,
+            },
+            state.clock.now(),
+        )
+        .await?;
+    tracing::info!(user = %auth.user.id, group = %group.public_id, "group created");
+    Ok((
+        StatusCode::CREATED,
+        Json(GroupView::new(group, Some(GroupRole::Owner))),
+    ))
+}
+
+async fn get_group(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(gid): ApiPath<String>,
+) -> ApiResult<Json<GroupView>> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    let role = ctx.role();
+    Ok(Json(GroupView::new(ctx.group, role)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateGroup {
+    name: Option<String>,
+    condition: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    condition_code: Option<Option<String>>,
+    city: Option<String>,
+    language: Option<String>,
+    description: Option<String>,
+    rules: Option<String>,
+    member_list: Option<String>,
+}
+
+async fn update_group(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(gid): ApiPath<String>,
+    ApiJson(req): ApiJson<UpdateGroup>,
+) -> ApiResult<Json<GroupView>> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    ctx.govern()?;
+    let mut s = ctx.group.settings.clone();
+    if let Some(v) = req.name {
+        s.name = clean_line("name", &v, limits::GROUP_NAME)?;
+    }
+    if let Some(v) = req.condition {
+        s.condition = clean_line("condition", &v, limits::CONDITION)?;
+    }
+    if let Some(v) = req.condition_code {
+        s.condition_code = clean_code(v)?;
+    }
+    if let Some(v) = req.city {
+        s.city = clean_line("city", &v, limits::CITY)?;
+    }
+    if let Some(v) = req.language {
+        s.language = v.parse()?;
+    }
+    if let Some(v) = req.description {
+        s.description = clean_text("description", &v, limits::DESCRIPTION, true)?;
+    }
+    if let Some(v) = req.rules {
+        s.rules = clean_text("rules", &v, limits::RULES, true)?;
+    }
+    if let Some(v) = req.member_list {
+        s.member_list = v.parse()?;
+    }
+    let group = state
+        .store
+        .update_group(ctx.group.id, s, auth.user.id, state.clock.now())
+        .await?;
+    Ok(Json(GroupView::new(group, ctx.role())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MembersQuery {
+    /// `active` (default), or for moderators also `banned`, `removed`, `left`.
+    state: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+async fn list_members(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(gid): ApiPath<String>,
+    ApiQuery(q): ApiQuery<MembersQuery>,
+) -> ApiResult<Json<Page<MemberView>>> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    let wanted: MemberState = q
+        .state
+        .as_deref()
+        .unwrap_or("active")
+        .parse()
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_query",
+                "state must be active, pending, banned, removed, left or rejected",
+            )
+        })?;
+    let open_list = ctx.group.settings.member_list == MemberListVisibility::Members
+        && wanted == MemberState::Active
+        && ctx.member.is_some();
+    if !open_list {
+        ctx.moderate()?;
+    }
+    let (after, limit) = PageQuery {
+        cursor: q.cursor,
+        limit: q.limit,
+    }
+    .decode()?;
+    let members = state
+        .store
+        .list_members(ctx.group.id, wanted, after, limit + 1)
+        .await?;
+    let items = members
+        .into_iter()
+        .map(|m| (m.id, MemberView::new(m)))
+        .collect();
+    Ok(Json(Page::from_overfetch(items, limit)))
+}
+
+/// The member `mid` of the group, or 404.
+async fn target(state: &AppState, ctx: &GroupCtx, mid: i64) -> ApiResult<Member> {
+    Ok(state.store.member_by_id(ctx.group.id, mid).await?)
+}
+
+/// Moderators act only on members ranked below them.
+fn check_outranks(ctx: &GroupCtx, target: &Member) -> ApiResult<()> {
+    if ctx.acting_rank() > target.role.rank() || target.role == GroupRole::Owner {
+        // The store refuses the owner with its own clear conflict.
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "you may act only on members whose role is below yours",
+        ))
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Reason {
+    reason: Option<String>,
+}
+
+fn clean_reason(r: Option<String>) -> ApiResult<Option<String>> {
+    Ok(match r {
+        None => None,
+        Some(r) => {
+            Some(clean_text("reason", &r, limits::BAN_REASON, true)?).filter(|r| !r.is_empty())
+        }
+    })
+}
+
+async fn remove_member(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath((gid, mid)): ApiPath<(String, i64)>,
+    body: Option<ApiJson<Reason>>,
+) -> ApiResult<Json<MemberView>> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    ctx.moderate()?;
+    let t = target(&state, &ctx, mid).await?;
+    check_outranks(&ctx, &t)?;
+    let reason = clean_reason(body.and_then(|b| b.0.reason))?;
+    let m = state
+        .store
+        .remove_member(
+            ctx.group.id,
+            t.id,
+            false,
+            reason,
+            auth.user.id,
+            state.clock.now(),
+        )
+        .await?;
+    Ok(Json(MemberView::new(m)))
+}
+
+async fn ban_member(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath((gid, mid)): ApiPath<(String, i64)>,
+    body: Option<ApiJson<Reason>>,
+) -> ApiResult<Json<MemberView>> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    ctx.moderate()?;
+    let t = target(&state, &ctx, mid).await?;
+    check_outranks(&ctx, &t)?;
+    let reason = clean_reason(body.and_then(|b| b.0.reason))?;
+    let m = state
+        .store
+        .remove_member(
+            ctx.group.id,
+            t.id,
+            true,
+            reason,
+            auth.user.id,
+            state.clock.now(),
+        )
+        .await?;
+    Ok(Json(MemberView::new(m)))
+}
+
+async fn unban_member(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath((gid, mid)): ApiPath<(String, i64)>,
+) -> ApiResult<Json<MemberView>> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    ctx.moderate()?;
+    let m = state
+        .store
+        .unban_member(ctx.group.id, mid, auth.user.id, state.clock.now())
+        .await?;
+    Ok(Json(MemberView::new(m)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetRole {
+    role: GroupRole,
+}
+
+async fn set_role(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath((gid, mid)): ApiPath<(String, i64)>,
+    ApiJson(req): ApiJson<SetRole>,
+) -> ApiResult<Json<MemberView>> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    ctx.govern()?;
+    if req.role == GroupRole::Owner {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "role: must be doctor, moderator or member",
+        ));
+    }
+    let m = state
+        .store
+        .set_member_role(ctx.group.id, mid, req.role, auth.user.id, state.clock.now())
+        .await?;
+    Ok(Json(MemberView::new(m)))
+}
+
+async fn leave(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(gid): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    ctx.read()?;
+    state
+        .store
+        .leave_group(ctx.group.id, auth.user.id, state.clock.now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct JoinRequest {
+    message: Option<String>,
+}
+
+/// Asking to join needs the group's id, which only its members and invite links give out; the
+/// group's content stays hidden until a moderator approves.
+async fn request_join(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(gid): ApiPath<String>,
+    body: Option<ApiJson<JoinRequest>>,
+) -> ApiResult<(StatusCode, Json<MemberView>)> {
+    let group = state.store.group_by_public_id(&gid).await.map_err(|e| {
+        if e.is_not_found() {
+            group_not_found()
+        } else {
+            e.into()
+        }
+    })?;
+    let message = match body.and_then(|b| b.0.message) {
+        None => None,
+        Some(m) => {
+            Some(clean_text("message", &m, limits::JOIN_MESSAGE, true)?).filter(|m| !m.is_empty())
+        }
+    };
+    let m = state
+        .store
+        .request_join(group.id, auth.user.id, message, state.clock.now())
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(MemberView::new(m))))
+}
+
+async fn list_join_requests(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(gid): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<MemberView>>> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    ctx.moderate()?;
+    let (after, limit) = q.decode()?;
+    let members = state
+        .store
+        .list_members(ctx.group.id, MemberState::Pending, after, limit + 1)
+        .await?;
+    let items = members
+        .into_iter()
+        .map(|m| (m.id, MemberView::new(m)))
+        .collect();
+    Ok(Json(Page::from_overfetch(items, limit)))
+}
+
+async fn decide(
+    state: AppState,
+    auth: AuthUser,
+    gid: String,
+    mid: i64,
+    approve: bool,
+) -> ApiResult<Json<MemberView>> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    ctx.moderate()?;
+    let m = state
+        .store
+        .decide_join(
+            ctx.group.id,
+            mid,
+            approve,
+            auth.user.id,
+            state.settings.max_members,
+            state.clock.now(),
+        )
+        .await?;
+    Ok(Json(MemberView::new(m)))
+}
+
+async fn approve_join(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath((gid, mid)): ApiPath<(String, i64)>,
+) -> ApiResult<Json<MemberView>> {
+    decide(state, auth, gid, mid, true).await
+}
+
+async fn reject_join(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath((gid, mid)): ApiPath<(String, i64)>,
+) -> ApiResult<Json<MemberView>> {
+    decide(state, auth, gid, mid, false).await
+}
+
+// ---- invites ----
+
+#[derive(Serialize)]
+struct InviteView {
+    id: i64,
+    url: String,
+    label: Option<String>,
+    created_at: Timestamp,
+    expires_at: Option<Timestamp>,
+    max_uses: Option<u32>,
+    uses: u32,
+    state: InviteState,
+    qr_svg: String,
+    qr_png: String,
+}
+
+fn invite_url(state: &AppState, token: &str) -> String {
+    format!("{}group-invite/{token}", state.settings.base_url)
+}
+
+impl InviteView {
+    fn new(state: &AppState, group: &Group, i: GroupInvite) -> Self {
+        let qr = format!("/api/v1/groups/{}/invites/{}/qr", group.public_id, i.id);
+        Self {
+            id: i.id,
+            url: invite_url(state, &i.token),
+            state: i.state(state.clock.now()),
+            label: i.label,
+            created_at: i.created_at,
+            expires_at: i.expires_at,
+            max_uses: i.max_uses,
+            uses: i.uses,
+            qr_svg: format!("{qr}?format=svg"),
+            qr_png: format!("{qr}?format=png"),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CreateInvite {
+    label: Option<String>,
+    /// 1–2160 (90 days); without it the link does not expire.
+    valid_hours: Option<i64>,
+    /// 1–10000; without it the link has no use limit.
+    max_uses: Option<u32>,
+}
+
+async fn create_invite(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(gid): ApiPath<String>,
+    body: Option<ApiJson<CreateInvite>>,
+) -> ApiResult<(StatusCode, Json<InviteView>)> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    ctx.moderate()?;
+    let req = body.map(|b| b.0).unwrap_or_default();
+    let label = match req.label {
+        None => None,
+        Some(l) => Some(clean_line("label", &l, limits::INVITE_LABEL)?),
+    };
+    if let Some(h) = req.valid_hours
+        && !(1..=2160).contains(&h)
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "valid_hours: must be between 1 and 2160 (90 days)",
+        ));
+    }
+    if let Some(n) = req.max_uses
+        && !(1..=10_000).contains(&n)
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "max_uses: must be between 1 and 10000",
+        ));
+    }
+    let now = state.clock.now();
+    let invite = state
+        .store
+        .create_group_invite(caremesh_store::NewGroupInvite {
+            group_id: ctx.group.id,
+            token: crate::auth::new_token()?,
+            label,
+            created_by: auth.user.id,
+            created_at: now,
+            expires_at: req.valid_hours.map(|h| now.plus_secs(h * 3600)),
+            max_uses: req.max_uses,
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(InviteView::new(&state, &ctx.group, invite)),
+    ))
+}
+
+async fn list_invites(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(gid): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<InviteView>>> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    ctx.moderate()?;
+    let (before, limit) = q.decode()?;
+    let invites = state
+        .store
+        .list_group_invites(ctx.group.id, before, limit + 1)
+        .await?;
+    let items = invites
+        .into_iter()
+        .map(|i| (i.id, InviteView::new(&state, &ctx.group, i)))
+        .collect();
+    Ok(Json(Page::from_overfetch(items, limit)))
+}
+
+async fn revoke_invite(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath((gid, iid)): ApiPath<(String, i64)>,
+) -> ApiResult<Json<InviteView>> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    ctx.moderate()?;
+    let invite = state
+        .store
+        .revoke_group_invite(ctx.group.id, iid, state.clock.now())
+        .await?;
+    Ok(Json(InviteView::new(&state, &ctx.group, invite)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct QrQuery {
+    /// `svg` (default) or `png`.
+    format: Option<String>,
+}
+
+/// The invite's link as a QR code, rendered on the server: WeChat opens a long-pressed QR code
+/// reliably only from a real image.
+async fn invite_qr(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath((gid, iid)): ApiPath<(String, i64)>,
+    ApiQuery(q): ApiQuery<QrQuery>,
+) -> ApiResult<Response> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    ctx.moderate()?;
+    let invite = state.store.group_invite_by_id(ctx.group.id, iid).await?;
+    let url = invite_url(&state, &invite.token);
+    let (body, content_type) = match q.format.as_deref().unwrap_or("svg") {
+        "svg" => (crate::qr::svg(&url)?.into_bytes(), "image/svg+xml"),
+        "png" => (crate::qr::png(&url)?, "image/png"),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "format must be svg or png",
+            ));
+        }
+    };
+    let mut resp = body.into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(resp)
+}
+
+#[derive(Serialize)]
+struct InvitePreview {
+    group: GroupView,
+    state: InviteState,
+    expires_at: Option<Timestamp>,
+    /// Uses left, when the link has a limit.
+    uses_left: Option<u32>,
+}
+
+/// What an invite link leads to, for a logged-in account deciding whether to join.
+async fn invite_preview(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(token): ApiPath<String>,
+) -> ApiResult<Json<InvitePreview>> {
+    let invite = state.store.group_invite_by_token(&token).await?;
+    let group = state.store.group_by_id(invite.group_id).await?;
+    let role = state
+        .store
+        .membership(group.id, auth.user.id)
+        .await?
+        .filter(Member::is_active)
+        .map(|m| m.role);
+    Ok(Json(InvitePreview {
+        state: invite.state(state.clock.now()),
+        expires_at: invite.expires_at,
+        uses_left: invite.max_uses.map(|m| m.saturating_sub(invite.uses)),
+        group: GroupView::new(group, role),
+    }))
+}
+
+async fn accept_invite(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(token): ApiPath<String>,
+) -> ApiResult<(StatusCode, Json<GroupView>)> {
+    let now = state.clock.now();
+    let invite = state.store.group_invite_by_token(&token).await?;
+    match invite.state(now) {
+        InviteState::Usable => {}
+        InviteState::Expired => {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "invite_expired",
+                "this invite link has expired; ask the group for a new one",
+            ));
+        }
+        InviteState::UsedUp => {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "invite_used",
+                "this invite link has been used up; ask the group for a new one",
+            ));
+        }
+        InviteState::Revoked => {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "invite_revoked",
+                "this invite link has been withdrawn",
+            ));
+        }
+    }
+    let (group, member) = state
+        .store
+        .join_by_invite(&token, auth.user.id, state.settings.max_members, now)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(GroupView::new(group, Some(member.role))),
+    ))
+}
+
+/// A random, URL-safe public id for groups, posts and attachments (128 bits).
+pub fn new_public_id() -> ApiResult<String> {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}

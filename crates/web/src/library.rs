@@ -1,0 +1,258 @@
+//! A group's library: named folders into which doctors and moderators save posts and files, so
+//! that education material stays findable after the feed has moved on. Members read it.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use caremesh_domain::{Timestamp, clean_line, group::limits};
+use caremesh_store::{LibraryFolder, LibraryItem, NewLibraryItem};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
+use crate::groups::GroupCtx;
+use crate::media::AttachmentView;
+use crate::page::Page;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/groups/{gid}/library/folders",
+            get(list_folders).post(create_folder),
+        )
+        .route(
+            "/api/v1/groups/{gid}/library/folders/{fid}",
+            delete(delete_folder),
+        )
+        .route(
+            "/api/v1/groups/{gid}/library/items",
+            get(list_items).post(add_item),
+        )
+        .route(
+            "/api/v1/groups/{gid}/library/items/{iid}",
+            delete(remove_item),
+        )
+}
+
+#[derive(Serialize)]
+struct FolderView {
+    id: i64,
+    name: String,
+    item_count: u32,
+    created_at: Timestamp,
+}
+
+impl FolderView {
+    fn new(f: LibraryFolder) -> Self {
+        Self {
+            id: f.id,
+            name: f.name,
+            item_count: f.item_count,
+            created_at: f.created_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct LibraryItemView {
+    pub id: i64,
+    pub folder: i64,
+    pub folder_name: String,
+    pub title: String,
+    /// The saved post's id, or
+    pub post: Option<String>,
+    /// the saved file.
+    pub attachment: Option<AttachmentView>,
+    pub added_at: Timestamp,
+}
+
+impl LibraryItemView {
+    pub fn new(i: LibraryItem, group_public_id: &str) -> Self {
+        Self {
+            id: i.id,
+            folder: i.folder_id,
+            folder_name: i.folder_name,
+            title: i.title,
+            post: i.post_public_id,
+            attachment: i
+                .attachment
+                .map(|a| AttachmentView::new(a, group_public_id)),
+            added_at: i.added_at,
+        }
+    }
+}
+
+/// Folders, by name. A library holds few folders, so this list is not paged.
+async fn list_folders(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(gid): ApiPath<String>,
+) -> ApiResult<Json<Page<FolderView>>> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    ctx.read()?;
+    let folders = state.store.list_folders(ctx.group.id).await?;
+    Ok(Json(Page {
+        items: folders.into_iter().map(FolderView::new).collect(),
+        next_cursor: None,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateFolder {
+    name: String,
+}
+
+async fn create_folder(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(gid): ApiPath<String>,
+    ApiJson(req): ApiJson<CreateFolder>,
+) -> ApiResult<(StatusCode, Json<FolderView>)> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    ctx.curate()?;
+    let name = clean_line("name", &req.name, limits::FOLDER_NAME)?;
+    let folder = state
+        .store
+        .create_folder(ctx.group.id, name, auth.user.id, state.clock.now())
+        .await?;
+    Ok((StatusCode::CREATED, Json(FolderView::new(folder))))
+}
+
+async fn delete_folder(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath((gid, fid)): ApiPath<(String, i64)>,
+) -> ApiResult<StatusCode> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    ctx.curate()?;
+    state.store.delete_folder(ctx.group.id, fid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemsQuery {
+    folder: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+async fn list_items(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(gid): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ItemsQuery>,
+) -> ApiResult<Json<Page<LibraryItemView>>> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    ctx.read()?;
+    let folder = match q.folder.as_deref() {
+        None => None,
+        Some(f) => {
+            let id = f.parse::<i64>().map_err(|_| {
+                ApiError::bad_request("invalid_query", "folder must be a folder id")
+            })?;
+            Some(state.store.folder_by_id(ctx.group.id, id).await?.id)
+        }
+    };
+    let (before, limit) = crate::page::PageQuery {
+        cursor: q.cursor,
+        limit: q.limit,
+    }
+    .decode()?;
+    let items = state
+        .store
+        .library_items(ctx.group.id, folder, before, limit + 1)
+        .await?;
+    let items = items
+        .into_iter()
+        .map(|i| (i.id, LibraryItemView::new(i, &ctx.group.public_id)))
+        .collect();
+    Ok(Json(Page::from_overfetch(items, limit)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddItem {
+    folder: i64,
+    /// A post's id, or
+    post: Option<String>,
+    /// an attachment's id: exactly one of the two.
+    attachment: Option<String>,
+    /// Defaults to the post's title (or the start of its text) or the file's name.
+    title: Option<String>,
+}
+
+async fn add_item(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(gid): ApiPath<String>,
+    ApiJson(req): ApiJson<AddItem>,
+) -> ApiResult<(StatusCode, Json<LibraryItemView>)> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    ctx.curate()?;
+    let (post_id, attachment_id, default_title) = match (req.post, req.attachment) {
+        (Some(p), None) => {
+            let post = state
+                .store
+                .post_by_public_id(ctx.group.id, &p, None)
+                .await?;
+            let title = post
+                .title
+                .clone()
+                .unwrap_or_else(|| post.body.chars().take(60).collect());
+            (Some(post.id), None, title)
+        }
+        (None, Some(a)) => {
+            let file = state
+                .store
+                .attachment_by_public_id(ctx.group.id, &a)
+                .await?;
+            (None, Some(file.id), file.file_name)
+        }
+        _ => {
+            return Err(ApiError::unprocessable(
+                "invalid_field",
+                "give exactly one of post and attachment",
+            ));
+        }
+    };
+    let title = match req.title {
+        Some(t) => clean_line("title", &t, limits::ITEM_TITLE)?,
+        None => clean_line(
+            "title",
+            &default_title.replace(['\n', '\t'], " "),
+            limits::ITEM_TITLE,
+        )
+        .unwrap_or_else(|_| "—".to_owned()),
+    };
+    let item = state
+        .store
+        .add_library_item(NewLibraryItem {
+            group_id: ctx.group.id,
+            folder_id: req.folder,
+            post_id,
+            attachment_id,
+            title,
+            added_by: auth.user.id,
+            added_at: state.clock.now(),
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(LibraryItemView::new(item, &ctx.group.public_id)),
+    ))
+}
+
+async fn remove_item(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath((gid, iid)): ApiPath<(String, i64)>,
+) -> ApiResult<StatusCode> {
+    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+    ctx.curate()?;
+    state.store.remove_library_item(ctx.group.id, iid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
