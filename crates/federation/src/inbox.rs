@@ -162,22 +162,49 @@ impl Inbox {
         })
     }
 
-    /// Verifies, checks and stores one delivered activity.
-    pub async fn receive(
+    /// Verifies and checks one delivered activity; returns it and what to store.
+    pub async fn verify_and_check(
         &self,
         req: &InboundRequest<'_>,
-    ) -> Result<IngestOutcome, FederationError> {
+    ) -> Result<(Value, IncomingActivity), FederationError> {
         let sender = self.verify_request(req).await?;
         let activity: Value = serde_json::from_slice(req.body)
             .map_err(|e| FederationError::Malformed(format!("not JSON: {e}")))?;
         let incoming = self.check_activity(&activity, &sender).await?;
-        let outcome = self.ingestor.submit(incoming).await?;
-        let (_, kind, actor) = activity_head(&activity)?;
-        if outcome == IngestOutcome::Stored && is_actor_update(&activity, &kind, &actor) {
+        Ok((activity, incoming))
+    }
+
+    /// Stores a checked activity once (batched with concurrent deliveries).
+    pub async fn ingest(
+        &self,
+        incoming: IncomingActivity,
+    ) -> Result<IngestOutcome, FederationError> {
+        self.ingestor.submit(incoming).await
+    }
+
+    /// Effects of a newly stored activity on what this node knows of other actors.
+    pub async fn after_stored(&self, activity: &Value) {
+        let Ok((_, kind, actor)) = activity_head(activity) else {
+            return;
+        };
+        if is_actor_update(activity, &kind, &actor) {
             // New keys or a new credential: take them now rather than at the next failure.
             if let Err(e) = self.resolver.fetch_actor(&actor).await {
                 tracing::warn!(%actor, error = %e, "cannot refresh an updated actor");
             }
+        }
+    }
+
+    /// Verifies, checks and stores one delivered activity (without group rules; see
+    /// `Federation::receive`).
+    pub async fn receive(
+        &self,
+        req: &InboundRequest<'_>,
+    ) -> Result<IngestOutcome, FederationError> {
+        let (activity, incoming) = self.verify_and_check(req).await?;
+        let outcome = self.ingest(incoming).await?;
+        if outcome == IngestOutcome::Stored {
+            self.after_stored(&activity).await;
         }
         Ok(outcome)
     }

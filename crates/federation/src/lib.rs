@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod error;
 #[cfg(test)]
 mod examples;
+pub mod groups;
 pub mod inbox;
 pub mod keys;
 pub mod outbox;
@@ -45,6 +46,8 @@ pub struct FederationSettings {
     pub request_timeout_secs: u64,
     /// Largest activity accepted by the inbox, in bytes.
     pub max_activity_bytes: usize,
+    /// Most members a group hosted here may have (`groups.max_members`).
+    pub max_members: u32,
 }
 
 impl Default for FederationSettings {
@@ -68,6 +71,7 @@ impl Default for FederationSettings {
             key_grace_secs: 72 * 3600,
             request_timeout_secs: 10,
             max_activity_bytes: 256 * 1024,
+            max_members: 500,
         }
     }
 }

@@ -48,6 +48,16 @@ impl Urls {
         self.join(&format!("users/{username}/inbox"))
     }
 
+    /// A group hosted on this node.
+    pub fn group(&self, public_id: &str) -> String {
+        self.join(&format!("groups/{public_id}"))
+    }
+
+    /// A patient's per-group pseudonym.
+    pub fn pseudonym(&self, public_id: &str) -> String {
+        self.join(&format!("pseudonyms/{public_id}"))
+    }
+
     pub fn activity(&self, id: &str) -> String {
         self.join(&format!("activities/{id}"))
     }

@@ -127,6 +127,7 @@ pub fn federation_settings(config: &Config) -> FederationSettings {
         key_grace_secs: i64::from(f.key_grace_hours) * 3600,
         request_timeout_secs: u64::from(f.request_timeout_secs),
         max_activity_bytes: f.max_activity_bytes,
+        max_members: config.groups.max_members,
     }
 }
 

@@ -421,7 +421,7 @@ macro_rules! impl_federation_store {
                     limit: u32,
                 ) -> Result<Vec<StoredActivity>> {
                     let rows = sqlx::query(
-                        "select seq, activity_id, activity_type, actor_id, peer, received_at
+                        "select seq, activity_id, activity_type, actor_id, peer, received_at, payload
                          from inbox_activities where seq > $1 order by seq limit $2",
                     )
                     .bind(after_seq)
@@ -438,6 +438,7 @@ macro_rules! impl_federation_store {
                                 actor_id: row.try_get("actor_id").map_err(db_err)?,
                                 peer: row.try_get("peer").map_err(db_err)?,
                                 received_at: ts(row.try_get("received_at").map_err(db_err)?),
+                                payload: row.try_get("payload").map_err(db_err)?,
                             })
                         })
                         .collect()

@@ -57,11 +57,11 @@ macro_rules! impl_group_store {
                 Ok(row.try_get::<Option<i32>, _>(col).map_err(db_err)?.map(count_from))
             }
 
-            fn to_i32(n: u32) -> i32 {
+            pub(super) fn to_i32(n: u32) -> i32 {
                 i32::try_from(n).unwrap_or(i32::MAX)
             }
 
-            fn conflict_on_unique(e: sqlx::Error, code: &'static str, message: &str) -> StoreError {
+            pub(super) fn conflict_on_unique(e: sqlx::Error, code: &'static str, message: &str) -> StoreError {
                 if unique_violation(&e) {
                     StoreError::conflict(code, message)
                 } else {
@@ -86,7 +86,7 @@ macro_rules! impl_group_store {
 
             // ---- groups ----
 
-            fn group_from_row(row: &DbRow) -> Result<Group> {
+            pub(super) fn group_from_row(row: &DbRow) -> Result<Group> {
                 Ok(Group {
                     id: row.try_get("id").map_err(db_err)?,
                     public_id: row.try_get("public_id").map_err(db_err)?,
@@ -111,7 +111,7 @@ macro_rules! impl_group_store {
                 })
             }
 
-            async fn load_group(conn: &mut Conn, id: i64) -> Result<Group> {
+            pub(super) async fn load_group(conn: &mut Conn, id: i64) -> Result<Group> {
                 let row = sqlx::query("select * from groups where id = $1")
                     .bind(id)
                     .fetch_optional(&mut *conn)
@@ -122,7 +122,7 @@ macro_rules! impl_group_store {
             }
 
             /// Takes one place in the group, atomically: concurrent joins cannot overfill it.
-            async fn take_place(conn: &mut Conn, group_id: i64, max_members: u32) -> Result<()> {
+            pub(super) async fn take_place(conn: &mut Conn, group_id: i64, max_members: u32) -> Result<()> {
                 let done = sqlx::query(
                     "update groups set member_count = member_count + 1
                      where id = $1 and member_count < $2",
@@ -184,12 +184,12 @@ macro_rules! impl_group_store {
 
             // ---- members ----
 
-            const MEMBER_SELECT: &str = "select gm.id, gm.group_id, gm.user_id, gm.actor_id,
+            pub(super) const MEMBER_SELECT: &str = "select gm.id, gm.group_id, gm.user_id, gm.actor_id,
                    coalesce(u.display_name, gm.actor_name, '') as display_name, u.role as account_role,
                    gm.role, gm.state, gm.request_message, gm.created_at, gm.updated_at
                  from group_members gm left join users u on u.id = gm.user_id";
 
-            fn member_from_row(row: &DbRow) -> Result<Member> {
+            pub(super) fn member_from_row(row: &DbRow) -> Result<Member> {
                 let account_role: Option<String> = row.try_get("account_role").map_err(db_err)?;
                 Ok(Member {
                     id: row.try_get("id").map_err(db_err)?,
@@ -206,7 +206,7 @@ macro_rules! impl_group_store {
                 })
             }
 
-            async fn load_member(conn: &mut Conn, group_id: i64, member_id: i64) -> Result<Member> {
+            pub(super) async fn load_member(conn: &mut Conn, group_id: i64, member_id: i64) -> Result<Member> {
                 let sql = format!("{MEMBER_SELECT} where gm.group_id = $1 and gm.id = $2");
                 let row = sqlx::query(&sql)
                     .bind(group_id)
@@ -218,7 +218,7 @@ macro_rules! impl_group_store {
                 member_from_row(&row)
             }
 
-            async fn member_of_user(
+            pub(super) async fn member_of_user(
                 conn: &mut Conn,
                 group_id: i64,
                 user: UserId,
@@ -233,7 +233,7 @@ macro_rules! impl_group_store {
                 row.as_ref().map(member_from_row).transpose()
             }
 
-            async fn set_state(
+            pub(super) async fn set_state(
                 conn: &mut Conn,
                 member_id: i64,
                 state: MemberState,
@@ -254,7 +254,7 @@ macro_rules! impl_group_store {
                 Ok(())
             }
 
-            async fn insert_member(
+            pub(super) async fn insert_member(
                 conn: &mut Conn,
                 group_id: i64,
                 user: UserId,
@@ -421,7 +421,7 @@ macro_rules! impl_group_store {
                 Ok(posts)
             }
 
-            async fn load_post(conn: &mut Conn, id: i64, viewer: Option<UserId>) -> Result<Post> {
+            pub(super) async fn load_post(conn: &mut Conn, id: i64, viewer: Option<UserId>) -> Result<Post> {
                 posts_where(conn, viewer, "where p.id = $2", &[id])
                     .await?
                     .pop()

@@ -73,9 +73,11 @@ macro_rules! impl_sql_store {
         $crate::impl_account_store!($store, $db);
         $crate::impl_federation_store!($store, $db);
         $crate::impl_group_store!($store, $db);
+        $crate::impl_remote_group_store!($store, $db);
     };
 }
 
 mod accounts;
 mod federation;
 mod groups;
+mod remote_groups;

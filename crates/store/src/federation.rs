@@ -103,6 +103,9 @@ pub struct StoredActivity {
     pub actor_id: String,
     pub peer: String,
     pub received_at: Timestamp,
+    /// The activity as it arrived.
+    #[serde(skip)]
+    pub payload: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

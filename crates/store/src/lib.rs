@@ -12,6 +12,7 @@ mod federation;
 mod group_models;
 mod groups;
 mod models;
+mod remote_groups;
 
 use async_trait::async_trait;
 
@@ -29,6 +30,7 @@ pub use group_models::{
 };
 pub use groups::GroupStore;
 pub use models::{Invite, InviteState, NewInvite, NewSession, NewUser, Session, User};
+pub use remote_groups::{Pseudonym, RemoteFollow, RemoteGroupStore, RemotePost};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -38,7 +40,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Through `dyn Store` the methods of every area are callable directly; generic code can import
 /// the area traits with `use caremesh_store::prelude::*`.
 #[async_trait]
-pub trait Store: AccountStore + FederationStore + GroupStore + Send + Sync + 'static {
+pub trait Store:
+    AccountStore + FederationStore + GroupStore + RemoteGroupStore + Send + Sync + 'static
+{
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
 
@@ -49,5 +53,5 @@ pub trait Store: AccountStore + FederationStore + GroupStore + Send + Sync + 'st
 
 /// The store traits, for `use caremesh_store::prelude::*`.
 pub mod prelude {
-    pub use crate::{AccountStore, FederationStore, GroupStore, Store};
+    pub use crate::{AccountStore, FederationStore, GroupStore, RemoteGroupStore, Store};
 }

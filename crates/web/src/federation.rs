@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::extract::{ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
 use crate::state::AppState;
 
 pub fn router(max_activity_bytes: usize) -> Router<AppState> {
@@ -28,7 +28,91 @@ pub fn router(max_activity_bytes: usize) -> Router<AppState> {
         .route("/nodeinfo/2.1", get(nodeinfo))
         .route("/inbox", inbox.clone())
         .route("/actor/inbox", inbox.clone())
-        .route("/users/{username}/inbox", inbox)
+        .route("/users/{username}/inbox", inbox.clone())
+        .route("/groups/{pid}", get(group_actor))
+        .route("/groups/{pid}/inbox", inbox.clone())
+        .route("/pseudonyms/{pid}", get(pseudonym_actor))
+        .route("/pseudonyms/{pid}/inbox", inbox)
+        .route("/api/v1/remote-groups", post(join_remote_group))
+}
+
+/// A group hosted here, for partner nodes (signed GET). Mirrors of other nodes' groups are not
+/// served.
+async fn group_actor(
+    State(state): State<AppState>,
+    method: Method,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    ApiPath(pid): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let fed = &state.federation;
+    fed.inbox
+        .verify_request(&inbound(&method, &uri, &headers, b""))
+        .await?;
+    let group = state.store.group_by_public_id(&pid).await?;
+    if group.remote_actor_id.is_some() {
+        return Err(ApiError::not_found("group"));
+    }
+    Ok(activity_json(fed.group_document(&group).await?))
+}
+
+/// A patient's per-group pseudonym, for partner nodes (signed GET).
+async fn pseudonym_actor(
+    State(state): State<AppState>,
+    method: Method,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    ApiPath(pid): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let fed = &state.federation;
+    fed.inbox
+        .verify_request(&inbound(&method, &uri, &headers, b""))
+        .await?;
+    let p = state
+        .store
+        .pseudonym(&pid)
+        .await?
+        .ok_or(ApiError::not_found("actor"))?;
+    Ok(activity_json(fed.pseudonym_document(&p).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinRemote {
+    /// The group's actor URL on its host node.
+    group: String,
+    /// The name to show in that group (only this crosses to other nodes).
+    display_name: String,
+    /// A group invite token from the host, if the patient has one.
+    invite: Option<String>,
+}
+
+/// Asks to join a group hosted by a partner hospital, as a per-group pseudonym. The membership is
+/// pending until the host answers (at once with a valid invite).
+async fn join_remote_group(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(req): ApiJson<JoinRemote>,
+) -> Result<Response, ApiError> {
+    caremesh_domain::validate_display_name(&req.display_name)?;
+    let (group, member) = state
+        .federation
+        .join_remote_group(
+            &auth.user,
+            req.group.trim(),
+            req.display_name.trim(),
+            req.invite.as_deref(),
+        )
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "group": group.public_id,
+            "name": group.settings.name,
+            "state": member.state,
+        })),
+    )
+        .into_response())
 }
 
 impl From<FederationError> for ApiError {
@@ -214,7 +298,7 @@ async fn inbox(
         .await
         .map_err(|_| ApiError::payload_too_large(limit))?;
     let request = inbound(&parts.method, &uri, &parts.headers, &bytes);
-    let outcome = state.federation.inbox.receive(&request).await?;
+    let outcome = state.federation.receive(&request).await?;
     let status = match outcome {
         IngestOutcome::Stored => "stored",
         IngestOutcome::Duplicate => "duplicate",

@@ -303,10 +303,23 @@ async fn create_post(
             attachments: req.attachments,
         })
         .await?;
+    federate_post(&state, &ctx, &post, None).await;
     Ok((
         StatusCode::CREATED,
         Json(PostView::new(post, &ctx.group.public_id)),
     ))
+}
+
+/// Sends a new post to the other nodes of the group (its host, or its members' nodes). The post is
+/// stored either way; a failure to queue it is logged.
+async fn federate_post(state: &AppState, ctx: &GroupCtx, post: &Post, thread: Option<&Post>) {
+    if let Err(e) = state
+        .federation
+        .local_post_created(&ctx.group, post, &ctx.user, thread)
+        .await
+    {
+        tracing::error!(error = %e, post = %post.public_id, "cannot queue the post for other nodes");
+    }
 }
 
 async fn get_post(
@@ -412,6 +425,7 @@ async fn create_reply(
             attachments: req.attachments,
         })
         .await?;
+    federate_post(&state, &ctx, &post, Some(&thread)).await;
     Ok((
         StatusCode::CREATED,
         Json(PostView::new(post, &ctx.group.public_id)),

@@ -1,0 +1,507 @@
+//! Remote members, mirrored groups, pseudonyms and posts from other nodes.
+
+/// Implements `caremesh_store::RemoteGroupStore` for `$store`; expanded by `impl_sql_store!`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! impl_remote_group_store {
+    ($store:ty, $db:ty) => {
+        mod remote_group_sql {
+            use caremesh_domain::{GroupRole, MemberState, PostKind};
+            use caremesh_store::{
+                Group, GroupSettings, Member, NewOutboxEntry, Post, Pseudonym, RemoteFollow,
+                RemoteGroupStore, RemotePost,
+            };
+
+            use super::federation_sql::enqueue_in;
+            use super::group_sql::{
+                MEMBER_SELECT, conflict_on_unique, group_from_row, load_member, load_post,
+                member_from_row, member_of_user, set_state, take_place,
+            };
+            use super::*;
+
+            type Conn = <$db as sqlx::Database>::Connection;
+            type DbRow = <$db as sqlx::Database>::Row;
+
+            fn pseudonym_from_row(row: &DbRow) -> Result<Pseudonym> {
+                Ok(Pseudonym {
+                    id: row.try_get("id").map_err(db_err)?,
+                    public_id: row.try_get("public_id").map_err(db_err)?,
+                    user_id: UserId(row.try_get("user_id").map_err(db_err)?),
+                    group_id: row.try_get("group_id").map_err(db_err)?,
+                    display_name: row.try_get("display_name").map_err(db_err)?,
+                    created_at: Timestamp::from_millis(row.try_get("created_at").map_err(db_err)?),
+                })
+            }
+
+            async fn remote_member_in(
+                conn: &mut Conn,
+                group_id: i64,
+                actor_id: &str,
+            ) -> Result<Option<Member>> {
+                let sql = format!("{MEMBER_SELECT} where gm.group_id = $1 and gm.actor_id = $2");
+                let row = sqlx::query(&sql)
+                    .bind(group_id)
+                    .bind(actor_id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+                row.as_ref().map(member_from_row).transpose()
+            }
+
+            async fn release_place(conn: &mut Conn, group_id: i64) -> Result<()> {
+                sqlx::query(
+                    "update groups set member_count = member_count - 1
+                     where id = $1 and member_count > 0",
+                )
+                .bind(group_id)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
+                Ok(())
+            }
+
+            #[async_trait]
+            impl RemoteGroupStore for $store {
+                async fn remote_follow(
+                    &self,
+                    f: RemoteFollow<'_>,
+                    on_accept: Vec<NewOutboxEntry>,
+                    now: Timestamp,
+                ) -> Result<Member> {
+                    let RemoteFollow { group_id, actor_id, name, invite_token, max_members } = f;
+                    let mut tx = self.begin_write().await?;
+                    let existing = remote_member_in(&mut tx, group_id, actor_id).await?;
+                    match existing.as_ref().map(|m| m.state) {
+                        Some(MemberState::Banned) => {
+                            return Err(StoreError::conflict(
+                                "banned",
+                                "this member has been banned from the group",
+                            ));
+                        }
+                        Some(MemberState::Active) => {
+                            // Asked again (the member's node may have lost the answer).
+                            enqueue_in(&mut tx, &on_accept, now).await?;
+                            let m = existing.ok_or(StoreError::NotFound("member"))?;
+                            tx.commit().await.map_err(db_err)?;
+                            return Ok(m);
+                        }
+                        _ => {}
+                    }
+                    let invite_id: Option<i64> = match invite_token {
+                        None => None,
+                        Some(token) => {
+                            let row = sqlx::query(
+                                "select id from group_invites
+                                 where token = $1 and group_id = $2 and revoked_at is null
+                                   and (expires_at is null or expires_at > $3)
+                                   and (max_uses is null or uses < max_uses)",
+                            )
+                            .bind(token)
+                            .bind(group_id)
+                            .bind(now.as_millis())
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                            let Some(row) = row else {
+                                return Err(StoreError::conflict(
+                                    "invite_unusable",
+                                    "the invite is unknown, expired, used up or revoked",
+                                ));
+                            };
+                            Some(row.try_get("id").map_err(db_err)?)
+                        }
+                    };
+                    let state = if invite_id.is_some() {
+                        MemberState::Active
+                    } else {
+                        MemberState::Pending
+                    };
+                    if let Some(id) = invite_id {
+                        take_place(&mut tx, group_id, max_members).await?;
+                        sqlx::query("update group_invites set uses = uses + 1 where id = $1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                    }
+                    let member_id = match existing {
+                        Some(m) => {
+                            set_state(&mut tx, m.id, state, Some(GroupRole::Member), now).await?;
+                            sqlx::query("update group_members set actor_name = $1 where id = $2")
+                                .bind(name)
+                                .bind(m.id)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?;
+                            m.id
+                        }
+                        None => sqlx::query_scalar(
+                            "insert into group_members
+                               (group_id, actor_id, actor_name, role, state, created_at, updated_at)
+                             values ($1, $2, $3, 'member', $4, $5, $5) returning id",
+                        )
+                        .bind(group_id)
+                        .bind(actor_id)
+                        .bind(name)
+                        .bind(state.as_str())
+                        .bind(now.as_millis())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(|e| conflict_on_unique(e, "already_member", "a member already"))?,
+                    };
+                    if state == MemberState::Active {
+                        enqueue_in(&mut tx, &on_accept, now).await?;
+                    }
+                    let m = load_member(&mut tx, group_id, member_id).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(m)
+                }
+
+                async fn remote_unfollow(
+                    &self,
+                    group_id: i64,
+                    actor_id: &str,
+                    now: Timestamp,
+                ) -> Result<Option<Member>> {
+                    let mut tx = self.begin_write().await?;
+                    let Some(m) = remote_member_in(&mut tx, group_id, actor_id).await? else {
+                        return Ok(None);
+                    };
+                    if !matches!(m.state, MemberState::Active | MemberState::Pending) {
+                        return Ok(Some(m));
+                    }
+                    if m.state == MemberState::Active {
+                        release_place(&mut tx, group_id).await?;
+                    }
+                    set_state(&mut tx, m.id, MemberState::Left, None, now).await?;
+                    let m = load_member(&mut tx, group_id, m.id).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(Some(m))
+                }
+
+                async fn remote_member(
+                    &self,
+                    group_id: i64,
+                    actor_id: &str,
+                ) -> Result<Option<Member>> {
+                    let mut conn = self.pool.acquire().await.map_err(db_err)?;
+                    remote_member_in(&mut conn, group_id, actor_id).await
+                }
+
+                async fn remote_member_actors(&self, group_id: i64) -> Result<Vec<String>> {
+                    sqlx::query_scalar(
+                        "select actor_id from group_members
+                         where group_id = $1 and state = 'active' and actor_id is not null
+                         order by id",
+                    )
+                    .bind(group_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)
+                }
+
+                async fn store_remote_post(
+                    &self,
+                    p: RemotePost,
+                    announce: Vec<NewOutboxEntry>,
+                ) -> Result<(Post, bool)> {
+                    let mut tx = self.begin_write().await?;
+                    let existing: Option<i64> =
+                        sqlx::query_scalar("select id from posts where origin_id = $1")
+                            .bind(&p.origin_id)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                    if let Some(id) = existing {
+                        let post = load_post(&mut tx, id, None).await?;
+                        tx.commit().await.map_err(db_err)?;
+                        return Ok((post, false));
+                    }
+                    let thread_id: Option<i64> =
+                        if p.thread_public_id.is_some() || p.thread_origin_id.is_some() {
+                            let id: Option<i64> = sqlx::query_scalar(
+                                "select id from posts where group_id = $1 and thread_id is null
+                                   and (public_id = $2 or origin_id = $3)",
+                            )
+                            .bind(p.group_id)
+                            .bind(&p.thread_public_id)
+                            .bind(&p.thread_origin_id)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                            Some(id.ok_or(StoreError::NotFound("thread"))?)
+                        } else {
+                            None
+                        };
+                    let id: i64 = sqlx::query_scalar(
+                        "insert into posts (public_id, group_id, kind, thread_id, author_actor_id,
+                           author_name, origin_id, title, body, pinned, publish_at, created_at)
+                         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) returning id",
+                    )
+                    .bind(&p.public_id)
+                    .bind(p.group_id)
+                    .bind(p.kind.as_str())
+                    .bind(thread_id)
+                    .bind(&p.author_actor_id)
+                    .bind(&p.author_name)
+                    .bind(&p.origin_id)
+                    .bind(&p.title)
+                    .bind(&p.body)
+                    .bind(p.pinned)
+                    .bind(p.published_at.as_millis())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| conflict_on_unique(e, "post_exists", "a post with this id exists"))?;
+                    if let Some(thread) = thread_id {
+                        let by_doctor: bool = p.kind == PostKind::Reply
+                            && sqlx::query_scalar::<_, i64>(
+                                "select count(*) from group_members
+                                 where group_id = $1 and actor_id = $2 and role in ('doctor', 'owner')",
+                            )
+                            .bind(p.group_id)
+                            .bind(&p.author_actor_id)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(db_err)?
+                                > 0;
+                        sqlx::query(
+                            "update posts set reply_count = reply_count + 1,
+                               answered_by_doctor = (answered_by_doctor or $1)
+                             where id = $2",
+                        )
+                        .bind(by_doctor)
+                        .bind(thread)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    }
+                    enqueue_in(&mut tx, &announce, p.published_at).await?;
+                    let post = load_post(&mut tx, id, None).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok((post, true))
+                }
+
+                async fn delete_remote_post(
+                    &self,
+                    origin_id: &str,
+                    author_actor_id: &str,
+                    announce: Vec<NewOutboxEntry>,
+                    now: Timestamp,
+                ) -> Result<Option<Post>> {
+                    let mut tx = self.begin_write().await?;
+                    let id: Option<i64> = sqlx::query_scalar(
+                        "update posts set deleted_at = $1, deleted_by = 'author'
+                         where origin_id = $2 and author_actor_id = $3 and deleted_at is null
+                         returning id",
+                    )
+                    .bind(now.as_millis())
+                    .bind(origin_id)
+                    .bind(author_actor_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    let Some(id) = id else {
+                        return Ok(None);
+                    };
+                    enqueue_in(&mut tx, &announce, now).await?;
+                    let post = load_post(&mut tx, id, None).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(Some(post))
+                }
+
+                async fn upsert_mirror_group(
+                    &self,
+                    remote_actor_id: &str,
+                    public_id: &str,
+                    s: GroupSettings,
+                    now: Timestamp,
+                ) -> Result<Group> {
+                    let mut tx = self.begin_write().await?;
+                    let row = sqlx::query(
+                        "insert into groups (public_id, remote_actor_id, name, condition, condition_code,
+                           city, language, description, rules, member_list, created_by, created_at,
+                           updated_at, member_count, storage_bytes)
+                         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, null, $11, $11, 0, 0)
+                         on conflict (remote_actor_id) do update set name = excluded.name,
+                           condition = excluded.condition, condition_code = excluded.condition_code,
+                           city = excluded.city, language = excluded.language,
+                           description = excluded.description, rules = excluded.rules,
+                           updated_at = excluded.updated_at
+                         returning *",
+                    )
+                    .bind(public_id)
+                    .bind(remote_actor_id)
+                    .bind(&s.name)
+                    .bind(&s.condition)
+                    .bind(&s.condition_code)
+                    .bind(&s.city)
+                    .bind(s.language.as_str())
+                    .bind(&s.description)
+                    .bind(&s.rules)
+                    .bind(s.member_list.as_str())
+                    .bind(now.as_millis())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    let g = group_from_row(&row)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(g)
+                }
+
+                async fn group_by_remote_actor(&self, remote_actor_id: &str) -> Result<Option<Group>> {
+                    let row = sqlx::query("select * from groups where remote_actor_id = $1")
+                        .bind(remote_actor_id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    row.as_ref().map(group_from_row).transpose()
+                }
+
+                async fn join_remote_group(
+                    &self,
+                    p: Pseudonym,
+                    follow: Vec<NewOutboxEntry>,
+                    now: Timestamp,
+                ) -> Result<(Pseudonym, Member)> {
+                    let mut tx = self.begin_write().await?;
+                    let existing = member_of_user(&mut tx, p.group_id, p.user_id).await?;
+                    match existing.as_ref().map(|m| m.state) {
+                        Some(MemberState::Active) => {
+                            return Err(StoreError::conflict(
+                                "already_member",
+                                "you are a member of this group already",
+                            ));
+                        }
+                        Some(MemberState::Banned) => {
+                            return Err(StoreError::conflict(
+                                "banned",
+                                "you have been banned from this group",
+                            ));
+                        }
+                        _ => {}
+                    }
+                    sqlx::query(
+                        "insert into pseudonyms (public_id, user_id, group_id, display_name, created_at)
+                         values ($1, $2, $3, $4, $5)
+                         on conflict (user_id, group_id) do update set display_name = excluded.display_name",
+                    )
+                    .bind(&p.public_id)
+                    .bind(p.user_id.0)
+                    .bind(p.group_id)
+                    .bind(&p.display_name)
+                    .bind(now.as_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    let row = sqlx::query("select * from pseudonyms where user_id = $1 and group_id = $2")
+                        .bind(p.user_id.0)
+                        .bind(p.group_id)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let pseudonym = pseudonym_from_row(&row)?;
+                    let member_id = match existing {
+                        Some(m) => {
+                            set_state(&mut tx, m.id, MemberState::Pending, Some(GroupRole::Member), now)
+                                .await?;
+                            m.id
+                        }
+                        None => super::group_sql::insert_member(
+                            &mut tx,
+                            p.group_id,
+                            p.user_id,
+                            GroupRole::Member,
+                            MemberState::Pending,
+                            None,
+                            now,
+                        )
+                        .await?,
+                    };
+                    enqueue_in(&mut tx, &follow, now).await?;
+                    let m = load_member(&mut tx, p.group_id, member_id).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok((pseudonym, m))
+                }
+
+                async fn answer_remote_join(
+                    &self,
+                    pseudonym_public_id: &str,
+                    accepted: bool,
+                    now: Timestamp,
+                ) -> Result<Member> {
+                    let mut tx = self.begin_write().await?;
+                    let row = sqlx::query("select * from pseudonyms where public_id = $1")
+                        .bind(pseudonym_public_id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                        .ok_or(StoreError::NotFound("pseudonym"))?;
+                    let p = pseudonym_from_row(&row)?;
+                    let m = member_of_user(&mut tx, p.group_id, p.user_id)
+                        .await?
+                        .ok_or(StoreError::NotFound("member"))?;
+                    if m.state == MemberState::Pending {
+                        if accepted {
+                            sqlx::query("update groups set member_count = member_count + 1 where id = $1")
+                                .bind(p.group_id)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?;
+                            set_state(&mut tx, m.id, MemberState::Active, None, now).await?;
+                        } else {
+                            set_state(&mut tx, m.id, MemberState::Rejected, None, now).await?;
+                        }
+                    }
+                    let m = load_member(&mut tx, p.group_id, m.id).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(m)
+                }
+
+                async fn pseudonym(&self, public_id: &str) -> Result<Option<Pseudonym>> {
+                    let row = sqlx::query("select * from pseudonyms where public_id = $1")
+                        .bind(public_id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    row.as_ref().map(pseudonym_from_row).transpose()
+                }
+
+                async fn ensure_pseudonym(&self, p: Pseudonym) -> Result<Pseudonym> {
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query(
+                        "insert into pseudonyms (public_id, user_id, group_id, display_name, created_at)
+                         values ($1, $2, $3, $4, $5)
+                         on conflict (user_id, group_id) do nothing",
+                    )
+                    .bind(&p.public_id)
+                    .bind(p.user_id.0)
+                    .bind(p.group_id)
+                    .bind(&p.display_name)
+                    .bind(p.created_at.as_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    let row = sqlx::query("select * from pseudonyms where user_id = $1 and group_id = $2")
+                        .bind(p.user_id.0)
+                        .bind(p.group_id)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let out = pseudonym_from_row(&row)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(out)
+                }
+
+                async fn pseudonym_of(&self, user: UserId, group_id: i64) -> Result<Option<Pseudonym>> {
+                    let row = sqlx::query("select * from pseudonyms where user_id = $1 and group_id = $2")
+                        .bind(user.0)
+                        .bind(group_id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    row.as_ref().map(pseudonym_from_row).transpose()
+                }
+            }
+        }
+    };
+}

@@ -1,0 +1,125 @@
+//! Groups across hospitals: remote members of groups hosted here, mirrors of groups hosted
+//! elsewhere, per-group pseudonyms of this node's patients, and posts that came from other nodes.
+
+use async_trait::async_trait;
+use caremesh_domain::{PostKind, Timestamp, UserId};
+
+use crate::{Group, GroupSettings, Member, NewOutboxEntry, Post, Result};
+
+/// A patient's identity in one group: its own actor and display name, nothing else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pseudonym {
+    pub id: i64,
+    pub public_id: String,
+    pub user_id: UserId,
+    pub group_id: i64,
+    pub display_name: String,
+    pub created_at: Timestamp,
+}
+
+/// A post written on another node, as this node stores it.
+#[derive(Clone, Debug)]
+pub struct RemotePost {
+    pub public_id: String,
+    pub group_id: i64,
+    /// The object id on the author's node.
+    pub origin_id: String,
+    /// For replies, the thread's first post: by its public id when it was written on this node,
+    /// by its object id (origin id) when it came from elsewhere.
+    pub thread_public_id: Option<String>,
+    pub thread_origin_id: Option<String>,
+    pub author_actor_id: String,
+    pub author_name: String,
+    pub kind: PostKind,
+    pub title: Option<String>,
+    pub body: String,
+    pub pinned: bool,
+    pub published_at: Timestamp,
+}
+
+/// A remote actor's request to join a group hosted here.
+#[derive(Clone, Copy, Debug)]
+pub struct RemoteFollow<'a> {
+    pub group_id: i64,
+    pub actor_id: &'a str,
+    /// The name the actor shows in the group.
+    pub name: &'a str,
+    pub invite_token: Option<&'a str>,
+    pub max_members: u32,
+}
+
+#[async_trait]
+pub trait RemoteGroupStore: Send + Sync {
+    // ---- groups hosted here, members elsewhere ----
+
+    /// A remote actor asks to join a group hosted here. With a usable invite token of this group
+    /// it becomes an active member at once (the invite loses a use) and `on_accept` is queued in
+    /// the same transaction; without one it waits for a moderator. Asking again is harmless.
+    /// Conflicts: `banned`, `group_full`, `invite_unusable`.
+    async fn remote_follow(
+        &self,
+        follow: RemoteFollow<'_>,
+        on_accept: Vec<NewOutboxEntry>,
+        now: Timestamp,
+    ) -> Result<Member>;
+    /// A remote member leaves. `None` if it was not a member.
+    async fn remote_unfollow(
+        &self,
+        group_id: i64,
+        actor_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Member>>;
+    async fn remote_member(&self, group_id: i64, actor_id: &str) -> Result<Option<Member>>;
+    /// Actor ids of the group's active remote members.
+    async fn remote_member_actors(&self, group_id: i64) -> Result<Vec<String>>;
+
+    // ---- posts from other nodes ----
+
+    /// Stores a post written elsewhere, once: a post with the same origin id is returned as it is
+    /// (`false`), a new one is stored and `announce` queued in the same transaction (`true`).
+    async fn store_remote_post(
+        &self,
+        post: RemotePost,
+        announce: Vec<NewOutboxEntry>,
+    ) -> Result<(Post, bool)>;
+    /// Tombstones a post written elsewhere, by its author; `announce` is queued with it.
+    async fn delete_remote_post(
+        &self,
+        origin_id: &str,
+        author_actor_id: &str,
+        announce: Vec<NewOutboxEntry>,
+        now: Timestamp,
+    ) -> Result<Option<Post>>;
+
+    // ---- groups hosted elsewhere ----
+
+    /// Creates or refreshes the local mirror of a group hosted on another node.
+    async fn upsert_mirror_group(
+        &self,
+        remote_actor_id: &str,
+        public_id: &str,
+        settings: GroupSettings,
+        now: Timestamp,
+    ) -> Result<Group>;
+    async fn group_by_remote_actor(&self, remote_actor_id: &str) -> Result<Option<Group>>;
+    /// A patient asks to join a mirrored group: their pseudonym for it is created (or kept) and
+    /// their membership is pending until the host accepts; `follow` is queued in the same
+    /// transaction. Conflicts: `already_member`, `banned`.
+    async fn join_remote_group(
+        &self,
+        pseudonym: Pseudonym,
+        follow: Vec<NewOutboxEntry>,
+        now: Timestamp,
+    ) -> Result<(Pseudonym, Member)>;
+    /// The host's answer: the pseudonym's membership becomes active or rejected.
+    async fn answer_remote_join(
+        &self,
+        pseudonym_public_id: &str,
+        accepted: bool,
+        now: Timestamp,
+    ) -> Result<Member>;
+    async fn pseudonym(&self, public_id: &str) -> Result<Option<Pseudonym>>;
+    /// The account's pseudonym in a group, created with `p`'s id and name if it has none.
+    async fn ensure_pseudonym(&self, p: Pseudonym) -> Result<Pseudonym>;
+    async fn pseudonym_of(&self, user: UserId, group_id: i64) -> Result<Option<Pseudonym>>;
+}

@@ -1,0 +1,348 @@
+//! A group hosted on hospital B with patients of hospitals A and C: they join as per-group
+//! pseudonyms, the doctor's announcement and the questions and answers reach every node, a removed
+//! member can no longer post, and nothing about a patient but the pseudonym crosses. Three real
+//! nodes on loopback, on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use caremesh_domain::Role;
+use caremesh_testkit::{Backend, TestNode, on_both_backends};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+on_both_backends!(patients_of_two_hospitals_in_a_group_hosted_by_a_third);
+
+async fn wait_for<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn call(
+    node: &TestNode,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = node
+        .http
+        .request(method.parse().unwrap(), node.url(path))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn feed_bodies(node: &TestNode, token: &str, gid: &str) -> Vec<String> {
+    let (status, page) = call(
+        node,
+        "GET",
+        &format!("/api/v1/groups/{gid}/posts"),
+        token,
+        None,
+    )
+    .await;
+    if status != StatusCode::OK {
+        return Vec::new();
+    }
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["body"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn mesh(nodes: &[&TestNode]) {
+    for a in nodes {
+        for b in nodes {
+            if a.authority() != b.authority() {
+                a.add_partner(b).await;
+            }
+        }
+    }
+}
+
+async fn join(node: &TestNode, token: &str, group_url: &str, name: &str, invite: &str) -> String {
+    let (status, body) = call(
+        node,
+        "POST",
+        "/api/v1/remote-groups",
+        token,
+        Some(json!({ "group": group_url, "display_name": name, "invite": invite })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["state"], "pending");
+    body["group"].as_str().unwrap().to_owned()
+}
+
+async fn patients_of_two_hospitals_in_a_group_hosted_by_a_third(b: Backend) {
+    let Some(a) = TestNode::spawn_with(b, |c| c.hospital_name = "Hospital A".into()).await else {
+        return;
+    };
+    let Some(host) = TestNode::spawn_with(b, |c| c.hospital_name = "Hospital B".into()).await
+    else {
+        return;
+    };
+    let Some(c) = TestNode::spawn_with(b, |c| c.hospital_name = "Hospital C".into()).await else {
+        return;
+    };
+    mesh(&[&a, &host, &c]).await;
+
+    // On B: a doctor creates the group and an invite link.
+    let doctor = host.account_with_token(Role::Doctor, "dr.li").await;
+    let (status, group) = call(
+        &host,
+        "POST",
+        "/api/v1/groups",
+        &doctor,
+        Some(json!({ "name": "心衰康复 · 唐山", "condition": "心力衰竭", "city": "唐山", "language": "zh-CN" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let gid = group["id"].as_str().unwrap().to_owned();
+    let group_url = host.federation.urls.group(&gid);
+    let (status, invite) = call(
+        &host,
+        "POST",
+        &format!("/api/v1/groups/{gid}/invites"),
+        &doctor,
+        Some(json!({ "max_uses": 10 })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{invite}");
+    let invite_token = invite["url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // Patients of A and C join through their own nodes, under names chosen for this group.
+    a.create_account(Role::Patient, "wang.xiaoli", "patient password")
+        .await;
+    let pa = a.login("wang.xiaoli", "patient password").await;
+    c.create_account(Role::Patient, "zhao.min", "patient password")
+        .await;
+    let pc = c.login("zhao.min", "patient password").await;
+    let mirror_a = join(&a, &pa, &group_url, "康复中的小李", &invite_token).await;
+    let mirror_c = join(&c, &pc, &group_url, "老赵", &invite_token).await;
+    for (node, token, gid) in [(&a, &pa, &mirror_a), (&c, &pc, &mirror_c)] {
+        wait_for("the host's Accept", || async {
+            call(node, "GET", &format!("/api/v1/groups/{gid}"), token, None)
+                .await
+                .0
+                == StatusCode::OK
+        })
+        .await;
+    }
+    let (_, g) = call(&a, "GET", &format!("/api/v1/groups/{mirror_a}"), &pa, None).await;
+    assert_eq!(g["name"], "心衰康复 · 唐山");
+    assert_eq!(g["hosted_here"], false);
+
+    // The doctor's announcement reaches both patients' nodes.
+    let (status, _) = call(
+        &host,
+        "POST",
+        &format!("/api/v1/groups/{gid}/posts"),
+        &doctor,
+        Some(json!({ "kind": "announcement", "title": "本周讲座", "body": "周三晚八点讲利尿剂的用法" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    for (node, token, gid) in [(&a, &pa, &mirror_a), (&c, &pc, &mirror_c)] {
+        wait_for("the announcement", || async {
+            feed_bodies(node, token, gid)
+                .await
+                .contains(&"周三晚八点讲利尿剂的用法".to_owned())
+        })
+        .await;
+    }
+
+    // A's patient asks on A; the host stores it and forwards it to C.
+    let (status, q) = call(
+        &a,
+        "POST",
+        &format!("/api/v1/groups/{mirror_a}/posts"),
+        &pa,
+        Some(json!({ "kind": "question", "body": "晚上腿肿要紧吗？" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{q}");
+    wait_for("the question on the host", || async {
+        feed_bodies(&host, &doctor, &gid)
+            .await
+            .contains(&"晚上腿肿要紧吗？".to_owned())
+    })
+    .await;
+    wait_for("the question on C", || async {
+        feed_bodies(&c, &pc, &mirror_c)
+            .await
+            .contains(&"晚上腿肿要紧吗？".to_owned())
+    })
+    .await;
+    let (_, host_feed) = call(
+        &host,
+        "GET",
+        &format!("/api/v1/groups/{gid}/posts"),
+        &doctor,
+        None,
+    )
+    .await;
+    let question = host_feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["body"] == "晚上腿肿要紧吗？")
+        .unwrap()
+        .clone();
+    assert_eq!(question["author"]["name"], "康复中的小李", "{question}");
+
+    // The doctor answers on B; the answer reaches A, in the question's thread.
+    let (status, _) = call(
+        &host,
+        "POST",
+        &format!(
+            "/api/v1/groups/{gid}/posts/{}/replies",
+            question["id"].as_str().unwrap()
+        ),
+        &doctor,
+        Some(json!({ "body": "抬高双腿，记录体重，三天增加两公斤请就诊。" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, a_feed) = call(
+        &a,
+        "GET",
+        &format!("/api/v1/groups/{mirror_a}/posts"),
+        &pa,
+        None,
+    )
+    .await;
+    let a_question = a_feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["body"] == "晚上腿肿要紧吗？")
+        .unwrap()
+        .clone();
+    let replies_path = format!(
+        "/api/v1/groups/{mirror_a}/posts/{}/replies",
+        a_question["id"].as_str().unwrap()
+    );
+    wait_for("the answer on A", || async {
+        let (_, r) = call(&a, "GET", &replies_path, &pa, None).await;
+        r["items"].as_array().is_some_and(|i| {
+            i.iter()
+                .any(|p| p["body"] == "抬高双腿，记录体重，三天增加两公斤请就诊。")
+        })
+    })
+    .await;
+
+    // Privacy: nothing B received from A names the patient's account.
+    let from_a: Vec<String> = host
+        .store
+        .received_activities(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.peer == a.authority())
+        .map(|r| r.payload)
+        .collect();
+    assert!(from_a.len() >= 2, "the Follow and the question came from A");
+    for payload in &from_a {
+        for secret in ["wang.xiaoli", "(display)", "/users/wang"] {
+            assert!(
+                !payload.contains(secret),
+                "{secret} crossed to B: {payload}"
+            );
+        }
+    }
+    let pseudonym = from_a.iter().find(|p| p.contains("\"Follow\"")).unwrap();
+    let actor: Value = serde_json::from_str(pseudonym).unwrap();
+    let actor_id = actor["actor"].as_str().unwrap();
+    assert!(actor_id.contains("/pseudonyms/"), "{actor_id}");
+    let actor_doc = host
+        .store
+        .remote_actor(actor_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .document;
+    assert!(
+        actor_doc.contains("康复中的小李") && !actor_doc.contains("wang.xiaoli"),
+        "{actor_doc}"
+    );
+
+    // The doctor removes C's patient; their next post is refused by the host and reaches nobody.
+    let (_, members) = call(
+        &host,
+        "GET",
+        &format!("/api/v1/groups/{gid}/members"),
+        &doctor,
+        None,
+    )
+    .await;
+    let zhao = members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["display_name"] == "老赵")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (status, body) = call(
+        &host,
+        "DELETE",
+        &format!("/api/v1/groups/{gid}/members/{zhao}"),
+        &doctor,
+        None,
+    )
+    .await;
+    assert!(status.is_success(), "{body}");
+    let (status, _) = call(
+        &c,
+        "POST",
+        &format!("/api/v1/groups/{mirror_c}/posts"),
+        &pc,
+        Some(json!({ "kind": "question", "body": "被移除后还能发吗？" })),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "stored on the patient's own node"
+    );
+    wait_for("the host to refuse the removed member's post", || async {
+        c.store
+            .parked_entries(10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.last_error.as_deref().unwrap_or("").contains("403"))
+    })
+    .await;
+    assert!(
+        !feed_bodies(&host, &doctor, &gid)
+            .await
+            .contains(&"被移除后还能发吗？".to_owned())
+    );
+    assert!(
+        !feed_bodies(&a, &pa, &mirror_a)
+            .await
+            .contains(&"被移除后还能发吗？".to_owned())
+    );
+}
