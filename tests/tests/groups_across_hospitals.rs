@@ -345,4 +345,44 @@ async fn patients_of_two_hospitals_in_a_group_hosted_by_a_third(b: Backend) {
             .await
             .contains(&"被移除后还能发吗？".to_owned())
     );
+
+    // A's patient leaves: the host learns it, and A, with no member left, receives nothing more.
+    let (status, _) = call(
+        &a,
+        "POST",
+        &format!("/api/v1/groups/{mirror_a}/leave"),
+        &pa,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let host_group = host.store.group_by_public_id(&gid).await.unwrap();
+    wait_for("the host to see the patient leave", || async {
+        host.store
+            .remote_member_actors(host_group.id)
+            .await
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+    let before = a.store.received_activities(0, 1000).await.unwrap().len();
+    let (status, _) = call(
+        &host,
+        "POST",
+        &format!("/api/v1/groups/{gid}/posts"),
+        &doctor,
+        Some(json!({ "kind": "announcement", "body": "离开之后的通知" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        a.store.received_activities(0, 1000).await.unwrap().len(),
+        before
+    );
+    let queues = host.store.peer_queues().await.unwrap();
+    assert!(
+        queues.iter().all(|q| q.pending == 0),
+        "nothing queued for nodes without members: {queues:?}"
+    );
 }

@@ -167,6 +167,32 @@ impl Federation {
         Ok((group, member))
     }
 
+    /// A patient of this node left a group hosted elsewhere: the host is told (`Undo` of the
+    /// `Follow`) and stops sending the group's content here once no member is left.
+    pub async fn leave_remote_group(
+        &self,
+        group: &Group,
+        user: &User,
+    ) -> Result<(), FederationError> {
+        let Some(group_url) = &group.remote_actor_id else {
+            return Ok(());
+        };
+        let Some(p) = self.store.pseudonym_of(user.id, group.id).await? else {
+            return Ok(());
+        };
+        let actor = self.urls.pseudonym(&p.public_id);
+        let now = self.clock.now();
+        let undo = json!({
+            "@context": AS,
+            "id": self.urls.activity(&format!("leave-{}-{}", p.public_id, now.as_millis())),
+            "type": "Undo",
+            "actor": actor,
+            "object": { "type": "Follow", "actor": actor, "object": group_url },
+        });
+        self.publish(&undo, &[self.partner_of(group_url).await?])
+            .await
+    }
+
     /// The actor a local account writes as in a group: doctors and staff as themselves, patients
     /// as their pseudonym for that group.
     async fn author_actor(&self, user: &User, group: &Group) -> Result<String, FederationError> {

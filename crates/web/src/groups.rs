@@ -615,6 +615,14 @@ async fn leave(
         .store
         .leave_group(ctx.group.id, auth.user.id, state.clock.now())
         .await?;
+    if ctx.group.remote_actor_id.is_some()
+        && let Err(e) = state
+            .federation
+            .leave_remote_group(&ctx.group, &auth.user)
+            .await
+    {
+        tracing::error!(error = %e, group = %ctx.group.public_id, "cannot tell the host");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
