@@ -252,6 +252,50 @@ async fn patients_of_two_hospitals_in_a_group_hosted_by_a_third(b: Backend) {
     })
     .await;
 
+    // A host cannot alter a member's post in transit: C refuses an Announce whose forwarded
+    // Create no longer matches its author's proof, and stores nothing.
+    let original = host
+        .store
+        .received_activities(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.peer == a.authority() && r.payload.contains("晚上腿肿要紧吗"))
+        .unwrap();
+    let mut altered: Value = serde_json::from_str(&original.payload).unwrap();
+    altered["object"]["content"] = json!("医生说可以停药");
+    let forged = json!({
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": host.federation.urls.activity("forged-announce"),
+        "type": "Announce",
+        "actor": group_url,
+        "object": altered,
+    });
+    let before_c = c.store.received_activities(0, 1000).await.unwrap().len();
+    let (status, body) = host.deliver_raw(&c, forged.to_string().as_bytes()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("proof_invalid")),
+        "{body}"
+    );
+    assert_eq!(
+        c.store.received_activities(0, 1000).await.unwrap().len(),
+        before_c
+    );
+    assert!(
+        !feed_bodies(&c, &pc, &mirror_c)
+            .await
+            .contains(&"医生说可以停药".to_owned())
+    );
+
+    // Group content is not served to other nodes on request: it only travels to members' nodes.
+    let object = host
+        .federation
+        .urls
+        .object(question["id"].as_str().unwrap());
+    let err = c.federation.client.get_json(&object).await.unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+
     // Privacy: nothing B received from A names the patient's account.
     let from_a: Vec<String> = host
         .store

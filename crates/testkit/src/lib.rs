@@ -236,6 +236,34 @@ impl TestNode {
         self.federation.partners.invalidate().await;
     }
 
+    /// Delivers `body` to `to`'s shared inbox signed with this node's key, as its delivery worker
+    /// would, but without the outbox: for tests that send what a misbehaving node might.
+    pub async fn deliver_raw(&self, to: &TestNode, body: &[u8]) -> (u16, Value) {
+        let (key_id, key) = self.federation.keys.instance_key().await.unwrap();
+        let headers = caremesh_protocol::httpsig::signed_request_headers(
+            "POST",
+            "/inbox",
+            &to.authority(),
+            body,
+            caremesh_federation::client::system_time(to.clock.now()),
+            &key_id,
+            &key,
+        )
+        .unwrap();
+        let mut req = self
+            .http
+            .post(to.url("/inbox"))
+            .header("content-type", "application/activity+json");
+        for (k, v) in headers {
+            if k != "Host" {
+                req = req.header(k, v);
+            }
+        }
+        let resp = req.body(body.to_vec()).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     /// The authority (`host:port`) under which other nodes know this one.
     pub fn authority(&self) -> String {
         self.federation.urls.authority()
