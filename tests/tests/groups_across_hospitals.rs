@@ -252,6 +252,62 @@ async fn patients_of_two_hospitals_in_a_group_hosted_by_a_third(b: Backend) {
     })
     .await;
 
+    // C's patient asks, then deletes the question: it disappears on the host and on A too.
+    let (status, oops) = call(
+        &c,
+        "POST",
+        &format!("/api/v1/groups/{mirror_c}/posts"),
+        &pc,
+        Some(json!({ "kind": "question", "body": "发错群了" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    wait_for("the mistaken question on A", || async {
+        feed_bodies(&a, &pa, &mirror_a)
+            .await
+            .contains(&"发错群了".to_owned())
+    })
+    .await;
+    let (status, _) = call(
+        &c,
+        "DELETE",
+        &format!(
+            "/api/v1/groups/{mirror_c}/posts/{}",
+            oops["id"].as_str().unwrap()
+        ),
+        &pc,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let deleted_everywhere = || async {
+        let gone = |items: Value| {
+            items["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|p| p["body"] != "发错群了" || p["deleted"] == true)
+        };
+        let (_, h) = call(
+            &host,
+            "GET",
+            &format!("/api/v1/groups/{gid}/posts"),
+            &doctor,
+            None,
+        )
+        .await;
+        let (_, x) = call(
+            &a,
+            "GET",
+            &format!("/api/v1/groups/{mirror_a}/posts"),
+            &pa,
+            None,
+        )
+        .await;
+        gone(h) && gone(x)
+    };
+    wait_for("the deletion on the host and on A", deleted_everywhere).await;
+
     // A host cannot alter a member's post in transit: C refuses an Announce whose forwarded
     // Create no longer matches its author's proof, and stores nothing.
     let original = host

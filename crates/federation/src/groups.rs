@@ -275,6 +275,38 @@ impl Federation {
         Ok(())
     }
 
+    /// An author deleted their own post written on this node: the deletion follows it to the
+    /// host (mirrored group) or to every member's node (hosted group).
+    pub async fn local_post_deleted(
+        &self,
+        group: &Group,
+        post: &Post,
+        author: &User,
+    ) -> Result<(), FederationError> {
+        let actor = self.author_actor(author, group).await?;
+        let group_url = match &group.remote_actor_id {
+            Some(url) => url.clone(),
+            None => self.urls.group(&group.public_id),
+        };
+        let delete = json!({
+            "@context": [AS, "https://w3id.org/security/data-integrity/v2"],
+            "id": self.urls.activity(&format!("delete-{}", post.public_id)),
+            "type": "Delete",
+            "actor": actor,
+            "to": [group_url],
+            "object": { "id": self.object_url(&post.public_id), "type": "Tombstone" },
+        });
+        let signed = self.sign_as(&actor, &delete).await?;
+        let entries = if group.remote_actor_id.is_some() {
+            entries_for(&signed, &[self.partner_of(&group_url).await?])
+        } else {
+            self.announce_entries(group, &signed, None).await?
+        };
+        self.store.enqueue(entries, self.clock.now()).await?;
+        self.wake();
+        Ok(())
+    }
+
     /// `Announce`s of `activity` by a hosted group to every node with an active member, except
     /// `skip` (the node the activity came from, which has it already).
     async fn announce_entries(
@@ -440,9 +472,18 @@ impl Federation {
                 let Some(object_id) = object["id"].as_str().or(object.as_str()) else {
                     return Ok(());
                 };
-                self.store
+                // On the host, the deletion goes on to every other node with a member.
+                if let Some(post) = self
+                    .store
                     .delete_remote_post(object_id, &actor, Vec::new(), now)
-                    .await?;
+                    .await?
+                    && let Ok(group) = self.store.group_by_id(post.group_id).await
+                    && group.remote_actor_id.is_none()
+                {
+                    let entries = self.announce_entries(&group, activity, Some(from)).await?;
+                    self.store.enqueue(entries, now).await?;
+                    self.wake();
+                }
             }
             "Announce" => {
                 // A group hosted elsewhere forwards an activity to its members here.
@@ -469,7 +510,6 @@ impl Federation {
             }
             _ => {}
         }
-        let _ = from;
         Ok(())
     }
 

@@ -503,6 +503,15 @@ async fn delete_post(
         .store
         .delete_post(post.id, auth.user.id, moderator_reason, state.clock.now())
         .await?;
+    if own
+        && post.origin_id.is_none()
+        && let Err(e) = state
+            .federation
+            .local_post_deleted(&ctx.group, &post, &ctx.user)
+            .await
+    {
+        tracing::error!(error = %e, post = %post.public_id, "cannot queue the deletion for other nodes");
+    }
     Ok(Json(PostView::new(deleted, &ctx.group.public_id)))
 }
 
