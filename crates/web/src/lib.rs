@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod moderation;
 pub mod ops;
 pub mod page;
+pub mod pages;
 pub mod posts;
 pub mod qr;
 pub mod ratelimit;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .merge(media::router())
         .merge(library::router())
         .merge(moderation::router())
+        .merge(pages::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
