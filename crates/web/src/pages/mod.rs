@@ -386,6 +386,12 @@ pub fn html_headers(h: &mut HeaderMap) {
         ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // Same-origin form posts then carry the page's real `Origin` (not `null`), which the
+    // same-origin check accepts; other sites still get no referrer.
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
 }
 
 /// Only paths on this node: `/x`, never `//host` or `https://…`.
