@@ -306,8 +306,13 @@ async fn group_page(v: Viewer, State(state): State<AppState>, Path(gid): Path<St
         .filter(|p| p.kind == PostKind::Announcement)
         .map(|p| p.id)
         .collect();
-    // Counting is aggregate only: who saw what is never shown.
-    state.store.record_post_views(&announcements, uid, now).await?;
+    // Counting is aggregate only: who saw what is never shown. Authors do not count themselves.
+    let seen_now: Vec<i64> = posts
+        .iter()
+        .filter(|p| p.kind == PostKind::Announcement && p.author.user_id != Some(uid))
+        .map(|p| p.id)
+        .collect();
+    state.store.record_post_views(&seen_now, uid, now).await?;
     let counts = if sees_reach(&ctx) {
         state.store.post_view_counts(&announcements).await?
     } else {
@@ -527,7 +532,7 @@ async fn thread_page(
         return Ok(see_other(&format!("/g/{}/p/{}", seg(&gid), seg(t))));
     }
     let now = state.clock.now();
-    if post.kind == PostKind::Announcement {
+    if post.kind == PostKind::Announcement && post.author.user_id != Some(ctx.user.id) {
         state.store.record_post_views(&[post.id], ctx.user.id, now).await?;
     }
     let replies = state
