@@ -244,7 +244,7 @@ test('language follows the browser and switches with a button; elder mode enlarg
   const p = await patient.newPage();
   await p.goto(state.threadUrl);
   await p.getByRole('button', { name: 'English' }).click();
-  await p.getByRole('heading', { name: 'Replies' }).or(p.getByText(/\d+ replies/)).first().waitFor();
+  await p.getByRole('heading', { name: /^Replies: \d+$/ }).first().waitFor();
   await p.getByText('Answers in this group are education, not a diagnosis').waitFor();
   await p.getByText(/\d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2}/).first().waitFor();
   await p.getByRole('button', { name: 'Larger text' }).click();

@@ -1169,7 +1169,9 @@ pub async fn post_views_are_counted_once_per_account(s: S) {
         .await
         .unwrap();
     assert_eq!(s.post_view_counts(&[a.id, b.id]).await.unwrap(), vec![]);
-    s.record_post_views(&[a.id, b.id], c.p1, t(10)).await.unwrap();
+    s.record_post_views(&[a.id, b.id], c.p1, t(10))
+        .await
+        .unwrap();
     // Seeing it again does not count twice.
     s.record_post_views(&[a.id], c.p1, t(20)).await.unwrap();
     s.record_post_views(&[a.id], c.p2, t(30)).await.unwrap();

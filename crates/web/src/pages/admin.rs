@@ -19,7 +19,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/invites/{id}/revoke", post(revoke_invite))
         .route("/admin/accounts", get(accounts).post(create_account))
         .route("/admin/accounts/{username}", get(account))
-        .route("/admin/accounts/{username}/credential", post(set_credential))
+        .route(
+            "/admin/accounts/{username}/credential",
+            post(set_credential),
+        )
         .route(
             "/admin/accounts/{username}/credential/revoke",
             post(revoke_credential),
@@ -78,7 +81,12 @@ async fn admin_home(v: Viewer, State(state): State<AppState>) -> PageResult {
     for i in invites {
         let st = i.state(now);
         let revoke = if st == InviteState::Usable {
-            v.button_form(&format!("/admin/invites/{}/revoke", i.id), &[], v.t("revoke"), "link")
+            v.button_form(
+                &format!("/admin/invites/{}/revoke", i.id),
+                &[],
+                v.t("revoke"),
+                "link",
+            )
         } else {
             String::new()
         };
@@ -87,7 +95,11 @@ async fn admin_home(v: Viewer, State(state): State<AppState>) -> PageResult {
             esc(i.label.as_deref().unwrap_or(v.t("invite-no-label"))),
             esc(invite_state_text(&v, st)),
             esc(&v.time(i.expires_at)),
-            esc(&format!("{} / {}", v.num(u64::from(i.uses)), v.num(u64::from(i.max_uses)))),
+            esc(&format!(
+                "{} / {}",
+                v.num(u64::from(i.uses)),
+                v.num(u64::from(i.max_uses))
+            )),
             revoke
         ));
     }
@@ -101,14 +113,9 @@ async fn create_invite(v: Viewer, State(state): State<AppState>, form: Form) -> 
     let days: Option<i64> = form.get("valid_days").and_then(|d| d.trim().parse().ok());
     let max_uses: Option<u32> = form.get("max_uses").and_then(|d| d.trim().parse().ok());
     let label = form.get("label").map(str::to_owned);
-    let (invite, _token, url) = crate::admin::create_patient_invite(
-        &state,
-        admin,
-        label,
-        days.map(|d| d * 24),
-        max_uses,
-    )
-    .await?;
+    let (invite, _token, url) =
+        crate::admin::create_patient_invite(&state, admin, label, days.map(|d| d * 24), max_uses)
+            .await?;
     // The token is shown once, so the QR code is drawn into this page rather than served from a
     // URL that would need it; a data: image is still a real <img> for WeChat's long-press.
     let png = crate::qr::png(&url)?;
@@ -233,7 +240,11 @@ async fn create_account(v: Viewer, State(state): State<AppState>, form: Form) ->
         Some("doctor") => Role::Doctor,
         Some("staff") => Role::Staff,
         Some("admin") => Role::Admin,
-        _ => return Err(ApiError::unprocessable("invalid_field", "role: doctor, staff or admin").into()),
+        _ => {
+            return Err(
+                ApiError::unprocessable("invalid_field", "role: doctor, staff or admin").into(),
+            );
+        }
     };
     let (user, generated) = crate::admin::create_staff_account(
         &state,
@@ -354,7 +365,11 @@ async fn set_credential(
     v.check_csrf(&form)?;
     let admin = v.require_role(Role::is_admin)?;
     let checked_on = parse_date(&form.text("checked_on"), "checked_on")?;
-    let valid_until = match form.get("valid_until").map(str::trim).filter(|s| !s.is_empty()) {
+    let valid_until = match form
+        .get("valid_until")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => None,
         Some(s) => {
             let d = parse_date(s, "valid_until")?;
@@ -413,7 +428,10 @@ async fn partners(v: Viewer, State(state): State<AppState>) -> PageResult {
             esc(&v.time(p.added_at))
         ));
         if p.source == "config" {
-            h.push_str(&format!("<span class=\"meta\">{}</span>", esc(v.t("partner-in-config"))));
+            h.push_str(&format!(
+                "<span class=\"meta\">{}</span>",
+                esc(v.t("partner-in-config"))
+            ));
         } else {
             h.push_str(&v.button_form(
                 "/admin/partners/remove",

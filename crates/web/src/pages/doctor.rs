@@ -27,7 +27,10 @@ async fn queue(v: Viewer, State(state): State<AppState>) -> PageResult {
         .store
         .doctor_queue(auth.user.id, None, 50, state.clock.now())
         .await?;
-    let mut h = format!(r#"<p class="lead">{}</p>"#, esc(&v.tf("queue-count", &[("n", &v.num(items.len() as u64))])));
+    let mut h = format!(
+        r#"<p class="lead">{}</p>"#,
+        esc(&v.tf("queue-count", &[("n", &v.num(items.len() as u64))]))
+    );
     if items.is_empty() {
         h.push_str(&format!("<p>{}</p>", esc(v.t("queue-empty"))));
     }
@@ -102,10 +105,16 @@ async fn announce(v: Viewer, State(state): State<AppState>, form: Form) -> PageR
     let auth = v.require_role(|r| r == Role::Doctor)?.clone();
     let chosen = form.all("group");
     if chosen.is_empty() {
-        return Err(ApiError::unprocessable("invalid_field", "group: choose at least one group").into());
+        return Err(
+            ApiError::unprocessable("invalid_field", "group: choose at least one group").into(),
+        );
     }
     let now = state.clock.now();
-    let publish_at = match form.get("publish_at").map(str::trim).filter(|s| !s.is_empty()) {
+    let publish_at = match form
+        .get("publish_at")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => now,
         Some(s) => {
             let t = parse_local_time(s).ok_or_else(|| {
@@ -149,11 +158,19 @@ async fn announce(v: Viewer, State(state): State<AppState>, form: Form) -> PageR
                 attachments: Vec::new(),
             })
             .await?;
-        posted.push((ctx.group.public_id.clone(), ctx.group.settings.name.clone(), p));
+        posted.push((
+            ctx.group.public_id.clone(),
+            ctx.group.settings.name.clone(),
+            p,
+        ));
     }
     if posted.len() == 1 {
         let (gid, _, p) = &posted[0];
-        return Ok(see_other(&format!("/g/{}/p/{}", seg(gid), seg(&p.public_id))));
+        return Ok(see_other(&format!(
+            "/g/{}/p/{}",
+            seg(gid),
+            seg(&p.public_id)
+        )));
     }
     let mut h = format!(
         r#"<p role="status">{}</p><ul class="list">"#,

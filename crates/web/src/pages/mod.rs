@@ -132,7 +132,7 @@ pub fn fmt_num(lang: Language, n: u64) -> String {
             let digits = n.to_string();
             let mut out = String::new();
             for (i, c) in digits.chars().enumerate() {
-                if i > 0 && (digits.len() - i) % 3 == 0 {
+                if i > 0 && (digits.len() - i).is_multiple_of(3) {
                     out.push(',');
                 }
                 out.push(c);
@@ -194,7 +194,11 @@ pub fn pick_lang(headers: &HeaderMap) -> Language {
         let mut it = part.trim().split(';');
         let tag = it.next().unwrap_or("").trim().to_ascii_lowercase();
         let q = it
-            .find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()))
+            .find_map(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+            })
             .unwrap_or(1.0);
         let lang = if tag.starts_with("zh") {
             Language::ZhCn
@@ -303,7 +307,13 @@ impl Viewer {
     }
 
     /// A form posting to `action` with the CSRF field, the given inner HTML and one button.
-    pub fn button_form(&self, action: &str, hidden: &[(&str, &str)], label: &str, class: &str) -> String {
+    pub fn button_form(
+        &self,
+        action: &str,
+        hidden: &[(&str, &str)],
+        label: &str,
+        class: &str,
+    ) -> String {
         let mut h = format!(
             r#"<form method="post" action="{}" class="inline">{}"#,
             esc(action),
@@ -428,7 +438,10 @@ fn layout(v: &Viewer, title: &str, body: &str) -> String {
             ));
         }
         if a.user.role.is_admin() {
-            nav.push_str(&format!(r#"<a href="/admin">{}</a>"#, esc(v.t("nav-admin"))));
+            nav.push_str(&format!(
+                r#"<a href="/admin">{}</a>"#,
+                esc(v.t("nav-admin"))
+            ));
         }
     }
     let other = match v.lang {
@@ -449,7 +462,10 @@ fn layout(v: &Viewer, title: &str, body: &str) -> String {
     };
     tools.push_str(&v.button_form(
         "/prefs",
-        &[("elder", if v.elder { "0" } else { "1" }), ("back", &v.path)],
+        &[
+            ("elder", if v.elder { "0" } else { "1" }),
+            ("back", &v.path),
+        ],
         elder_label,
         "link",
     ));
@@ -683,7 +699,10 @@ mod tests {
     fn language_from_cookie_then_accept_language() {
         let mut h = HeaderMap::new();
         assert_eq!(pick_lang(&h), Language::ZhCn);
-        h.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static("en-GB,en;q=0.9"));
+        h.insert(
+            header::ACCEPT_LANGUAGE,
+            HeaderValue::from_static("en-GB,en;q=0.9"),
+        );
         assert_eq!(pick_lang(&h), Language::En);
         h.insert(
             header::ACCEPT_LANGUAGE,

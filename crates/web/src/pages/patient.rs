@@ -23,7 +23,10 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/join/{token}", get(join_page).post(join))
-        .route("/group-invite/{token}", get(group_invite_page).post(group_invite_accept))
+        .route(
+            "/group-invite/{token}",
+            get(group_invite_page).post(group_invite_accept),
+        )
         .route("/g/{gid}", get(group_page))
         .route("/g/{gid}/ask", post(ask))
         .route("/g/{gid}/leave", post(leave))
@@ -88,8 +91,7 @@ async fn login(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let next = safe_back(form.get("next"));
-    match crate::auth::check_login(&state, ip, &form.text("username"), form.text("password"))
-        .await
+    match crate::auth::check_login(&state, ip, &form.text("username"), form.text("password")).await
     {
         Ok(user) => {
             let (_, _, cookie) = crate::auth::new_session(&state, &user).await?;
@@ -151,7 +153,11 @@ async fn check_signup_invite(state: &AppState, token: &str) -> Result<(), PageEr
     Ok(())
 }
 
-async fn join_page(v: Viewer, State(state): State<AppState>, Path(token): Path<String>) -> PageResult {
+async fn join_page(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> PageResult {
     check_signup_invite(&state, &token).await?;
     Ok(v.page(
         v.t("join-title"),
@@ -239,10 +245,9 @@ async fn load(state: &AppState, v: &Viewer, gid: &str) -> Result<GroupCtx, PageE
 
 fn post_author(v: &Viewer, p: &Post) -> String {
     let badge = match p.author.role {
-        Some(GroupRole::Doctor) | Some(GroupRole::Owner) => format!(
-            r#" <span class="badge">{}</span>"#,
-            esc(v.t("role-doctor"))
-        ),
+        Some(GroupRole::Doctor) | Some(GroupRole::Owner) => {
+            format!(r#" <span class="badge">{}</span>"#, esc(v.t("role-doctor")))
+        }
         _ => String::new(),
     };
     format!(
@@ -262,7 +267,9 @@ fn post_summary(v: &Viewer, gid: &str, p: &Post, seen: Option<u64>) -> String {
         PostKind::Question => v.t("kind-question"),
         PostKind::Reply => v.t("kind-reply"),
     };
-    let mut meta = vec![esc(&v.tf("reply-count", &[("n", &v.num(u64::from(p.reply_count)))]))];
+    let mut meta = vec![esc(
+        &v.tf("reply-count", &[("n", &v.num(u64::from(p.reply_count)))])
+    )];
     if p.answered_by_doctor {
         meta.push(esc(v.t("answered-by-doctor")));
     }
@@ -289,7 +296,11 @@ fn sees_reach(ctx: &GroupCtx) -> bool {
     ctx.role().is_some_and(GroupRole::can_teach)
 }
 
-async fn group_page(v: Viewer, State(state): State<AppState>, Path(gid): Path<String>) -> PageResult {
+async fn group_page(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path(gid): Path<String>,
+) -> PageResult {
     let ctx = load(&state, &v, &gid).await?;
     if ctx.read().is_err() {
         // Administrators who are not members see the group's moderation page instead.
@@ -436,7 +447,11 @@ async fn ask(
             attachments: Vec::new(),
         })
         .await?;
-    Ok(see_other(&format!("/g/{}/p/{}", seg(&gid), seg(&post.public_id))))
+    Ok(see_other(&format!(
+        "/g/{}/p/{}",
+        seg(&gid),
+        seg(&post.public_id)
+    )))
 }
 
 async fn leave(
@@ -470,7 +485,10 @@ async fn visible(state: &AppState, ctx: &GroupCtx, pid: &str) -> Result<Post, Pa
 
 fn helpful_form(v: &Viewer, gid: &str, p: &Post) -> String {
     let label = if p.marked_helpful {
-        v.tf("unmark-helpful", &[("n", &v.num(u64::from(p.helpful_count)))])
+        v.tf(
+            "unmark-helpful",
+            &[("n", &v.num(u64::from(p.helpful_count)))],
+        )
     } else {
         v.tf("mark-helpful", &[("n", &v.num(u64::from(p.helpful_count)))])
     };
@@ -503,7 +521,11 @@ fn report_form(v: &Viewer, gid: &str, p: &Post) -> String {
 fn attachments_html(v: &Viewer, gid: &str, p: &Post) -> String {
     let mut h = String::new();
     for a in &p.attachments {
-        let url = format!("/api/v1/groups/{}/attachments/{}", seg(gid), seg(&a.public_id));
+        let url = format!(
+            "/api/v1/groups/{}/attachments/{}",
+            seg(gid),
+            seg(&a.public_id)
+        );
         if a.content_type.starts_with("image/") {
             h.push_str(&format!(
                 r#"<p><img src="{url}" alt="{}" loading="lazy" class="photo"></p>"#,
@@ -533,7 +555,10 @@ async fn thread_page(
     }
     let now = state.clock.now();
     if post.kind == PostKind::Announcement && post.author.user_id != Some(ctx.user.id) {
-        state.store.record_post_views(&[post.id], ctx.user.id, now).await?;
+        state
+            .store
+            .record_post_views(&[post.id], ctx.user.id, now)
+            .await?;
     }
     let replies = state
         .store
@@ -576,7 +601,11 @@ async fn thread_page(
         h.push_str(&v.button_form(
             &format!("/g/{}/p/{}/pin", seg(&gid), seg(&post.public_id)),
             &[("on", if post.pinned { "0" } else { "1" })],
-            if post.pinned { v.t("unpin") } else { v.t("pin") },
+            if post.pinned {
+                v.t("unpin")
+            } else {
+                v.t("pin")
+            },
             "secondary",
         ));
     }
@@ -656,13 +685,10 @@ async fn thread_page(
         b = esc(v.t("reply-submit")),
         photo = esc(v.t("photo-note")),
     ));
-    let title = post
-        .title
-        .clone()
-        .unwrap_or_else(|| match post.kind {
-            PostKind::Announcement => v.t("kind-announcement").to_owned(),
-            _ => v.t("kind-question").to_owned(),
-        });
+    let title = post.title.clone().unwrap_or_else(|| match post.kind {
+        PostKind::Announcement => v.t("kind-announcement").to_owned(),
+        _ => v.t("kind-question").to_owned(),
+    });
     Ok(v.page(&title, &h))
 }
 
@@ -719,7 +745,12 @@ async fn helpful(
     let post = visible(&state, &ctx, &pid).await?;
     state
         .store
-        .set_helpful(post.id, ctx.user.id, form.get("on") != Some("0"), state.clock.now())
+        .set_helpful(
+            post.id,
+            ctx.user.id,
+            form.get("on") != Some("0"),
+            state.clock.now(),
+        )
         .await?;
     Ok(see_other(&safe_back(form.get("back"))))
 }
@@ -737,7 +768,13 @@ async fn report(
     let reason = clean_text("reason", &form.text("reason"), limits::REPORT_REASON, false)?;
     state
         .store
-        .report_post(ctx.group.id, post.id, ctx.user.id, reason, state.clock.now())
+        .report_post(
+            ctx.group.id,
+            post.id,
+            ctx.user.id,
+            reason,
+            state.clock.now(),
+        )
         .await?;
     let thread = post.thread_public_id.as_deref().unwrap_or(&post.public_id);
     Ok(v.page(
@@ -763,7 +800,10 @@ async fn accept(
     ctx.teach()?;
     let question = visible(&state, &ctx, &pid).await?;
     let reply = visible(&state, &ctx, &form.text("reply")).await?;
-    state.store.accept_answer(question.id, Some(reply.id)).await?;
+    state
+        .store
+        .accept_answer(question.id, Some(reply.id))
+        .await?;
     Ok(see_other(&format!("/g/{}/p/{}", seg(&gid), seg(&pid))))
 }
 
@@ -777,17 +817,27 @@ async fn pin(
     let ctx = load(&state, &v, &gid).await?;
     ctx.teach()?;
     let post = visible(&state, &ctx, &pid).await?;
-    state.store.set_pinned(post.id, form.get("on") != Some("0")).await?;
+    state
+        .store
+        .set_pinned(post.id, form.get("on") != Some("0"))
+        .await?;
     Ok(see_other(&format!("/g/{}/p/{}", seg(&gid), seg(&pid))))
 }
 
 // ---- library ----
 
-async fn library_page(v: Viewer, State(state): State<AppState>, Path(gid): Path<String>) -> PageResult {
+async fn library_page(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path(gid): Path<String>,
+) -> PageResult {
     let ctx = load(&state, &v, &gid).await?;
     ctx.read()?;
     let folders = state.store.list_folders(ctx.group.id).await?;
-    let items = state.store.library_items(ctx.group.id, None, None, 200).await?;
+    let items = state
+        .store
+        .library_items(ctx.group.id, None, None, 200)
+        .await?;
     let curate = ctx.curate().is_ok();
     let mut h = format!(
         r#"<p class="crumbs"><a href="/g/{}">{}</a></p>"#,
@@ -798,7 +848,10 @@ async fn library_page(v: Viewer, State(state): State<AppState>, Path(gid): Path<
         h.push_str(&format!("<p>{}</p>", esc(v.t("library-empty"))));
     }
     for f in &folders {
-        h.push_str(&format!(r#"<section><h2>{}</h2><ul class="list">"#, esc(&f.name)));
+        h.push_str(&format!(
+            r#"<section><h2>{}</h2><ul class="list">"#,
+            esc(&f.name)
+        ));
         for i in items.iter().filter(|i| i.folder_id == f.id) {
             let link = match (&i.post_public_id, &i.attachment) {
                 (Some(p), _) => format!("/g/{}/p/{}", seg(&gid), seg(p)),
@@ -809,7 +862,11 @@ async fn library_page(v: Viewer, State(state): State<AppState>, Path(gid): Path<
                 ),
                 _ => "#".to_owned(),
             };
-            h.push_str(&format!(r#"<li><a href="{}">{}</a>"#, esc(&link), esc(&i.title)));
+            h.push_str(&format!(
+                r#"<li><a href="{}">{}</a>"#,
+                esc(&link),
+                esc(&i.title)
+            ));
             if curate {
                 h.push(' ');
                 h.push_str(&v.button_form(
@@ -963,7 +1020,12 @@ async fn group_invite_accept(
     }
     let (group, _member) = state
         .store
-        .join_by_invite(&token, auth.user.id, state.settings.max_members, state.clock.now())
+        .join_by_invite(
+            &token,
+            auth.user.id,
+            state.settings.max_members,
+            state.clock.now(),
+        )
         .await?;
     Ok(see_other(&format!("/g/{}", seg(&group.public_id))))
 }
@@ -977,10 +1039,17 @@ fn invite_state_text(v: &Viewer, s: InviteState) -> &'static str {
     }
 }
 
-async fn invites_page(v: Viewer, State(state): State<AppState>, Path(gid): Path<String>) -> PageResult {
+async fn invites_page(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path(gid): Path<String>,
+) -> PageResult {
     let ctx = load(&state, &v, &gid).await?;
     ctx.moderate()?;
-    let invites = state.store.list_group_invites(ctx.group.id, None, 50).await?;
+    let invites = state
+        .store
+        .list_group_invites(ctx.group.id, None, 50)
+        .await?;
     let now = state.clock.now();
     let mut h = format!(
         r#"<p class="crumbs"><a href="/g/{gid}">{name}</a></p><section class="box"><h2>{t}</h2><form method="post" action="/g/{gid}/invites" class="stack">{csrf}
@@ -1047,7 +1116,11 @@ async fn create_invite(
             max_uses,
         })
         .await?;
-    Ok(see_other(&format!("/g/{}/invites/{}", seg(&gid), invite.id)))
+    Ok(see_other(&format!(
+        "/g/{}/invites/{}",
+        seg(&gid),
+        invite.id
+    )))
 }
 
 /// One invite per screen: its QR code as a real image (WeChat opens a long-pressed code only from
@@ -1069,7 +1142,10 @@ async fn invite_page(
     let uses = match invite.max_uses {
         Some(m) => v.tf(
             "uses-of",
-            &[("n", &v.num(u64::from(invite.uses))), ("max", &v.num(u64::from(m)))],
+            &[
+                ("n", &v.num(u64::from(invite.uses))),
+                ("max", &v.num(u64::from(m))),
+            ],
         ),
         None => v.tf("uses", &[("n", &v.num(u64::from(invite.uses)))]),
     };
@@ -1132,7 +1208,10 @@ async fn moderation_page(
 ) -> PageResult {
     let ctx = load(&state, &v, &gid).await?;
     ctx.moderate()?;
-    let reports = state.store.list_reports(ctx.group.id, true, None, 100).await?;
+    let reports = state
+        .store
+        .list_reports(ctx.group.id, true, None, 100)
+        .await?;
     let log = state.store.moderation_log(ctx.group.id, None, 50).await?;
     let mut h = format!(
         r#"<p class="crumbs"><a href="/g/{}">{}</a></p><section><h2>{}</h2>"#,
@@ -1234,4 +1313,3 @@ async fn remove_post(
         .await?;
     Ok(see_other(&format!("/g/{}/moderation", seg(&gid))))
 }
-
