@@ -6,6 +6,10 @@
 # stops it afterwards; each test creates its own database in it. CAREMESH_SKIP_POSTGRES=1 runs the
 # SQLite tests only.
 #
+# Then the browser tests (scripts/browser-tests.sh: the web pages in Debian's Chromium, installed
+# with apt-get when run as root); CAREMESH_SKIP_BROWSER=1 leaves them out. The summary line
+# counts both.
+#
 # Extra arguments are passed to `cargo test`, e.g. `scripts/test.sh -p caremesh-e2e`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +25,21 @@ bash scripts/with-postgres.sh bash -c \
     cargo-test "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-# One summary line over every test binary (cargo prints one `test result:` line per binary).
+browser_status=0
+if [ "${CAREMESH_SKIP_BROWSER:-}" = 1 ]; then
+    echo "browser tests: skipped (CAREMESH_SKIP_BROWSER=1)" | tee -a "$log"
+else
+    set +e
+    bash scripts/browser-tests.sh 2>&1 | tee -a "$log"
+    browser_status=${PIPESTATUS[0]}
+    set -e
+fi
+# One summary line over every test binary (cargo prints one `test result:` line per binary) and
+# the browser tests (`browser tests: N passed, N failed`).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
+     /^browser tests: [0-9]+ passed, [0-9]+ failed$/ { p += $3; f += $5 }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
-exit "$status"
+if [ "$status" != 0 ]; then
+    exit "$status"
+fi
+exit "$browser_status"

@@ -1535,6 +1535,57 @@ macro_rules! impl_group_store {
                     Ok(post)
                 }
 
+                async fn record_post_views(
+                    &self,
+                    post_ids: &[i64],
+                    user: UserId,
+                    now: Timestamp,
+                ) -> Result<()> {
+                    if post_ids.is_empty() {
+                        return Ok(());
+                    }
+                    let mut tx = self.begin_write().await?;
+                    for id in post_ids {
+                        sqlx::query(
+                            "insert into post_views (post_id, user_id, first_seen_at)
+                             values ($1, $2, $3) on conflict (post_id, user_id) do nothing",
+                        )
+                        .bind(*id)
+                        .bind(user.0)
+                        .bind(now.as_millis())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    }
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn post_view_counts(&self, post_ids: &[i64]) -> Result<Vec<(i64, u64)>> {
+                    if post_ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let placeholders: Vec<String> =
+                        (1..=post_ids.len()).map(|i| format!("${i}")).collect();
+                    let sql = format!(
+                        "select post_id, count(*) as n from post_views where post_id in ({})
+                         group by post_id order by post_id",
+                        placeholders.join(", ")
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for id in post_ids {
+                        q = q.bind(*id);
+                    }
+                    let rows = q.fetch_all(&self.pool).await.map_err(db_err)?;
+                    rows.iter()
+                        .map(|r| {
+                            let id: i64 = r.try_get("post_id").map_err(db_err)?;
+                            let n: i64 = r.try_get("n").map_err(db_err)?;
+                            Ok((id, u64::try_from(n).unwrap_or(0)))
+                        })
+                        .collect()
+                }
+
                 async fn doctor_queue(
                     &self,
                     doctor: UserId,

@@ -36,6 +36,7 @@ macro_rules! group_conformance_suite {
             reports_are_resolved_by_removal_or_dismissal,
             import_posts_in_bulk,
             groups_of_user_and_all_groups,
+            post_views_are_counted_once_per_account,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -1155,4 +1156,29 @@ pub async fn groups_of_user_and_all_groups(s: S) {
     assert_eq!(all[0].id, c.g);
     assert_eq!(s.list_groups(Some(c.g), 10).await.unwrap()[0].id, g2);
     let _ = StoreError::NotFound("x");
+}
+
+pub async fn post_views_are_counted_once_per_account(s: S) {
+    let c = cast(&s).await;
+    let a = s
+        .create_post(post(c.g, "ann", PostKind::Announcement, c.owner, 5))
+        .await
+        .unwrap();
+    let b = s
+        .create_post(post(c.g, "ann2", PostKind::Announcement, c.owner, 6))
+        .await
+        .unwrap();
+    assert_eq!(s.post_view_counts(&[a.id, b.id]).await.unwrap(), vec![]);
+    s.record_post_views(&[a.id, b.id], c.p1, t(10))
+        .await
+        .unwrap();
+    // Seeing it again does not count twice.
+    s.record_post_views(&[a.id], c.p1, t(20)).await.unwrap();
+    s.record_post_views(&[a.id], c.p2, t(30)).await.unwrap();
+    s.record_post_views(&[], c.p2, t(30)).await.unwrap();
+    assert_eq!(
+        s.post_view_counts(&[a.id, b.id]).await.unwrap(),
+        vec![(a.id, 2), (b.id, 1)]
+    );
+    assert_eq!(s.post_view_counts(&[]).await.unwrap(), vec![]);
 }

@@ -217,6 +217,13 @@ pub trait GroupStore: Send + Sync {
     async fn accept_answer(&self, question_id: i64, reply_id: Option<i64>) -> Result<Post>;
     /// Conflict `not_top_level` for replies.
     async fn set_pinned(&self, post_id: i64, pinned: bool) -> Result<Post>;
+    /// Notes that `user` has seen these posts (idempotent). Only ever counted, never listed: the
+    /// pages show a doctor how many members saw an announcement, never who.
+    async fn record_post_views(&self, post_ids: &[i64], user: UserId, now: Timestamp)
+    -> Result<()>;
+    /// How many distinct accounts have seen each of these posts, as `(post_id, count)`; posts
+    /// nobody has seen are left out.
+    async fn post_view_counts(&self, post_ids: &[i64]) -> Result<Vec<(i64, u64)>>;
     /// Open questions (no accepted answer, no reply by a doctor of the group, published, not
     /// deleted) in every group where `doctor` is an active owner or doctor, oldest first.
     async fn doctor_queue(

@@ -9,12 +9,12 @@ use caremesh_domain::{
     Credential, Role, Timestamp, UserId, validate_display_name, validate_password,
     validate_username,
 };
-use caremesh_store::{Invite, InviteState, NewInvite, NewUser};
+use caremesh_store::{Invite, InviteState, NewInvite, NewUser, User};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AccountView, CredentialView, hash_password, hash_token, new_token};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AdminUser, ApiJson, ApiPath, ApiQuery};
+use crate::extract::{AdminUser, ApiJson, ApiPath, ApiQuery, AuthUser};
 use crate::page::{Page, PageQuery};
 use crate::state::AppState;
 
@@ -110,24 +110,15 @@ async fn create_account(
     AdminUser(admin): AdminUser,
     ApiJson(req): ApiJson<CreateAccount>,
 ) -> ApiResult<(StatusCode, Json<CreatedAccount>)> {
-    if req.role == Role::Patient {
-        return Err(ApiError::unprocessable(
-            "patients_sign_up_by_invite",
-            "patient accounts are created by the patients themselves through an invite",
-        ));
-    }
-    let username = req.username.trim().to_owned();
-    validate_username(&username)?;
-    validate_display_name(&req.display_name)?;
-    let (password, generated) = password_or_generate(req.password)?;
-    let new = NewUser {
-        username,
-        display_name: req.display_name.trim().to_owned(),
-        role: req.role,
-        password_hash: hash_password(password).await?,
-    };
-    let user = state.store.create_user(new, state.clock.now()).await?;
-    tracing::info!(admin = %admin.user.id, user = %user.id, role = %user.role, "account created");
+    let (user, generated) = create_staff_account(
+        &state,
+        &admin,
+        &req.username,
+        &req.display_name,
+        req.role,
+        req.password,
+    )
+    .await?;
     let account = AccountView::load(&state, user).await?;
     Ok((
         StatusCode::CREATED,
@@ -136,6 +127,37 @@ async fn create_account(
             generated_password: generated,
         }),
     ))
+}
+
+/// Creates a staff, doctor or admin account (shared by the JSON API and the admin pages); returns
+/// the generated password when none was given.
+pub(crate) async fn create_staff_account(
+    state: &AppState,
+    admin: &AuthUser,
+    username: &str,
+    display_name: &str,
+    role: Role,
+    password: Option<String>,
+) -> ApiResult<(User, Option<String>)> {
+    if role == Role::Patient {
+        return Err(ApiError::unprocessable(
+            "patients_sign_up_by_invite",
+            "patient accounts are created by the patients themselves through an invite",
+        ));
+    }
+    let username = username.trim().to_owned();
+    validate_username(&username)?;
+    validate_display_name(display_name)?;
+    let (password, generated) = password_or_generate(password)?;
+    let new = NewUser {
+        username,
+        display_name: display_name.trim().to_owned(),
+        role,
+        password_hash: hash_password(password).await?,
+    };
+    let user = state.store.create_user(new, state.clock.now()).await?;
+    tracing::info!(admin = %admin.user.id, user = %user.id, role = %user.role, "account created");
+    Ok((user, generated))
 }
 
 /// The given password after validation, or a generated one (returned to the admin once).
@@ -249,15 +271,43 @@ async fn set_credential(
     ApiPath(username): ApiPath<String>,
     ApiJson(req): ApiJson<CredentialRequest>,
 ) -> ApiResult<Json<CredentialView>> {
-    let user = state.store.user_by_username(&username).await?;
+    let now = state.clock.now();
+    let credential = record_credential(
+        &state,
+        &admin,
+        &username,
+        &req.title,
+        &req.specialty,
+        &req.licence_number,
+        req.checked_on,
+        req.valid_until,
+    )
+    .await?;
+    Ok(Json(CredentialView::new(credential, now)))
+}
+
+/// Records (and federates) the credential the hospital checked for a doctor; shared by the JSON
+/// API and the admin pages.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn record_credential(
+    state: &AppState,
+    admin: &AuthUser,
+    username: &str,
+    title: &str,
+    specialty: &str,
+    licence_number: &str,
+    checked_on: chrono::NaiveDate,
+    valid_until: Option<Timestamp>,
+) -> ApiResult<Credential> {
+    let user = state.store.user_by_username(username).await?;
     let now = state.clock.now();
     let credential = Credential {
-        title: req.title.trim().to_owned(),
-        specialty: req.specialty.trim().to_owned(),
-        licence_number: req.licence_number.trim().to_owned(),
-        checked_on: req.checked_on,
+        title: title.trim().to_owned(),
+        specialty: specialty.trim().to_owned(),
+        licence_number: licence_number.trim().to_owned(),
+        checked_on,
         issued_at: now,
-        valid_until: req.valid_until,
+        valid_until,
         revoked_at: None,
     };
     credential.validate()?;
@@ -277,7 +327,7 @@ async fn set_credential(
         .await?;
     state.federation.wake();
     tracing::info!(admin = %admin.user.id, doctor = %user.id, "credential recorded");
-    Ok(Json(CredentialView::new(credential, now)))
+    Ok(credential)
 }
 
 async fn revoke_credential(
@@ -285,7 +335,17 @@ async fn revoke_credential(
     AdminUser(admin): AdminUser,
     ApiPath(username): ApiPath<String>,
 ) -> ApiResult<Json<CredentialView>> {
-    let user = state.store.user_by_username(&username).await?;
+    let c = revoke_doctor_credential(&state, &admin, &username).await?;
+    Ok(Json(CredentialView::new(c, state.clock.now())))
+}
+
+/// Revokes (and federates the revocation of) a doctor's credential.
+pub(crate) async fn revoke_doctor_credential(
+    state: &AppState,
+    admin: &AuthUser,
+    username: &str,
+) -> ApiResult<Credential> {
+    let user = state.store.user_by_username(username).await?;
     let now = state.clock.now();
     let current = state
         .store
@@ -306,7 +366,7 @@ async fn revoke_credential(
         .await?;
     state.federation.wake();
     tracing::info!(admin = %admin.user.id, doctor = %user.id, "credential revoked");
-    Ok(Json(CredentialView::new(c, now)))
+    Ok(c)
 }
 
 #[derive(Serialize)]
@@ -367,24 +427,41 @@ async fn create_invite(
     AdminUser(admin): AdminUser,
     ApiJson(req): ApiJson<CreateInvite>,
 ) -> ApiResult<(StatusCode, Json<CreatedInvite>)> {
-    let hours = req.valid_hours.unwrap_or(state.settings.invite_ttl_hours);
+    let (invite, token, url) =
+        create_patient_invite(&state, &admin, req.label, req.valid_hours, req.max_uses).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedInvite {
+            invite: InviteView::new(invite, state.clock.now()),
+            token,
+            url,
+        }),
+    ))
+}
+
+/// Creates a patient sign-up invite: the invite, its secret token and the link `{base_url}join/{token}`.
+pub(crate) async fn create_patient_invite(
+    state: &AppState,
+    admin: &AuthUser,
+    label: Option<String>,
+    valid_hours: Option<i64>,
+    max_uses: Option<u32>,
+) -> ApiResult<(Invite, String, String)> {
+    let hours = valid_hours.unwrap_or(state.settings.invite_ttl_hours);
     if !(1..=MAX_INVITE_HOURS).contains(&hours) {
         return Err(ApiError::unprocessable(
             "invalid_field",
             format!("valid_hours: must be between 1 and {MAX_INVITE_HOURS}"),
         ));
     }
-    let max_uses = req.max_uses.unwrap_or(1);
+    let max_uses = max_uses.unwrap_or(1);
     if !(1..=MAX_INVITE_USES).contains(&max_uses) {
         return Err(ApiError::unprocessable(
             "invalid_field",
             format!("max_uses: must be between 1 and {MAX_INVITE_USES}"),
         ));
     }
-    let label = req
-        .label
-        .map(|l| l.trim().to_owned())
-        .filter(|l| !l.is_empty());
+    let label = label.map(|l| l.trim().to_owned()).filter(|l| !l.is_empty());
     if label.as_ref().is_some_and(|l| l.chars().count() > 200) {
         return Err(ApiError::unprocessable(
             "invalid_field",
@@ -412,14 +489,7 @@ async fn create_invite(
         .join(&format!("join/{token}"))
         .map_err(ApiError::internal)?
         .to_string();
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedInvite {
-            invite: InviteView::new(invite, now),
-            token,
-            url,
-        }),
-    ))
+    Ok((invite, token, url))
 }
 
 async fn list_invites(

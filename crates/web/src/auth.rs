@@ -170,6 +170,22 @@ struct SessionResponse {
 }
 
 async fn start_session(state: &AppState, user: User, status: StatusCode) -> ApiResult<Response> {
+    let (token, expires_at, cookie) = new_session(state, &user).await?;
+    let body = SessionResponse {
+        token,
+        expires_at,
+        account: AccountView::load(state, user).await?,
+    };
+    let mut resp = (status, Json(body)).into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, cookie);
+    Ok(resp)
+}
+
+/// Opens a session for `user`: its token, expiry and the `Set-Cookie` value that carries it.
+pub(crate) async fn new_session(
+    state: &AppState,
+    user: &User,
+) -> ApiResult<(String, Timestamp, HeaderValue)> {
     let token = new_token()?;
     let now = state.clock.now();
     let ttl = state.settings.session_ttl_secs;
@@ -184,17 +200,10 @@ async fn start_session(state: &AppState, user: User, status: StatusCode) -> ApiR
         })
         .await?;
     let cookie = session_cookie(&token, ttl, state.settings.secure_cookies());
-    let body = SessionResponse {
-        token,
-        expires_at,
-        account: AccountView::load(state, user).await?,
-    };
-    let mut resp = (status, Json(body)).into_response();
-    resp.headers_mut().insert(header::SET_COOKIE, cookie);
-    Ok(resp)
+    Ok((token, expires_at, cookie))
 }
 
-fn session_cookie(token: &str, max_age: i64, secure: bool) -> HeaderValue {
+pub(crate) fn session_cookie(token: &str, max_age: i64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     let value = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
@@ -208,7 +217,18 @@ async fn login(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
-    let username = req.username.trim().to_lowercase();
+    let user = check_login(&state, ip, &req.username, req.password).await?;
+    start_session(&state, user, StatusCode::OK).await
+}
+
+/// Checks a username and password, with the login throttle; shared by the API and the login page.
+pub(crate) async fn check_login(
+    state: &AppState,
+    ip: Option<std::net::IpAddr>,
+    username: &str,
+    password: String,
+) -> ApiResult<User> {
+    let username = username.trim().to_lowercase();
     let now = state.clock.now();
     if let Some(wait) = state.login_limiter.check(&username, ip, now) {
         tracing::warn!(%username, ?ip, "login throttled");
@@ -222,16 +242,12 @@ async fn login(
         Err(e) if e.is_not_found() => None,
         Err(e) => return Err(e.into()),
     };
-    let ok = verify_password(
-        req.password,
-        found.as_ref().map(|u| u.password_hash.clone()),
-    )
-    .await?;
+    let ok = verify_password(password, found.as_ref().map(|u| u.password_hash.clone())).await?;
     match found {
         Some(user) if ok && !user.disabled => {
             state.login_limiter.record_success(&username);
             tracing::info!(user = %user.id, "login");
-            start_session(&state, user, StatusCode::OK).await
+            Ok(user)
         }
         _ => {
             state.login_limiter.record_failure(&username, ip, now);
@@ -283,7 +299,7 @@ async fn invite_info(
     }))
 }
 
-fn check_invite_state(s: InviteState) -> ApiResult<()> {
+pub(crate) fn check_invite_state(s: InviteState) -> ApiResult<()> {
     let (code, message) = match s {
         InviteState::Usable => return Ok(()),
         InviteState::Expired => (
@@ -312,18 +328,37 @@ async fn signup(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<SignupRequest>,
 ) -> ApiResult<Response> {
-    let username = req.username.trim().to_owned();
+    let user = sign_up(
+        &state,
+        &req.invite,
+        &req.username,
+        &req.display_name,
+        req.password,
+    )
+    .await?;
+    start_session(&state, user, StatusCode::CREATED).await
+}
+
+/// Creates an account through a sign-up invite; shared by the API and the `/join/{token}` page.
+pub(crate) async fn sign_up(
+    state: &AppState,
+    invite_token: &str,
+    username: &str,
+    display_name: &str,
+    password: String,
+) -> ApiResult<User> {
+    let username = username.trim().to_owned();
     validate_username(&username)?;
-    validate_display_name(&req.display_name)?;
-    validate_password(&req.password)?;
-    let token_hash = hash_token(&req.invite);
+    validate_display_name(display_name)?;
+    validate_password(&password)?;
+    let token_hash = hash_token(invite_token);
     let now = state.clock.now();
     let invite = state.store.invite_by_token_hash(&token_hash).await?;
     check_invite_state(invite.state(now))?;
-    let password_hash = hash_password(req.password).await?;
+    let password_hash = hash_password(password).await?;
     let new = NewUser {
         username,
-        display_name: req.display_name.trim().to_owned(),
+        display_name: display_name.trim().to_owned(),
         role: invite.role,
         password_hash,
     };
@@ -343,5 +378,5 @@ async fn signup(
         Err(e) => return Err(e.into()),
     };
     tracing::info!(user = %user.id, invite = invite.id, "signed up through invite");
-    start_session(&state, user, StatusCode::CREATED).await
+    Ok(user)
 }

@@ -138,7 +138,7 @@ fn is_safe(m: &Method) -> bool {
 
 /// Cookie-authenticated writes must come from the node's own pages. Browsers send `Origin` on
 /// cross-site requests and `Sec-Fetch-Site`; either pointing elsewhere is refused.
-fn check_same_origin(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
+pub(crate) fn check_same_origin(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
     let refused = || {
         ApiError::new(
             StatusCode::FORBIDDEN,

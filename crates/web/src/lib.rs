@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod moderation;
 pub mod ops;
 pub mod page;
+pub mod pages;
 pub mod posts;
 pub mod qr;
 pub mod ratelimit;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .merge(media::router())
         .merge(library::router())
         .merge(moderation::router())
+        .merge(pages::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
@@ -112,10 +114,14 @@ async fn security_headers(req: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    // HTML pages choose `same-origin` (with `no-referrer` browsers send `Origin: null` on form
+    // posts, which the same-origin check must refuse); everything else sends no referrer.
+    if !h.contains_key(header::REFERRER_POLICY) {
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if is_api || !is_head_or_get {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -1,0 +1,195 @@
+//! Doctors' pages: the queue of open questions across their groups, answered from the queue, and
+//! one announcement posted to one or several groups at once, now or scheduled.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use caremesh_domain::{PostKind, Role, clean_line, clean_text, group::limits};
+use caremesh_store::NewPost;
+
+use super::{Form, PageResult, Viewer, esc, esc_text, parse_local_time, see_other, seg};
+use crate::error::ApiError;
+use crate::groups::{GroupCtx, new_public_id};
+use crate::state::AppState;
+
+/// How far ahead an announcement can be scheduled (as in the API).
+const MAX_SCHEDULE_SECS: i64 = 366 * 24 * 3600;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/doctor/queue", get(queue))
+        .route("/doctor/announce", get(announce_page).post(announce))
+}
+
+async fn queue(v: Viewer, State(state): State<AppState>) -> PageResult {
+    let auth = v.require_role(|r| r == Role::Doctor)?;
+    let items = state
+        .store
+        .doctor_queue(auth.user.id, None, 50, state.clock.now())
+        .await?;
+    let mut h = format!(
+        r#"<p class="lead">{}</p>"#,
+        esc(&v.tf("queue-count", &[("n", &v.num(items.len() as u64))]))
+    );
+    if items.is_empty() {
+        h.push_str(&format!("<p>{}</p>", esc(v.t("queue-empty"))));
+    }
+    for (i, item) in items.iter().enumerate() {
+        let p = &item.post;
+        let gid = &item.group_public_id;
+        let thread = format!("/g/{}/p/{}", seg(gid), seg(&p.public_id));
+        h.push_str(&format!(
+            r#"<article class="post" aria-labelledby="q-{i}"><p class="kind">{group}</p><h2 id="q-{i}"><a href="{thread}">{title}</a></h2><p class="byline"><span class="author">{author}</span> · <time>{time}</time></p><div class="body">{body}</div>
+<form method="post" action="{thread}/reply" class="stack">{csrf}<input type="hidden" name="back" value="/doctor/queue">
+<label for="a-{i}">{al}</label><textarea id="a-{i}" name="body" rows="3" required></textarea>
+<button type="submit" class="primary">{ab}</button></form></article>"#,
+            group = esc(&item.group_name),
+            title = esc(p.title.as_deref().unwrap_or(v.t("kind-question"))),
+            author = esc(&p.author.name),
+            time = esc(&v.time(p.publish_at)),
+            body = esc_text(&p.body),
+            csrf = v.csrf_field(),
+            al = esc(v.t("answer")),
+            ab = esc(v.t("answer-submit")),
+        ));
+    }
+    Ok(v.page(v.t("nav-queue"), &h))
+}
+
+/// Groups where the doctor may teach (post announcements).
+async fn teaching_groups(
+    state: &AppState,
+    v: &Viewer,
+) -> Result<Vec<caremesh_store::Group>, super::PageError> {
+    let auth = v.require_role(|r| r == Role::Doctor)?;
+    let groups = state.store.groups_of_user(auth.user.id, None, 200).await?;
+    Ok(groups
+        .into_iter()
+        .filter(|(_, m)| m.role.can_teach())
+        .map(|(g, _)| g)
+        .collect())
+}
+
+async fn announce_page(v: Viewer, State(state): State<AppState>) -> PageResult {
+    let groups = teaching_groups(&state, &v).await?;
+    let mut boxes = String::new();
+    for g in &groups {
+        boxes.push_str(&format!(
+            r#"<label class="check"><input type="checkbox" name="group" value="{id}"> {name}</label>"#,
+            id = esc(&g.public_id),
+            name = esc(&g.settings.name)
+        ));
+    }
+    let h = format!(
+        r#"<form method="post" action="/doctor/announce" class="stack">{csrf}
+<fieldset><legend>{gl}</legend>{boxes}</fieldset>
+<label for="title">{tl}</label><input id="title" name="title" required maxlength="200">
+<label for="body">{bl}</label><textarea id="body" name="body" rows="8" required></textarea>
+<label class="check"><input type="checkbox" name="pinned" value="1"> {pl}</label>
+<label for="publish_at">{sl}</label><input id="publish_at" name="publish_at" type="datetime-local" aria-describedby="s-hint"><p id="s-hint" class="hint">{sh}</p>
+<button type="submit" class="primary">{b}</button></form>"#,
+        csrf = v.csrf_field(),
+        gl = esc(v.t("announce-groups")),
+        tl = esc(v.t("announce-title")),
+        bl = esc(v.t("announce-body")),
+        pl = esc(v.t("announce-pin")),
+        sl = esc(v.t("announce-schedule")),
+        sh = esc(v.t("announce-schedule-hint")),
+        b = esc(v.t("announce-submit")),
+    );
+    Ok(v.page(v.t("nav-announce"), &h))
+}
+
+async fn announce(v: Viewer, State(state): State<AppState>, form: Form) -> PageResult {
+    v.check_csrf(&form)?;
+    let auth = v.require_role(|r| r == Role::Doctor)?.clone();
+    let chosen = form.all("group");
+    if chosen.is_empty() {
+        return Err(
+            ApiError::unprocessable("invalid_field", "group: choose at least one group").into(),
+        );
+    }
+    let now = state.clock.now();
+    let publish_at = match form
+        .get("publish_at")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => now,
+        Some(s) => {
+            let t = parse_local_time(s).ok_or_else(|| {
+                ApiError::unprocessable("invalid_field", "publish_at: not a date and time")
+            })?;
+            if t <= now || t > now.plus_secs(MAX_SCHEDULE_SECS) {
+                return Err(ApiError::unprocessable(
+                    "invalid_field",
+                    "publish_at: must be in the future and at most a year ahead",
+                )
+                .into());
+            }
+            t
+        }
+    };
+    let title = clean_line("title", &form.text("title"), limits::POST_TITLE)?;
+    let body = clean_text("body", &form.text("body"), limits::POST_BODY, false)?;
+    let pinned = form.checked("pinned");
+    // Check every group first, so that a refusal posts nothing.
+    let mut ctxs = Vec::new();
+    for gid in &chosen {
+        let ctx = GroupCtx::load(&state, &auth, gid).await?;
+        ctx.teach()?;
+        ctxs.push(ctx);
+    }
+    let mut posted = Vec::new();
+    for ctx in &ctxs {
+        let p = state
+            .store
+            .create_post(NewPost {
+                public_id: new_public_id()?,
+                group_id: ctx.group.id,
+                kind: PostKind::Announcement,
+                thread_id: None,
+                author: auth.user.id,
+                title: Some(title.clone()),
+                body: body.clone(),
+                pinned,
+                publish_at,
+                created_at: now,
+                attachments: Vec::new(),
+            })
+            .await?;
+        posted.push((
+            ctx.group.public_id.clone(),
+            ctx.group.settings.name.clone(),
+            p,
+        ));
+    }
+    if posted.len() == 1 {
+        let (gid, _, p) = &posted[0];
+        return Ok(see_other(&format!(
+            "/g/{}/p/{}",
+            seg(gid),
+            seg(&p.public_id)
+        )));
+    }
+    let mut h = format!(
+        r#"<p role="status">{}</p><ul class="list">"#,
+        esc(&v.tf("announced", &[("n", &v.num(posted.len() as u64))]))
+    );
+    for (gid, name, p) in &posted {
+        h.push_str(&format!(
+            r#"<li><a href="/g/{}/p/{}">{}</a></li>"#,
+            seg(gid),
+            seg(&p.public_id),
+            esc(name)
+        ));
+    }
+    h.push_str("</ul>");
+    if publish_at > now {
+        h.push_str(&format!(
+            "<p>{}</p>",
+            esc(&v.tf("scheduled-for", &[("time", &v.time(publish_at))]))
+        ));
+    }
+    Ok(v.page(v.t("nav-announce"), &h))
+}

@@ -1,0 +1,1315 @@
+//! Pages every member uses: logging in and out, signing up through an invite, the list of groups,
+//! a group (pinned announcements, feed, asking), a thread (replying, helpful, reporting, and for
+//! doctors pinning and accepting answers), the library, joining by a group invite link, leaving.
+//! Moderators also get the group's invite links (one QR code per screen) and its reports and log.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::routing::{get, post};
+use caremesh_domain::{GroupRole, PostKind, clean_line, clean_text, group::limits};
+use caremesh_store::{FeedSort, InviteState, Member, NewPost, Post, ReplySort};
+use serde::Deserialize;
+
+use super::{Form, PageError, PageResult, Viewer, esc, esc_text, safe_back, see_other, seg};
+use crate::error::ApiError;
+use crate::extract::ClientIp;
+use crate::groups::{GroupCtx, new_public_id};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/join/{token}", get(join_page).post(join))
+        .route(
+            "/group-invite/{token}",
+            get(group_invite_page).post(group_invite_accept),
+        )
+        .route("/g/{gid}", get(group_page))
+        .route("/g/{gid}/ask", post(ask))
+        .route("/g/{gid}/leave", post(leave))
+        .route("/g/{gid}/library", get(library_page))
+        .route("/g/{gid}/library/folders", post(create_folder))
+        .route("/g/{gid}/library/{item}/remove", post(remove_library_item))
+        .route("/g/{gid}/p/{pid}", get(thread_page))
+        .route("/g/{gid}/p/{pid}/reply", post(reply))
+        .route("/g/{gid}/p/{pid}/helpful", post(helpful))
+        .route("/g/{gid}/p/{pid}/report", post(report))
+        .route("/g/{gid}/p/{pid}/accept", post(accept))
+        .route("/g/{gid}/p/{pid}/pin", post(pin))
+        .route("/g/{gid}/p/{pid}/save", post(save_to_library))
+        .route("/g/{gid}/p/{pid}/remove", post(remove_post))
+        .route("/g/{gid}/invites", get(invites_page).post(create_invite))
+        .route("/g/{gid}/invites/{iid}", get(invite_page))
+        .route("/g/{gid}/invites/{iid}/revoke", post(revoke_invite))
+        .route("/g/{gid}/moderation", get(moderation_page))
+        .route("/g/{gid}/reports/{rid}/dismiss", post(dismiss_report))
+}
+
+// ---- login, logout, sign-up ----
+
+#[derive(Deserialize, Default)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+fn login_form(v: &Viewer, next: &str, error: Option<&str>) -> String {
+    let err = error
+        .map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, esc(e)))
+        .unwrap_or_default();
+    format!(
+        r#"{err}<form method="post" action="/login" class="stack">{csrf}
+<input type="hidden" name="next" value="{next}">
+<label for="username">{u}</label><input id="username" name="username" autocomplete="username" required autocapitalize="none">
+<label for="password">{p}</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit" class="primary">{b}</button></form>
+<p class="hint">{hint}</p>"#,
+        csrf = v.csrf_field(),
+        next = esc(next),
+        u = esc(v.t("username")),
+        p = esc(v.t("password")),
+        b = esc(v.t("login")),
+        hint = esc(v.t("login-hint")),
+    )
+}
+
+async fn login_page(v: Viewer, Query(q): Query<NextQuery>) -> PageResult {
+    if v.auth.is_some() {
+        return Ok(see_other(&safe_back(q.next.as_deref())));
+    }
+    let next = safe_back(q.next.as_deref());
+    Ok(v.page(v.t("login"), &login_form(&v, &next, None)))
+}
+
+async fn login(
+    v: Viewer,
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    form: Form,
+) -> PageResult {
+    v.check_csrf(&form)?;
+    let next = safe_back(form.get("next"));
+    match crate::auth::check_login(&state, ip, &form.text("username"), form.text("password")).await
+    {
+        Ok(user) => {
+            let (_, _, cookie) = crate::auth::new_session(&state, &user).await?;
+            let mut r = see_other(&next);
+            r.headers_mut().append(header::SET_COOKIE, cookie);
+            Ok(r)
+        }
+        Err(e) if e.code == "invalid_credentials" => Ok(v.page_with_status(
+            e.status,
+            v.t("login"),
+            &login_form(&v, &next, Some(v.t("login-failed"))),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn logout(v: Viewer, State(state): State<AppState>, form: Form) -> PageResult {
+    v.check_csrf(&form)?;
+    if let Some(a) = &v.auth {
+        state.store.delete_session(&a.session.token_hash).await?;
+    }
+    let mut r = see_other("/login");
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        crate::auth::session_cookie("", 0, state.settings.secure_cookies()),
+    );
+    Ok(r)
+}
+
+fn join_form(v: &Viewer, token: &str, hospital: &str, error: Option<&str>) -> String {
+    let err = error
+        .map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, esc(e)))
+        .unwrap_or_default();
+    format!(
+        r#"<p>{welcome}</p>{err}<form method="post" action="/join/{tok}" class="stack">{csrf}
+<label for="display_name">{dn}</label><input id="display_name" name="display_name" required maxlength="64" aria-describedby="dn-hint"><p id="dn-hint" class="hint">{dnh}</p>
+<label for="username">{u}</label><input id="username" name="username" required autocapitalize="none" autocomplete="username" aria-describedby="u-hint"><p id="u-hint" class="hint">{uh}</p>
+<label for="password">{p}</label><input id="password" name="password" type="password" required minlength="10" autocomplete="new-password" aria-describedby="p-hint"><p id="p-hint" class="hint">{ph}</p>
+<button type="submit" class="primary">{b}</button></form>"#,
+        welcome = esc(&v.tf("join-welcome", &[("hospital", hospital)])),
+        tok = seg(token),
+        csrf = v.csrf_field(),
+        dn = esc(v.t("display-name")),
+        dnh = esc(v.t("display-name-hint")),
+        u = esc(v.t("username")),
+        uh = esc(v.t("username-hint")),
+        p = esc(v.t("password")),
+        ph = esc(v.t("password-hint")),
+        b = esc(v.t("join-submit")),
+    )
+}
+
+async fn check_signup_invite(state: &AppState, token: &str) -> Result<(), PageError> {
+    let invite = state
+        .store
+        .invite_by_token_hash(&crate::auth::hash_token(token))
+        .await?;
+    crate::auth::check_invite_state(invite.state(state.clock.now()))?;
+    Ok(())
+}
+
+async fn join_page(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> PageResult {
+    check_signup_invite(&state, &token).await?;
+    Ok(v.page(
+        v.t("join-title"),
+        &join_form(&v, &token, &state.settings.hospital_name, None),
+    ))
+}
+
+async fn join(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    form: Form,
+) -> PageResult {
+    v.check_csrf(&form)?;
+    let result = crate::auth::sign_up(
+        &state,
+        &token,
+        &form.text("username"),
+        &form.text("display_name"),
+        form.text("password"),
+    )
+    .await;
+    match result {
+        Ok(user) => {
+            let (_, _, cookie) = crate::auth::new_session(&state, &user).await?;
+            let mut r = see_other("/");
+            r.headers_mut().append(header::SET_COOKIE, cookie);
+            Ok(r)
+        }
+        Err(e) if e.status.as_u16() == 422 || e.status.as_u16() == 409 => {
+            let msg = if e.status.as_u16() == 409 {
+                v.t("username-taken").to_owned()
+            } else {
+                e.message.clone()
+            };
+            Ok(v.page_with_status(
+                e.status,
+                v.t("join-title"),
+                &join_form(&v, &token, &state.settings.hospital_name, Some(&msg)),
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---- groups ----
+
+fn role_name(v: &Viewer, r: GroupRole) -> &'static str {
+    match r {
+        GroupRole::Owner => v.t("role-owner"),
+        GroupRole::Doctor => v.t("role-doctor"),
+        GroupRole::Moderator => v.t("role-moderator"),
+        GroupRole::Member => v.t("role-member"),
+    }
+}
+
+async fn home(v: Viewer, State(state): State<AppState>) -> PageResult {
+    let auth = v.require()?;
+    let groups = state.store.groups_of_user(auth.user.id, None, 200).await?;
+    let mut h = String::new();
+    if groups.is_empty() {
+        h.push_str(&format!(r#"<p>{}</p>"#, esc(v.t("no-groups"))));
+    } else {
+        h.push_str(r#"<ul class="cards">"#);
+        for (g, m) in groups {
+            h.push_str(&format!(
+                r#"<li><a class="card" href="/g/{id}"><strong>{name}</strong><span>{cond} · {city}</span><span class="meta">{members} · {role}</span></a></li>"#,
+                id = seg(&g.public_id),
+                name = esc(&g.settings.name),
+                cond = esc(&g.settings.condition),
+                city = esc(&g.settings.city),
+                members = esc(&v.tf("member-count", &[("n", &v.num(u64::from(g.member_count)))])),
+                role = esc(role_name(&v, m.role)),
+            ));
+        }
+        h.push_str("</ul>");
+    }
+    Ok(v.page(v.t("my-groups"), &h))
+}
+
+async fn load(state: &AppState, v: &Viewer, gid: &str) -> Result<GroupCtx, PageError> {
+    let auth = v.require()?;
+    Ok(GroupCtx::load(state, auth, gid).await?)
+}
+
+fn post_author(v: &Viewer, p: &Post) -> String {
+    let badge = match p.author.role {
+        Some(GroupRole::Doctor) | Some(GroupRole::Owner) => {
+            format!(r#" <span class="badge">{}</span>"#, esc(v.t("role-doctor")))
+        }
+        _ => String::new(),
+    };
+    format!(
+        r#"<span class="author">{}</span>{badge} · <time>{}</time>"#,
+        esc(&p.author.name),
+        esc(&v.time(p.publish_at))
+    )
+}
+
+fn post_summary(v: &Viewer, gid: &str, p: &Post, seen: Option<u64>) -> String {
+    let title = p.title.clone().unwrap_or_else(|| {
+        let s: String = p.body.chars().take(60).collect();
+        s
+    });
+    let kind = match p.kind {
+        PostKind::Announcement => v.t("kind-announcement"),
+        PostKind::Question => v.t("kind-question"),
+        PostKind::Reply => v.t("kind-reply"),
+    };
+    let mut meta = vec![esc(
+        &v.tf("reply-count", &[("n", &v.num(u64::from(p.reply_count)))])
+    )];
+    if p.answered_by_doctor {
+        meta.push(esc(v.t("answered-by-doctor")));
+    }
+    if let Some(n) = seen {
+        meta.push(format!(
+            r#"<span class="seen">{}</span>"#,
+            esc(&v.tf("seen-by", &[("n", &v.num(n))]))
+        ));
+    }
+    format!(
+        r#"<article class="post {cls}"><p class="kind">{kind}</p><h3><a href="/g/{gid}/p/{pid}">{title}</a></h3><p class="byline">{by}</p><p class="excerpt">{body}</p><p class="meta">{meta}</p></article>"#,
+        cls = if p.pinned { "pinned" } else { "" },
+        gid = seg(gid),
+        pid = seg(&p.public_id),
+        title = esc(&title),
+        by = post_author(v, p),
+        body = esc(&p.body.chars().take(200).collect::<String>()),
+        meta = meta.join(" · "),
+    )
+}
+
+/// Whether the asker sees aggregate "seen by" counts: the group's doctors and owner.
+fn sees_reach(ctx: &GroupCtx) -> bool {
+    ctx.role().is_some_and(GroupRole::can_teach)
+}
+
+async fn group_page(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path(gid): Path<String>,
+) -> PageResult {
+    let ctx = load(&state, &v, &gid).await?;
+    if ctx.read().is_err() {
+        // Administrators who are not members see the group's moderation page instead.
+        return Ok(see_other(&format!("/g/{}/moderation", seg(&gid))));
+    }
+    let uid = ctx.user.id;
+    let now = state.clock.now();
+    let posts = state
+        .store
+        .feed(ctx.group.id, Some(uid), FeedSort::Newest, None, 40, now)
+        .await?;
+    let announcements: Vec<i64> = posts
+        .iter()
+        .filter(|p| p.kind == PostKind::Announcement)
+        .map(|p| p.id)
+        .collect();
+    // Counting is aggregate only: who saw what is never shown. Authors do not count themselves.
+    let seen_now: Vec<i64> = posts
+        .iter()
+        .filter(|p| p.kind == PostKind::Announcement && p.author.user_id != Some(uid))
+        .map(|p| p.id)
+        .collect();
+    state.store.record_post_views(&seen_now, uid, now).await?;
+    let counts = if sees_reach(&ctx) {
+        state.store.post_view_counts(&announcements).await?
+    } else {
+        Vec::new()
+    };
+    let seen = |p: &Post| {
+        counts
+            .iter()
+            .find(|(id, _)| *id == p.id)
+            .map(|(_, n)| *n)
+            .or(if sees_reach(&ctx) && p.kind == PostKind::Announcement {
+                Some(0)
+            } else {
+                None
+            })
+    };
+    let g = &ctx.group;
+    let mut h = format!(
+        r#"<p class="lead">{cond} · {city} · {members}</p>"#,
+        cond = esc(&g.settings.condition),
+        city = esc(&g.settings.city),
+        members = esc(&v.tf("member-count", &[("n", &v.num(u64::from(g.member_count)))])),
+    );
+    if !g.settings.description.is_empty() {
+        h.push_str(&format!(r#"<p>{}</p>"#, esc_text(&g.settings.description)));
+    }
+    h.push_str(&format!(
+        r#"<nav class="subnav" aria-label="{}"><a href="/g/{gid}/library">{}</a>"#,
+        esc(v.t("group-menu")),
+        esc(v.t("library")),
+        gid = seg(&gid)
+    ));
+    if ctx.moderate().is_ok() {
+        h.push_str(&format!(
+            r#"<a href="/g/{gid}/invites">{}</a><a href="/g/{gid}/moderation">{}</a>"#,
+            esc(v.t("invites")),
+            esc(v.t("moderation")),
+            gid = seg(&gid)
+        ));
+    }
+    h.push_str("</nav>");
+    let pinned: Vec<&Post> = posts.iter().filter(|p| p.pinned).collect();
+    if !pinned.is_empty() {
+        h.push_str(&format!(
+            r#"<section aria-labelledby="pinned-h"><h2 id="pinned-h">{}</h2>"#,
+            esc(v.t("pinned"))
+        ));
+        for p in pinned {
+            h.push_str(&post_summary(&v, &gid, p, seen(p)));
+        }
+        h.push_str("</section>");
+    }
+    // The one main action: ask a question.
+    h.push_str(&format!(
+        r#"<section aria-labelledby="ask-h" class="box"><h2 id="ask-h">{ask}</h2>
+<p class="notice">{notice}</p>
+<form method="post" action="/g/{gid}/ask" class="stack">{csrf}
+<label for="title">{tl}</label><input id="title" name="title" maxlength="200">
+<label for="body">{bl}</label><textarea id="body" name="body" rows="4" required></textarea>
+<button type="submit" class="primary">{b}</button></form></section>"#,
+        ask = esc(v.t("ask-title")),
+        notice = esc(v.t("disclaimer")),
+        gid = seg(&gid),
+        csrf = v.csrf_field(),
+        tl = esc(v.t("question-title")),
+        bl = esc(v.t("question-body")),
+        b = esc(v.t("ask-submit")),
+    ));
+    h.push_str(&format!(
+        r#"<section aria-labelledby="feed-h"><h2 id="feed-h">{}</h2>"#,
+        esc(v.t("feed"))
+    ));
+    let rest: Vec<&Post> = posts.iter().filter(|p| !p.pinned).collect();
+    if rest.is_empty() {
+        h.push_str(&format!("<p>{}</p>", esc(v.t("feed-empty"))));
+    }
+    for p in rest {
+        h.push_str(&post_summary(&v, &gid, p, seen(p)));
+    }
+    h.push_str("</section>");
+    if ctx.role() != Some(GroupRole::Owner) {
+        h.push_str(&format!(
+            r#"<section aria-labelledby="leave-h" class="quiet"><h2 id="leave-h">{}</h2><p>{}</p>{}</section>"#,
+            esc(v.t("leave-title")),
+            esc(v.t("leave-hint")),
+            v.button_form(&format!("/g/{}/leave", seg(&gid)), &[], v.t("leave"), "danger")
+        ));
+    }
+    Ok(v.page(&g.settings.name, &h))
+}
+
+async fn ask(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path(gid): Path<String>,
+    form: Form,
+) -> PageResult {
+    v.check_csrf(&form)?;
+    let ctx = load(&state, &v, &gid).await?;
+    ctx.read()?;
+    let title = form.text("title");
+    let title = if title.trim().is_empty() {
+        None
+    } else {
+        Some(clean_line("title", &title, limits::POST_TITLE)?)
+    };
+    let now = state.clock.now();
+    let post = state
+        .store
+        .create_post(NewPost {
+            public_id: new_public_id()?,
+            group_id: ctx.group.id,
+            kind: PostKind::Question,
+            thread_id: None,
+            author: ctx.user.id,
+            title,
+            body: clean_text("body", &form.text("body"), limits::POST_BODY, false)?,
+            pinned: false,
+            publish_at: now,
+            created_at: now,
+            attachments: Vec::new(),
+        })
+        .await?;
+    Ok(see_other(&format!(
+        "/g/{}/p/{}",
+        seg(&gid),
+        seg(&post.public_id)
+    )))
+}
+
+async fn leave(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path(gid): Path<String>,
+    form: Form,
+) -> PageResult {
+    v.check_csrf(&form)?;
+    let ctx = load(&state, &v, &gid).await?;
+    ctx.read()?;
+    state
+        .store
+        .leave_group(ctx.group.id, ctx.user.id, state.clock.now())
+        .await?;
+    Ok(see_other("/"))
+}
+
+/// The post as the asker may see it (scheduled announcements only for staff), as the API does.
+async fn visible(state: &AppState, ctx: &GroupCtx, pid: &str) -> Result<Post, PageError> {
+    let post = state
+        .store
+        .post_by_public_id(ctx.group.id, pid, Some(ctx.user.id))
+        .await?;
+    let staff = ctx.role().is_some_and(GroupRole::can_moderate);
+    if post.publish_at > state.clock.now() && !staff {
+        return Err(ApiError::not_found("post").into());
+    }
+    Ok(post)
+}
+
+fn helpful_form(v: &Viewer, gid: &str, p: &Post) -> String {
+    let label = if p.marked_helpful {
+        v.tf(
+            "unmark-helpful",
+            &[("n", &v.num(u64::from(p.helpful_count)))],
+        )
+    } else {
+        v.tf("mark-helpful", &[("n", &v.num(u64::from(p.helpful_count)))])
+    };
+    let thread = p.thread_public_id.as_deref().unwrap_or(&p.public_id);
+    v.button_form(
+        &format!("/g/{}/p/{}/helpful", seg(gid), seg(&p.public_id)),
+        &[
+            ("on", if p.marked_helpful { "0" } else { "1" }),
+            ("back", &format!("/g/{}/p/{}", seg(gid), seg(thread))),
+        ],
+        &label,
+        "secondary",
+    )
+}
+
+fn report_form(v: &Viewer, gid: &str, p: &Post) -> String {
+    format!(
+        r#"<details class="report"><summary>{s}</summary><form method="post" action="/g/{gid}/p/{pid}/report" class="stack">{csrf}
+<label for="reason-{pid}">{l}</label><input id="reason-{pid}" name="reason" required maxlength="500">
+<button type="submit" class="secondary">{b}</button></form></details>"#,
+        s = esc(v.t("report")),
+        gid = seg(gid),
+        pid = seg(&p.public_id),
+        csrf = v.csrf_field(),
+        l = esc(v.t("report-reason")),
+        b = esc(v.t("report-submit")),
+    )
+}
+
+fn attachments_html(v: &Viewer, gid: &str, p: &Post) -> String {
+    let mut h = String::new();
+    for a in &p.attachments {
+        let url = format!(
+            "/api/v1/groups/{}/attachments/{}",
+            seg(gid),
+            seg(&a.public_id)
+        );
+        if a.content_type.starts_with("image/") {
+            h.push_str(&format!(
+                r#"<p><img src="{url}" alt="{}" loading="lazy" class="photo"></p>"#,
+                esc(&a.file_name)
+            ));
+        } else {
+            h.push_str(&format!(
+                r#"<p><a href="{url}">{} ({})</a></p>"#,
+                esc(&a.file_name),
+                esc(v.t("download"))
+            ));
+        }
+    }
+    h
+}
+
+async fn thread_page(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path((gid, pid)): Path<(String, String)>,
+) -> PageResult {
+    let ctx = load(&state, &v, &gid).await?;
+    ctx.read()?;
+    let post = visible(&state, &ctx, &pid).await?;
+    if let Some(t) = &post.thread_public_id {
+        return Ok(see_other(&format!("/g/{}/p/{}", seg(&gid), seg(t))));
+    }
+    let now = state.clock.now();
+    if post.kind == PostKind::Announcement && post.author.user_id != Some(ctx.user.id) {
+        state
+            .store
+            .record_post_views(&[post.id], ctx.user.id, now)
+            .await?;
+    }
+    let replies = state
+        .store
+        .replies(post.id, Some(ctx.user.id), ReplySort::Oldest, None, 200)
+        .await?;
+    let teach = ctx.teach().is_ok();
+    let g = &ctx.group;
+    let mut h = format!(
+        r#"<p class="crumbs"><a href="/g/{gid}">{name}</a></p><article class="post main-post"><p class="byline">{by}</p><div class="body">{body}</div>{att}"#,
+        gid = seg(&gid),
+        name = esc(&g.settings.name),
+        by = post_author(&v, &post),
+        body = esc_text(&post.body),
+        att = attachments_html(&v, &gid, &post),
+    );
+    if post.deleted_at.is_some() {
+        h.push_str(&format!(r#"<p class="meta">{}</p>"#, esc(v.t("deleted"))));
+    }
+    if post.kind == PostKind::Announcement && teach {
+        let n = state
+            .store
+            .post_view_counts(&[post.id])
+            .await?
+            .first()
+            .map_or(0, |(_, n)| *n);
+        h.push_str(&format!(
+            r#"<p class="seen">{}</p>"#,
+            esc(&v.tf("seen-by", &[("n", &v.num(n))]))
+        ));
+        if post.publish_at > now {
+            h.push_str(&format!(
+                r#"<p class="meta">{}</p>"#,
+                esc(&v.tf("scheduled-for", &[("time", &v.time(post.publish_at))]))
+            ));
+        }
+    }
+    h.push_str(r#"<div class="actions">"#);
+    h.push_str(&helpful_form(&v, &gid, &post));
+    if teach && post.kind == PostKind::Announcement {
+        h.push_str(&v.button_form(
+            &format!("/g/{}/p/{}/pin", seg(&gid), seg(&post.public_id)),
+            &[("on", if post.pinned { "0" } else { "1" })],
+            if post.pinned {
+                v.t("unpin")
+            } else {
+                v.t("pin")
+            },
+            "secondary",
+        ));
+    }
+    if ctx.curate().is_ok() {
+        let folders = state.store.list_folders(g.id).await?;
+        if !folders.is_empty() {
+            let mut opts = String::new();
+            for f in folders {
+                opts.push_str(&format!(
+                    r#"<option value="{}">{}</option>"#,
+                    f.id,
+                    esc(&f.name)
+                ));
+            }
+            h.push_str(&format!(
+                r#"<form method="post" action="/g/{gid}/p/{pid}/save" class="inline">{csrf}<label for="folder">{l}</label> <select id="folder" name="folder">{opts}</select> <button type="submit" class="secondary">{b}</button></form>"#,
+                gid = seg(&gid),
+                pid = seg(&post.public_id),
+                csrf = v.csrf_field(),
+                l = esc(v.t("save-to-folder")),
+                b = esc(v.t("save")),
+            ));
+        }
+    }
+    h.push_str("</div>");
+    h.push_str(&report_form(&v, &gid, &post));
+    h.push_str("</article>");
+    h.push_str(&format!(
+        r#"<section aria-labelledby="replies-h"><h2 id="replies-h">{}</h2>"#,
+        esc(&v.tf("reply-count", &[("n", &v.num(replies.len() as u64))]))
+    ));
+    for r in &replies {
+        let accepted = post.accepted_reply_public_id.as_deref() == Some(r.public_id.as_str());
+        h.push_str(&format!(
+            r#"<article class="post reply{cls}" id="r-{rid}">{acc}<p class="byline">{by}</p><div class="body">{body}</div>{att}<div class="actions">{help}"#,
+            cls = if accepted { " accepted" } else { "" },
+            rid = esc(&r.public_id),
+            acc = if accepted {
+                format!(r#"<p class="badge ok">{}</p>"#, esc(v.t("accepted-answer")))
+            } else {
+                String::new()
+            },
+            by = post_author(&v, r),
+            body = if r.deleted_at.is_some() {
+                esc(v.t("deleted"))
+            } else {
+                esc_text(&r.body)
+            },
+            att = attachments_html(&v, &gid, r),
+            help = helpful_form(&v, &gid, r),
+        ));
+        if teach && post.kind == PostKind::Question && !accepted && r.deleted_at.is_none() {
+            h.push_str(&v.button_form(
+                &format!("/g/{}/p/{}/accept", seg(&gid), seg(&post.public_id)),
+                &[("reply", &r.public_id)],
+                v.t("accept"),
+                "secondary",
+            ));
+        }
+        h.push_str("</div>");
+        h.push_str(&report_form(&v, &gid, r));
+        h.push_str("</article>");
+    }
+    h.push_str("</section>");
+    h.push_str(&format!(
+        r#"<section aria-labelledby="reply-h" class="box"><h2 id="reply-h">{t}</h2><p class="notice">{notice}</p>
+<form method="post" action="/g/{gid}/p/{pid}/reply" class="stack">{csrf}
+<label for="reply-body">{l}</label><textarea id="reply-body" name="body" rows="4" required></textarea>
+<button type="submit" class="primary">{b}</button></form>
+<p class="hint">{photo}</p></section>"#,
+        t = esc(v.t("reply-title")),
+        notice = esc(v.t("disclaimer")),
+        gid = seg(&gid),
+        pid = seg(&post.public_id),
+        csrf = v.csrf_field(),
+        l = esc(v.t("reply-body")),
+        b = esc(v.t("reply-submit")),
+        photo = esc(v.t("photo-note")),
+    ));
+    let title = post.title.clone().unwrap_or_else(|| match post.kind {
+        PostKind::Announcement => v.t("kind-announcement").to_owned(),
+        _ => v.t("kind-question").to_owned(),
+    });
+    Ok(v.page(&title, &h))
+}
+
+async fn reply(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path((gid, pid)): Path<(String, String)>,
+    form: Form,
+) -> PageResult {
+    v.check_csrf(&form)?;
+    let ctx = load(&state, &v, &gid).await?;
+    ctx.read()?;
+    let thread = visible(&state, &ctx, &pid).await?;
+    if thread.thread_id.is_some() {
+        return Err(ApiError::conflict(
+            "not_top_level",
+            "reply to the thread's first post, not to a reply",
+        )
+        .into());
+    }
+    let now = state.clock.now();
+    state
+        .store
+        .create_post(NewPost {
+            public_id: new_public_id()?,
+            group_id: ctx.group.id,
+            kind: PostKind::Reply,
+            thread_id: Some(thread.id),
+            author: ctx.user.id,
+            title: None,
+            body: clean_text("body", &form.text("body"), limits::POST_BODY, false)?,
+            pinned: false,
+            publish_at: now,
+            created_at: now,
+            attachments: Vec::new(),
+        })
+        .await?;
+    let back = match form.get("back") {
+        Some(b) => safe_back(Some(b)),
+        None => format!("/g/{}/p/{}", seg(&gid), seg(&pid)),
+    };
+    Ok(see_other(&back))
+}
+
+async fn helpful(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path((gid, pid)): Path<(String, String)>,
+    form: Form,
+) -> PageResult {
+    v.check_csrf(&form)?;
+    let ctx = load(&state, &v, &gid).await?;
+    ctx.read()?;
+    let post = visible(&state, &ctx, &pid).await?;
+    state
+        .store
+        .set_helpful(
+            post.id,
+            ctx.user.id,
+            form.get("on") != Some("0"),
+            state.clock.now(),
+        )
+        .await?;
+    Ok(see_other(&safe_back(form.get("back"))))
+}
+
+async fn report(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path((gid, pid)): Path<(String, String)>,
+    form: Form,
+) -> PageResult {
+    v.check_csrf(&form)?;
+    let ctx = load(&state, &v, &gid).await?;
+    ctx.read()?;
+    let post = visible(&state, &ctx, &pid).await?;
+    let reason = clean_text("reason", &form.text("reason"), limits::REPORT_REASON, false)?;
+    state
+        .store
+        .report_post(
+            ctx.group.id,
+            post.id,
+            ctx.user.id,
+            reason,
+            state.clock.now(),
+        )
+        .await?;
+    let thread = post.thread_public_id.as_deref().unwrap_or(&post.public_id);
+    Ok(v.page(
+        v.t("report"),
+        &format!(
+            r#"<p role="status">{}</p><p><a href="/g/{}/p/{}">{}</a></p>"#,
+            esc(v.t("report-thanks")),
+            seg(&gid),
+            seg(thread),
+            esc(v.t("back"))
+        ),
+    ))
+}
+
+async fn accept(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path((gid, pid)): Path<(String, String)>,
+    form: Form,
+) -> PageResult {
+    v.check_csrf(&form)?;
+    let ctx = load(&state, &v, &gid).await?;
+    ctx.teach()?;
+    let question = visible(&state, &ctx, &pid).await?;
+    let reply = visible(&state, &ctx, &form.text("reply")).await?;
+    state
+        .store
+        .accept_answer(question.id, Some(reply.id))
+        .await?;
+    Ok(see_other(&format!("/g/{}/p/{}", seg(&gid), seg(&pid))))
+}
+
+async fn pin(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path((gid, pid)): Path<(String, String)>,
+    form: Form,
+) -> PageResult {
+    v.check_csrf(&form)?;
+    let ctx = load(&state, &v, &gid).await?;
+    ctx.teach()?;
+    let post = visible(&state, &ctx, &pid).await?;
+    state
+        .store
+        .set_pinned(post.id, form.get("on") != Some("0"))
+        .await?;
+    Ok(see_other(&format!("/g/{}/p/{}", seg(&gid), seg(&pid))))
+}
+
+// ---- library ----
+
+async fn library_page(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path(gid): Path<String>,
+) -> PageResult {
+    let ctx = load(&state, &v, &gid).await?;
+    ctx.read()?;
+    let folders = state.store.list_folders(ctx.group.id).await?;
+    let items = state
+        .store
+        .library_items(ctx.group.id, None, None, 200)
+        .await?;
+    let curate = ctx.curate().is_ok();
+    let mut h = format!(
+        r#"<p class="crumbs"><a href="/g/{}">{}</a></p>"#,
+        seg(&gid),
+        esc(&ctx.group.settings.name)
+    );
+    if folders.is_empty() {
+        h.push_str(&format!("<p>{}</p>", esc(v.t("library-empty"))));
+    }
+    for f in &folders {
+        h.push_str(&format!(
+            r#"<section><h2>{}</h2><ul class="list">"#,
+            esc(&f.name)
+        ));
+        for i in items.iter().filter(|i| i.folder_id == f.id) {
+            let link = match (&i.post_public_id, &i.attachment) {
+                (Some(p), _) => format!("/g/{}/p/{}", seg(&gid), seg(p)),
+                (None, Some(a)) => format!(
+                    "/api/v1/groups/{}/attachments/{}",
+                    seg(&gid),
+                    seg(&a.public_id)
+                ),
+                _ => "#".to_owned(),
+            };
+            h.push_str(&format!(
+                r#"<li><a href="{}">{}</a>"#,
+                esc(&link),
+                esc(&i.title)
+            ));
+            if curate {
+                h.push(' ');
+                h.push_str(&v.button_form(
+                    &format!("/g/{}/library/{}/remove", seg(&gid), i.id),
+                    &[],
+                    v.t("remove"),
+                    "link",
+                ));
+            }
+            h.push_str("</li>");
+        }
+        h.push_str("</ul></section>");
+    }
+    if curate {
+        h.push_str(&format!(
+            r#"<section class="box"><h2>{t}</h2><form method="post" action="/g/{gid}/library/folders" class="stack">{csrf}<label for="folder-name">{l}</label><input id="folder-name" name="name" required maxlength="100"><button type="submit" class="primary">{b}</button></form><p class="hint">{hint}</p></section>"#,
+            t = esc(v.t("new-folder")),
+            gid = seg(&gid),
+            csrf = v.csrf_field(),
+            l = esc(v.t("folder-name")),
+            b = esc(v.t("create")),
+            hint = esc(v.t("library-hint")),
+        ));
+    }
+    Ok(v.page(v.t("library"), &h))
+}
+
+async fn create_folder(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path(gid): Path<String>,
+    form: Form,
+) -> PageResult {
+    v.check_csrf(&form)?;
+    let ctx = load(&state, &v, &gid).await?;
+    ctx.curate()?;
+    let name = clean_line("name", &form.text("name"), limits::FOLDER_NAME)?;
+    state
+        .store
+        .create_folder(ctx.group.id, name, ctx.user.id, state.clock.now())
+        .await?;
+    Ok(see_other(&format!("/g/{}/library", seg(&gid))))
+}
+
+async fn save_to_library(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path((gid, pid)): Path<(String, String)>,
+    form: Form,
+) -> PageResult {
+    v.check_csrf(&form)?;
+    let ctx = load(&state, &v, &gid).await?;
+    ctx.curate()?;
+    let post = visible(&state, &ctx, &pid).await?;
+    let folder: i64 = form
+        .text("folder")
+        .parse()
+        .map_err(|_| ApiError::unprocessable("invalid_field", "folder: choose a folder"))?;
+    let folder = state.store.folder_by_id(ctx.group.id, folder).await?;
+    let title = post
+        .title
+        .clone()
+        .unwrap_or_else(|| post.body.chars().take(80).collect());
+    state
+        .store
+        .add_library_item(caremesh_store::NewLibraryItem {
+            group_id: ctx.group.id,
+            folder_id: folder.id,
+            title,
+            post_id: Some(post.id),
+            attachment_id: None,
+            added_by: ctx.user.id,
+            added_at: state.clock.now(),
+        })
+        .await?;
+    Ok(see_other(&format!("/g/{}/library", seg(&gid))))
+}
+
+async fn remove_library_item(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path((gid, item)): Path<(String, i64)>,
+    form: Form,
+) -> PageResult {
+    v.check_csrf(&form)?;
+    let ctx = load(&state, &v, &gid).await?;
+    ctx.curate()?;
+    state.store.remove_library_item(ctx.group.id, item).await?;
+    Ok(see_other(&format!("/g/{}/library", seg(&gid))))
+}
+
+// ---- group invites ----
+
+async fn group_invite_page(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> PageResult {
+    let auth = v.require()?;
+    let invite = state.store.group_invite_by_token(&token).await?;
+    let group = state.store.group_by_id(invite.group_id).await?;
+    let member = state
+        .store
+        .membership(group.id, auth.user.id)
+        .await?
+        .filter(Member::is_active);
+    if member.is_some() {
+        return Ok(see_other(&format!("/g/{}", seg(&group.public_id))));
+    }
+    let st = invite.state(state.clock.now());
+    let mut h = format!(
+        r#"<p class="lead">{cond} · {city}</p><p>{desc}</p>"#,
+        cond = esc(&group.settings.condition),
+        city = esc(&group.settings.city),
+        desc = esc_text(&group.settings.description)
+    );
+    if st == InviteState::Usable {
+        h.push_str(&format!(
+            r#"<p class="notice">{}</p><form method="post" action="/group-invite/{}" class="stack">{}<p class="hint">{}</p><button type="submit" class="primary">{}</button></form>"#,
+            esc(v.t("disclaimer")),
+            seg(&token),
+            v.csrf_field(),
+            esc(&v.tf("joining-as", &[("name", &auth.user.display_name)])),
+            esc(v.t("join-group"))
+        ));
+    } else {
+        h.push_str(&format!(
+            r#"<p class="error" role="alert">{}</p>"#,
+            esc(v.t("invite-unusable"))
+        ));
+    }
+    Ok(v.page(&group.settings.name, &h))
+}
+
+async fn group_invite_accept(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    form: Form,
+) -> PageResult {
+    v.check_csrf(&form)?;
+    let auth = v.require()?;
+    let invite = state.store.group_invite_by_token(&token).await?;
+    if invite.state(state.clock.now()) != InviteState::Usable {
+        return Err(ApiError::new(
+            axum::http::StatusCode::GONE,
+            "invite_unusable",
+            "this invite link has expired, been used up or been withdrawn",
+        )
+        .into());
+    }
+    let (group, _member) = state
+        .store
+        .join_by_invite(
+            &token,
+            auth.user.id,
+            state.settings.max_members,
+            state.clock.now(),
+        )
+        .await?;
+    Ok(see_other(&format!("/g/{}", seg(&group.public_id))))
+}
+
+fn invite_state_text(v: &Viewer, s: InviteState) -> &'static str {
+    match s {
+        InviteState::Usable => v.t("invite-usable"),
+        InviteState::Expired => v.t("invite-expired"),
+        InviteState::UsedUp => v.t("invite-used-up"),
+        InviteState::Revoked => v.t("invite-revoked"),
+    }
+}
+
+async fn invites_page(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path(gid): Path<String>,
+) -> PageResult {
+    let ctx = load(&state, &v, &gid).await?;
+    ctx.moderate()?;
+    let invites = state
+        .store
+        .list_group_invites(ctx.group.id, None, 50)
+        .await?;
+    let now = state.clock.now();
+    let mut h = format!(
+        r#"<p class="crumbs"><a href="/g/{gid}">{name}</a></p><section class="box"><h2>{t}</h2><form method="post" action="/g/{gid}/invites" class="stack">{csrf}
+<label for="label">{ll}</label><input id="label" name="label" maxlength="100">
+<label for="valid_days">{dl}</label><input id="valid_days" name="valid_days" type="number" min="1" max="90" value="14">
+<label for="max_uses">{ml}</label><input id="max_uses" name="max_uses" type="number" min="1" max="10000" value="50">
+<button type="submit" class="primary">{b}</button></form></section><h2>{lt}</h2><ul class="list">"#,
+        gid = seg(&gid),
+        name = esc(&ctx.group.settings.name),
+        t = esc(v.t("new-invite")),
+        csrf = v.csrf_field(),
+        ll = esc(v.t("invite-label")),
+        dl = esc(v.t("valid-days")),
+        ml = esc(v.t("max-uses")),
+        b = esc(v.t("create")),
+        lt = esc(v.t("invites")),
+    );
+    for i in invites {
+        h.push_str(&format!(
+            r#"<li><a href="/g/{}/invites/{}">{}</a> · {}</li>"#,
+            seg(&gid),
+            i.id,
+            esc(i.label.as_deref().unwrap_or(v.t("invite-no-label"))),
+            esc(invite_state_text(&v, i.state(now)))
+        ));
+    }
+    h.push_str("</ul>");
+    Ok(v.page(v.t("invites"), &h))
+}
+
+async fn create_invite(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path(gid): Path<String>,
+    form: Form,
+) -> PageResult {
+    v.check_csrf(&form)?;
+    let ctx = load(&state, &v, &gid).await?;
+    ctx.moderate()?;
+    let label = form.text("label");
+    let label = if label.trim().is_empty() {
+        None
+    } else {
+        Some(clean_line("label", &label, limits::INVITE_LABEL)?)
+    };
+    let days: Option<i64> = form.get("valid_days").and_then(|d| d.trim().parse().ok());
+    if days.is_some_and(|d| !(1..=90).contains(&d)) {
+        return Err(ApiError::unprocessable("invalid_field", "valid_days: 1 to 90").into());
+    }
+    let max_uses: Option<u32> = form.get("max_uses").and_then(|d| d.trim().parse().ok());
+    if max_uses.is_some_and(|n| !(1..=10_000).contains(&n)) {
+        return Err(ApiError::unprocessable("invalid_field", "max_uses: 1 to 10000").into());
+    }
+    let now = state.clock.now();
+    let invite = state
+        .store
+        .create_group_invite(caremesh_store::NewGroupInvite {
+            group_id: ctx.group.id,
+            token: crate::auth::new_token()?,
+            label,
+            created_by: ctx.user.id,
+            created_at: now,
+            expires_at: days.map(|d| now.plus_secs(d * 24 * 3600)),
+            max_uses,
+        })
+        .await?;
+    Ok(see_other(&format!(
+        "/g/{}/invites/{}",
+        seg(&gid),
+        invite.id
+    )))
+}
+
+/// One invite per screen: its QR code as a real image (WeChat opens a long-pressed code only from
+/// an `<img>`), the link, expiry and use limit, and the button to withdraw it.
+async fn invite_page(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path((gid, iid)): Path<(String, i64)>,
+) -> PageResult {
+    let ctx = load(&state, &v, &gid).await?;
+    ctx.moderate()?;
+    let invite = state.store.group_invite_by_id(ctx.group.id, iid).await?;
+    let url = format!("{}group-invite/{}", state.settings.base_url, invite.token);
+    let st = invite.state(state.clock.now());
+    let expiry = match invite.expires_at {
+        Some(t) => v.tf("valid-until", &[("time", &v.time(t))]),
+        None => v.t("no-expiry").to_owned(),
+    };
+    let uses = match invite.max_uses {
+        Some(m) => v.tf(
+            "uses-of",
+            &[
+                ("n", &v.num(u64::from(invite.uses))),
+                ("max", &v.num(u64::from(m))),
+            ],
+        ),
+        None => v.tf("uses", &[("n", &v.num(u64::from(invite.uses)))]),
+    };
+    let mut h = format!(
+        r#"<p class="crumbs"><a href="/g/{gid}/invites">{back}</a></p><p class="lead">{label}</p>"#,
+        gid = seg(&gid),
+        back = esc(v.t("invites")),
+        label = esc(invite.label.as_deref().unwrap_or(v.t("invite-no-label"))),
+    );
+    if st == InviteState::Usable {
+        h.push_str(&format!(
+            r#"<p class="qr"><img src="/api/v1/groups/{gid}/invites/{iid}/qr?format=png" width="280" height="280" alt="{alt}"></p><p class="hint">{hint}</p>"#,
+            gid = seg(&gid),
+            iid = invite.id,
+            alt = esc(v.t("qr-alt")),
+            hint = esc(v.t("qr-hint")),
+        ));
+    }
+    h.push_str(&format!(
+        r#"<p><strong>{state}</strong></p><p>{expiry}</p><p>{uses}</p><p class="link"><label for="invite-url">{ll}</label><input id="invite-url" readonly value="{url}"></p>"#,
+        state = esc(invite_state_text(&v, st)),
+        expiry = esc(&expiry),
+        uses = esc(&uses),
+        ll = esc(v.t("invite-link")),
+        url = esc(&url),
+    ));
+    if st == InviteState::Usable {
+        h.push_str(&v.button_form(
+            &format!("/g/{}/invites/{}/revoke", seg(&gid), invite.id),
+            &[],
+            v.t("revoke"),
+            "danger",
+        ));
+    }
+    Ok(v.page(&ctx.group.settings.name, &h))
+}
+
+async fn revoke_invite(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path((gid, iid)): Path<(String, i64)>,
+    form: Form,
+) -> PageResult {
+    v.check_csrf(&form)?;
+    let ctx = load(&state, &v, &gid).await?;
+    ctx.moderate()?;
+    state
+        .store
+        .revoke_group_invite(ctx.group.id, iid, state.clock.now())
+        .await?;
+    Ok(see_other(&format!("/g/{}/invites/{}", seg(&gid), iid)))
+}
+
+// ---- moderation ----
+
+async fn moderation_page(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path(gid): Path<String>,
+) -> PageResult {
+    let ctx = load(&state, &v, &gid).await?;
+    ctx.moderate()?;
+    let reports = state
+        .store
+        .list_reports(ctx.group.id, true, None, 100)
+        .await?;
+    let log = state.store.moderation_log(ctx.group.id, None, 50).await?;
+    let mut h = format!(
+        r#"<p class="crumbs"><a href="/g/{}">{}</a></p><section><h2>{}</h2>"#,
+        seg(&gid),
+        esc(&ctx.group.settings.name),
+        esc(v.t("open-reports"))
+    );
+    if reports.is_empty() {
+        h.push_str(&format!("<p>{}</p>", esc(v.t("no-reports"))));
+    }
+    for r in reports {
+        h.push_str(&format!(
+            r#"<article class="post"><p class="byline"><time>{}</time></p><p><strong>{}</strong> {}</p><blockquote>{}</blockquote><div class="actions">"#,
+            esc(&v.time(r.created_at)),
+            esc(v.t("report-reason")),
+            esc(&r.reason),
+            esc_text(&r.post_body),
+        ));
+        h.push_str(&v.button_form(
+            &format!("/g/{}/p/{}/remove", seg(&gid), seg(&r.post_public_id)),
+            &[("reason", &r.reason)],
+            v.t("remove-post"),
+            "danger",
+        ));
+        h.push_str(&v.button_form(
+            &format!("/g/{}/reports/{}/dismiss", seg(&gid), r.id),
+            &[],
+            v.t("dismiss"),
+            "secondary",
+        ));
+        h.push_str("</div></article>");
+    }
+    h.push_str(&format!(
+        r#"</section><section><h2>{}</h2><table><thead><tr><th scope="col">{}</th><th scope="col">{}</th><th scope="col">{}</th><th scope="col">{}</th></tr></thead><tbody>"#,
+        esc(v.t("moderation-log")),
+        esc(v.t("when")),
+        esc(v.t("who")),
+        esc(v.t("action")),
+        esc(v.t("detail"))
+    ));
+    for e in log {
+        h.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td></tr>",
+            esc(&v.time(e.created_at)),
+            esc(e.moderator_name.as_deref().unwrap_or("—")),
+            esc(&e.action),
+            esc(e.target_name.as_deref().unwrap_or("")),
+            esc(e.detail.as_deref().unwrap_or("")),
+        ));
+    }
+    h.push_str("</tbody></table></section>");
+    Ok(v.page(v.t("moderation"), &h))
+}
+
+async fn dismiss_report(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path((gid, rid)): Path<(String, i64)>,
+    form: Form,
+) -> PageResult {
+    v.check_csrf(&form)?;
+    let ctx = load(&state, &v, &gid).await?;
+    ctx.moderate()?;
+    state
+        .store
+        .dismiss_report(ctx.group.id, rid, ctx.user.id, state.clock.now())
+        .await?;
+    Ok(see_other(&format!("/g/{}/moderation", seg(&gid))))
+}
+
+async fn remove_post(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path((gid, pid)): Path<(String, String)>,
+    form: Form,
+) -> PageResult {
+    v.check_csrf(&form)?;
+    let ctx = load(&state, &v, &gid).await?;
+    ctx.moderate()?;
+    let post = state
+        .store
+        .post_by_public_id(ctx.group.id, &pid, None)
+        .await?;
+    let reason = form.text("reason");
+    let reason = if reason.trim().is_empty() {
+        None
+    } else {
+        Some(clean_text("reason", &reason, limits::REPORT_REASON, true)?)
+    };
+    let own = post.author.user_id == Some(ctx.user.id);
+    state
+        .store
+        .delete_post(
+            post.id,
+            ctx.user.id,
+            if own { None } else { Some(reason) },
+            state.clock.now(),
+        )
+        .await?;
+    Ok(see_other(&format!("/g/{}/moderation", seg(&gid))))
+}
