@@ -60,14 +60,24 @@ macro_rules! impl_federation_store {
                 now: Timestamp,
             ) -> Result<()> {
                 for e in entries {
+                    // `do nothing` takes no lock on an existing queue, which delivery workers
+                    // update all the time; the inbox URL is rewritten only when it changed.
                     sqlx::query(
                         "insert into outbox_peers (peer, inbox_url, next_attempt_at, consecutive_failures)
                          values ($1, $2, $3, 0)
-                         on conflict (peer) do update set inbox_url = excluded.inbox_url",
+                         on conflict (peer) do nothing",
                     )
                     .bind(&e.peer)
                     .bind(&e.inbox_url)
                     .bind(now.as_millis())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+                    sqlx::query(
+                        "update outbox_peers set inbox_url = $1 where peer = $2 and inbox_url <> $1",
+                    )
+                    .bind(&e.inbox_url)
+                    .bind(&e.peer)
                     .execute(&mut *conn)
                     .await
                     .map_err(db_err)?;
@@ -477,30 +487,38 @@ macro_rules! impl_federation_store {
                     lease_until: Timestamp,
                     limit: u32,
                 ) -> Result<Vec<String>> {
-                    let mut tx = self.begin_write().await?;
-                    // The lease condition is repeated outside the subquery: under PostgreSQL's
-                    // read committed, a row leased concurrently is re-checked and skipped.
-                    let peers: Vec<String> = sqlx::query_scalar(
-                        "update outbox_peers set lease_owner = $1, lease_expires_at = $3
-                         where peer in (
-                             select p.peer from outbox_peers p
-                             where p.next_attempt_at <= $2
-                               and (p.lease_owner is null or p.lease_expires_at <= $2)
-                               and exists (select 1 from outbox o where o.peer = p.peer
-                                           and o.delivered_at is null and o.parked_at is null)
-                             order by p.next_attempt_at
-                             limit $4)
-                           and (lease_owner is null or lease_expires_at <= $2)
-                         returning peer",
-                    )
-                    .bind(owner)
-                    .bind(now.as_millis())
-                    .bind(lease_until.as_millis())
-                    .bind(i64::from(limit))
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                    tx.commit().await.map_err(db_err)?;
+                    // One queue per statement: a statement never holds locks on two queues, so
+                    // workers of several processes cannot deadlock on each other. The lease
+                    // condition is repeated outside the subquery: under PostgreSQL's read
+                    // committed, a row leased concurrently is re-checked and skipped.
+                    let mut peers = Vec::new();
+                    for _ in 0..limit {
+                        let mut tx = self.begin_write().await?;
+                        let peer: Option<String> = sqlx::query_scalar(
+                            "update outbox_peers set lease_owner = $1, lease_expires_at = $3
+                             where peer = (
+                                 select p.peer from outbox_peers p
+                                 where p.next_attempt_at <= $2
+                                   and (p.lease_owner is null or p.lease_expires_at <= $2)
+                                   and exists (select 1 from outbox o where o.peer = p.peer
+                                               and o.delivered_at is null and o.parked_at is null)
+                                 order by p.next_attempt_at, p.peer
+                                 limit 1)
+                               and (lease_owner is null or lease_expires_at <= $2)
+                             returning peer",
+                        )
+                        .bind(owner)
+                        .bind(now.as_millis())
+                        .bind(lease_until.as_millis())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                        tx.commit().await.map_err(db_err)?;
+                        match peer {
+                            Some(p) => peers.push(p),
+                            None => break,
+                        }
+                    }
                     Ok(peers)
                 }
 
