@@ -58,6 +58,16 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
+    /// `json_agg(json_build_object('a', x.a, ...))::text`: the rows of subquery `x` as one JSON
+    /// text (`[]` when there are none).
+    fn json_array_sql(columns: &[&str]) -> String {
+        let pairs: Vec<String> = columns.iter().map(|c| format!("'{c}', x.{c}")).collect();
+        format!(
+            "coalesce(json_agg(json_build_object({})), '[]'::json)::text",
+            pairs.join(", ")
+        )
+    }
+
     async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Postgres>> {
         self.pool.begin().await.map_err(db_err)
     }

@@ -98,6 +98,12 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
+    /// `json_group_array(json_object('a', x.a, ...))`: the rows of subquery `x` as one JSON text.
+    fn json_array_sql(columns: &[&str]) -> String {
+        let pairs: Vec<String> = columns.iter().map(|c| format!("'{c}', x.{c}")).collect();
+        format!("json_group_array(json_object({}))", pairs.join(", "))
+    }
+
     async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>> {
         self.pool
             .begin_with("begin immediate")

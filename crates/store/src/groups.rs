@@ -39,6 +39,9 @@ pub trait GroupStore: Send + Sync {
         after: Option<i64>,
         limit: u32,
     ) -> Result<Vec<(Group, Member)>>;
+    /// The group with this public id and the account's membership of it (in any state): what
+    /// every group request checks first.
+    async fn group_access(&self, public_id: &str, user: UserId) -> Result<(Group, Option<Member>)>;
     /// Every group of the node, by id, after `after` (for hospital administrators).
     async fn list_groups(&self, after: Option<i64>, limit: u32) -> Result<Vec<Group>>;
 

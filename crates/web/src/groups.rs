@@ -71,16 +71,12 @@ impl GroupCtx {
     /// Loads the group named by its public id. Outsiders (not active members, not admins) get the
     /// same 404 as for a group that does not exist.
     pub async fn load(state: &AppState, auth: &AuthUser, public_id: &str) -> ApiResult<Self> {
-        let group = match state.store.group_by_public_id(public_id).await {
-            Ok(g) => g,
+        let (group, member) = match state.store.group_access(public_id, auth.user.id).await {
+            Ok(found) => found,
             Err(e) if e.is_not_found() => return Err(group_not_found()),
             Err(e) => return Err(e.into()),
         };
-        let member = state
-            .store
-            .membership(group.id, auth.user.id)
-            .await?
-            .filter(Member::is_active);
+        let member = member.filter(Member::is_active);
         if member.is_none() && !auth.user.role.is_admin() {
             return Err(group_not_found());
         }
