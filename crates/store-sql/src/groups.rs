@@ -371,79 +371,40 @@ macro_rules! impl_group_store {
                 "marked_helpful",
             ];
 
-            fn json_field<'a>(v: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
-                v.get(key).unwrap_or(&serde_json::Value::Null)
-            }
-
-            fn json_i64(v: &serde_json::Value, key: &str) -> Result<i64> {
-                json_field(v, key).as_i64().ok_or_else(|| bad_json(key))
-            }
-
-            fn json_opt_i64(v: &serde_json::Value, key: &str) -> Option<i64> {
-                json_field(v, key).as_i64()
-            }
-
-            fn json_str(v: &serde_json::Value, key: &str) -> Result<String> {
-                json_field(v, key).as_str().map(str::to_owned).ok_or_else(|| bad_json(key))
-            }
-
-            fn json_opt_str(v: &serde_json::Value, key: &str) -> Option<String> {
-                json_field(v, key).as_str().map(str::to_owned)
-            }
-
-            /// SQLite spells booleans 0 and 1, PostgreSQL false and true.
-            fn json_bool(v: &serde_json::Value, key: &str) -> Result<bool> {
-                let f = json_field(v, key);
-                f.as_bool()
-                    .or_else(|| f.as_i64().map(|n| n != 0))
-                    .ok_or_else(|| bad_json(key))
-            }
-
-            fn json_small(v: &serde_json::Value, key: &str) -> Result<u32> {
-                Ok(u32::try_from(json_i64(v, key)?).unwrap_or(0))
-            }
-
-            fn bad_json(key: &str) -> StoreError {
-                StoreError::other(std::io::Error::other(format!(
-                    "post row without a valid {key}"
-                )))
-            }
-
-            fn post_from_json(v: &serde_json::Value) -> Result<Post> {
-                let role = json_opt_str(v, "author_role");
+            fn post_from_json(v: $crate::json::PostJson) -> Result<Post> {
                 Ok(Post {
-                    id: json_i64(v, "id")?,
-                    public_id: json_str(v, "public_id")?,
-                    group_id: json_i64(v, "group_id")?,
-                    kind: parse::<PostKind>(&json_str(v, "kind")?)?,
-                    thread_id: json_opt_i64(v, "thread_id"),
-                    thread_public_id: json_opt_str(v, "thread_public_id"),
+                    id: v.id,
+                    public_id: v.public_id,
+                    group_id: v.group_id,
+                    kind: parse::<PostKind>(&v.kind)?,
+                    thread_id: v.thread_id,
+                    thread_public_id: v.thread_public_id,
                     author: PostAuthor {
-                        user_id: json_opt_i64(v, "author_user_id").map(UserId),
-                        actor_id: json_opt_str(v, "author_actor_id"),
-                        name: json_str(v, "author_name")?,
-                        member_id: json_opt_i64(v, "author_member_id"),
-                        role: role.as_deref().map(parse::<GroupRole>).transpose()?,
+                        user_id: v.author_user_id.map(UserId),
+                        actor_id: v.author_actor_id,
+                        name: v.author_name,
+                        member_id: v.author_member_id,
+                        role: v.author_role.as_deref().map(parse::<GroupRole>).transpose()?,
                     },
-                    origin_id: json_opt_str(v, "origin_id"),
-                    title: json_opt_str(v, "title"),
-                    body: json_str(v, "body")?,
-                    pinned: json_bool(v, "pinned")?,
-                    publish_at: Timestamp::from_millis(json_i64(v, "publish_at")?),
-                    created_at: Timestamp::from_millis(json_i64(v, "created_at")?),
-                    edited_at: json_opt_i64(v, "edited_at").map(Timestamp::from_millis),
-                    deleted_at: json_opt_i64(v, "deleted_at").map(Timestamp::from_millis),
-                    deleted_by: match json_opt_str(v, "deleted_by").as_deref() {
+                    origin_id: v.origin_id,
+                    title: v.title,
+                    body: v.body,
+                    pinned: v.pinned.get(),
+                    publish_at: Timestamp::from_millis(v.publish_at),
+                    created_at: Timestamp::from_millis(v.created_at),
+                    edited_at: v.edited_at.map(Timestamp::from_millis),
+                    deleted_at: v.deleted_at.map(Timestamp::from_millis),
+                    deleted_by: match v.deleted_by.as_deref() {
                         None => None,
                         Some("author") => Some(DeletedBy::Author),
                         Some(_) => Some(DeletedBy::Moderator),
                     },
-                    helpful_count: json_small(v, "helpful_count")?,
-                    reply_count: json_small(v, "reply_count")?,
-                    accepted_reply_public_id: json_opt_str(v, "accepted_reply_public_id"),
-                    answered_by_doctor: json_bool(v, "answered_by_doctor")?,
-                    marked_helpful: json_bool(v, "marked_helpful")?,
-                    attachment_count: json_small(v, "attachment_count")?,
+                    helpful_count: u32::try_from(v.helpful_count).unwrap_or(0),
+                    reply_count: u32::try_from(v.reply_count).unwrap_or(0),
+                    accepted_reply_public_id: v.accepted_reply_public_id,
+                    answered_by_doctor: v.answered_by_doctor.get(),
+                    marked_helpful: v.marked_helpful.get(),
+                    attachment_count: u32::try_from(v.attachment_count).unwrap_or(0),
                     attachments: Vec::new(),
                 })
             }
@@ -470,9 +431,8 @@ macro_rules! impl_group_store {
                     };
                 }
                 let text = q.fetch_one(&mut *conn).await.map_err(db_err)?;
-                let rows: Vec<serde_json::Value> =
-                    serde_json::from_str(&text).map_err(StoreError::other)?;
-                let mut posts = rows.iter().map(post_from_json).collect::<Result<Vec<_>>>()?;
+                let rows = $crate::json::parse_posts(&text).map_err(StoreError::other)?;
+                let mut posts = rows.into_iter().map(post_from_json).collect::<Result<Vec<_>>>()?;
                 fill_attachments(conn, &mut posts).await?;
                 Ok(posts)
             }

@@ -11,7 +11,7 @@
 //! `json_array_sql(columns: &[&str]) -> String` giving the backend's expression that aggregates
 //! the rows of a subquery `x` into one JSON array text (the one place where SQLite and PostgreSQL
 //! spell a function differently), plus dependencies on `sqlx`, `async-trait`, `chrono`,
-//! `serde_json`, `caremesh-domain` and `caremesh-store`.
+//! `caremesh-domain` and `caremesh-store`.
 
 /// Implements `caremesh_store::Store` for `$store` on the sqlx database `$db`.
 #[macro_export]
@@ -80,3 +80,5 @@ macro_rules! impl_sql_store {
 
 mod accounts;
 mod groups;
+#[doc(hidden)]
+pub mod json;
