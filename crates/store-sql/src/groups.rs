@@ -304,20 +304,31 @@ macro_rules! impl_group_store {
             // ---- posts ----
 
             /// `$1` is the viewing account (or null), for `marked_helpful`.
+            ///
+            /// Related rows are read by scalar subqueries, not joins: PostgreSQL then plans the
+            /// query in microseconds instead of searching join orders for milliseconds, and both
+            /// backends still walk the feed's index in order and stop after the page.
             const POST_SELECT: &str = "select p.id, p.public_id, p.group_id, p.kind, p.thread_id,
-                   t.public_id as thread_public_id, p.author_user_id, p.author_actor_id,
-                   coalesce(u.display_name, rm.actor_name, p.author_name, '') as author_name,
-                   coalesce(m.id, rm.id) as author_member_id, coalesce(m.role, rm.role) as author_role,
+                   (select t.public_id from posts t where t.id = p.thread_id) as thread_public_id,
+                   p.author_user_id, p.author_actor_id,
+                   coalesce((select u.display_name from users u where u.id = p.author_user_id),
+                            (select r.actor_name from group_members r
+                              where r.group_id = p.group_id and r.actor_id = p.author_actor_id),
+                            p.author_name, '') as author_name,
+                   coalesce((select m.id from group_members m
+                              where m.group_id = p.group_id and m.user_id = p.author_user_id),
+                            (select r.id from group_members r
+                              where r.group_id = p.group_id and r.actor_id = p.author_actor_id)) as author_member_id,
+                   coalesce((select m.role from group_members m
+                              where m.group_id = p.group_id and m.user_id = p.author_user_id),
+                            (select r.role from group_members r
+                              where r.group_id = p.group_id and r.actor_id = p.author_actor_id)) as author_role,
                    p.origin_id, p.title, p.body, p.pinned, p.publish_at, p.created_at, p.edited_at,
                    p.deleted_at, p.deleted_by, p.helpful_count, p.reply_count, p.attachment_count,
-                   a.public_id as accepted_reply_public_id, p.answered_by_doctor,
+                   (select a.public_id from posts a where a.id = p.accepted_reply_id) as accepted_reply_public_id,
+                   p.answered_by_doctor,
                    exists(select 1 from post_helpful h where h.post_id = p.id and h.user_id = $1) as marked_helpful
-                 from posts p
-                 left join posts t on t.id = p.thread_id
-                 left join users u on u.id = p.author_user_id
-                 left join group_members m on m.group_id = p.group_id and m.user_id = p.author_user_id
-                 left join group_members rm on rm.group_id = p.group_id and rm.actor_id = p.author_actor_id
-                 left join posts a on a.id = p.accepted_reply_id";
+                 from posts p";
 
             fn post_from_row(row: &DbRow) -> Result<Post> {
                 let role: Option<String> = row.try_get("author_role").map_err(db_err)?;
