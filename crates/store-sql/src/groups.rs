@@ -309,25 +309,35 @@ macro_rules! impl_group_store {
             /// query in microseconds instead of searching join orders for milliseconds, and both
             /// backends still walk the feed's index in order and stop after the page.
             const POST_SELECT: &str = "select p.id, p.public_id, p.group_id, p.kind, p.thread_id,
-                   (select t.public_id from posts t where t.id = p.thread_id) as thread_public_id,
+                   case when p.thread_id is not null then
+                     (select t.public_id from posts t where t.id = p.thread_id) end as thread_public_id,
                    p.author_user_id, p.author_actor_id,
-                   coalesce((select u.display_name from users u where u.id = p.author_user_id),
-                            (select r.actor_name from group_members r
-                              where r.group_id = p.group_id and r.actor_id = p.author_actor_id),
+                   coalesce(case when p.author_user_id is not null then
+                              (select u.display_name from users u where u.id = p.author_user_id) end,
+                            case when p.author_actor_id is not null then
+                              (select r.actor_name from group_members r
+                                where r.group_id = p.group_id and r.actor_id = p.author_actor_id) end,
                             p.author_name, '') as author_name,
-                   coalesce((select m.id from group_members m
-                              where m.group_id = p.group_id and m.user_id = p.author_user_id),
-                            (select r.id from group_members r
-                              where r.group_id = p.group_id and r.actor_id = p.author_actor_id)) as author_member_id,
-                   coalesce((select m.role from group_members m
-                              where m.group_id = p.group_id and m.user_id = p.author_user_id),
-                            (select r.role from group_members r
-                              where r.group_id = p.group_id and r.actor_id = p.author_actor_id)) as author_role,
+                   case when p.author_user_id is not null then
+                     (select m.id from group_members m
+                       where m.group_id = p.group_id and m.user_id = p.author_user_id)
+                   else
+                     (select r.id from group_members r
+                       where r.group_id = p.group_id and r.actor_id = p.author_actor_id) end as author_member_id,
+                   case when p.author_user_id is not null then
+                     (select m.role from group_members m
+                       where m.group_id = p.group_id and m.user_id = p.author_user_id)
+                   else
+                     (select r.role from group_members r
+                       where r.group_id = p.group_id and r.actor_id = p.author_actor_id) end as author_role,
                    p.origin_id, p.title, p.body, p.pinned, p.publish_at, p.created_at, p.edited_at,
                    p.deleted_at, p.deleted_by, p.helpful_count, p.reply_count, p.attachment_count,
-                   (select a.public_id from posts a where a.id = p.accepted_reply_id) as accepted_reply_public_id,
+                   case when p.accepted_reply_id is not null then
+                     (select a.public_id from posts a where a.id = p.accepted_reply_id) end as accepted_reply_public_id,
                    p.answered_by_doctor,
-                   exists(select 1 from post_helpful h where h.post_id = p.id and h.user_id = $1) as marked_helpful
+                   case when p.helpful_count > 0 then
+                     exists(select 1 from post_helpful h where h.post_id = p.id and h.user_id = $1)
+                   else false end as marked_helpful
                  from posts p";
 
             fn post_from_row(row: &DbRow) -> Result<Post> {

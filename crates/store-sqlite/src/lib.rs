@@ -53,6 +53,9 @@ impl SqliteStore {
                 Some(Duration::from_secs(3600))
             })
             .acquire_timeout(Duration::from_secs(15))
+            // sqlx pings every connection it hands out by default; an embedded database cannot
+            // hang up, and the ping is a round trip to the connection's thread on every query.
+            .test_before_acquire(false)
             .connect_with(connect)
             .await
             .map_err(StoreError::other)?;
