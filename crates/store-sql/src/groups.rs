@@ -1297,6 +1297,66 @@ macro_rules! impl_group_store {
                     Ok((group, member))
                 }
 
+                async fn session_group_access(
+                    &self,
+                    token_hash: &str,
+                    group_public_id: &str,
+                    now: Timestamp,
+                ) -> Result<(caremesh_store::Session, caremesh_store::User, Option<(Group, Option<Member>)>)> {
+                    let row = sqlx::query(
+                        "select s.token_hash as s_token_hash, s.created_at as s_created_at,
+                           s.expires_at as s_expires_at, u.id as u_id, u.username as u_username,
+                           u.display_name as u_display_name, u.role as u_role,
+                           u.password_hash as u_password_hash, u.disabled as u_disabled,
+                           u.created_at as u_created_at, u.updated_at as u_updated_at,
+                           g.*,
+                           gm.id as m_id, gm.group_id as m_group_id, gm.user_id as m_user_id,
+                           gm.actor_id as m_actor_id, u.display_name as m_display_name,
+                           u.role as m_account_role, gm.role as m_role, gm.state as m_state,
+                           gm.request_message as m_request_message, gm.created_at as m_created_at,
+                           gm.updated_at as m_updated_at
+                         from sessions s join users u on u.id = s.user_id
+                         left join groups g on g.public_id = $2
+                         left join group_members gm on gm.group_id = g.id and gm.user_id = u.id
+                         where s.token_hash = $1 and s.expires_at > $3 and not u.disabled",
+                    )
+                    .bind(token_hash)
+                    .bind(group_public_id)
+                    .bind(now.as_millis())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_err)?
+                    .ok_or(StoreError::NotFound("session"))?;
+                    let user = caremesh_store::User {
+                        id: UserId(row.try_get("u_id").map_err(db_err)?),
+                        username: row.try_get("u_username").map_err(db_err)?,
+                        display_name: row.try_get("u_display_name").map_err(db_err)?,
+                        role: parse_role(row.try_get("u_role").map_err(db_err)?)?,
+                        password_hash: row.try_get("u_password_hash").map_err(db_err)?,
+                        disabled: row.try_get("u_disabled").map_err(db_err)?,
+                        created_at: ts(&row, "u_created_at")?,
+                        updated_at: ts(&row, "u_updated_at")?,
+                    };
+                    let session = caremesh_store::Session {
+                        token_hash: row.try_get("s_token_hash").map_err(db_err)?,
+                        user_id: user.id,
+                        created_at: ts(&row, "s_created_at")?,
+                        expires_at: ts(&row, "s_expires_at")?,
+                    };
+                    let group = match row.try_get::<Option<i64>, _>("id").map_err(db_err)? {
+                        None => None,
+                        Some(_) => {
+                            let g = group_from_row(&row)?;
+                            let m = match row.try_get::<Option<i64>, _>("m_id").map_err(db_err)? {
+                                Some(_) => Some(member_from_prefixed(&row, "m_")?),
+                                None => None,
+                            };
+                            Some((g, m))
+                        }
+                    };
+                    Ok((session, user, group))
+                }
+
                 async fn post_by_public_id(
                     &self,
                     group_id: i64,
