@@ -85,6 +85,8 @@ create table posts (
     deleted_by text check (deleted_by in ('author', 'moderator')),
     helpful_count integer not null default 0,
     reply_count integer not null default 0,
+    -- Lets a feed skip looking for attachments of the (many) posts that have none.
+    attachment_count integer not null default 0,
     accepted_reply_id integer references posts (id) on delete set null,
     answered_by_doctor integer not null default 0 check (answered_by_doctor in (0, 1))
 );

@@ -30,6 +30,10 @@ struct Args {
     clients: usize,
     runs: usize,
     backends: Vec<&'static str>,
+    /// Appended to the feed's URL, e.g. `?limit=1` (then the answer's length is not checked).
+    query: String,
+    /// Database connections of the node (`database.max_connections`).
+    pool: u32,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -39,6 +43,8 @@ fn args() -> anyhow::Result<Args> {
         clients: 32,
         runs: 3,
         backends: Vec::new(),
+        query: String::new(),
+        pool: 8,
     };
     let mut backend = "both".to_owned();
     let mut it = std::env::args().skip(1);
@@ -48,8 +54,10 @@ fn args() -> anyhow::Result<Args> {
             "--posts" => a.posts = value.parse()?,
             "--seconds" => a.seconds = value.parse()?,
             "--clients" => a.clients = value.parse()?,
-            "--runs" => a.runs = value.parse()?,
+            "--runs" => a.runs = value.parse::<usize>()?.max(1),
             "--backend" => backend = value,
+            "--query" => a.query = value,
+            "--pool" => a.pool = value.parse()?,
             _ => bail!("unknown flag {flag}"),
         }
     }
@@ -133,13 +141,17 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-async fn open(backend: &str, dir: &std::path::Path) -> anyhow::Result<(Arc<dyn Store>, String)> {
+async fn open(
+    backend: &str,
+    dir: &std::path::Path,
+    pool: u32,
+) -> anyhow::Result<(Arc<dyn Store>, String)> {
     Ok(match backend {
         "sqlite" => {
             let url = format!("sqlite://{}/caremesh.db", dir.display());
             let s = SqliteStore::connect(&SqliteOptions {
                 url: url.clone(),
-                max_connections: 8,
+                max_connections: pool,
             })
             .await?;
             s.migrate().await?;
@@ -150,7 +162,7 @@ async fn open(backend: &str, dir: &std::path::Path) -> anyhow::Result<(Arc<dyn S
             let url = create_scratch_database(&admin).await?;
             let s = PostgresStore::connect(&PostgresOptions {
                 url: url.clone(),
-                max_connections: 8,
+                max_connections: pool,
             })
             .await?;
             s.migrate().await?;
@@ -192,7 +204,7 @@ const BODIES: [&str; 4] = [
 
 async fn bench_backend(backend: &'static str, a: &Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (store, db_url) = open(backend, dir.path()).await?;
+    let (store, db_url) = open(backend, dir.path(), a.pool).await?;
     let now = SystemClock.now();
     let doctor = store
         .create_user(
@@ -275,6 +287,7 @@ async fn bench_backend(backend: &'static str, a: &Args) -> anyhow::Result<()> {
         ..Config::default()
     };
     config.database.url = db_url.clone();
+    config.database.max_connections = a.pool;
     config.log.level = "warn".into();
     config.validate()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -303,6 +316,7 @@ async fn bench_backend(backend: &'static str, a: &Args) -> anyhow::Result<()> {
         .await?;
     let items = page["items"].as_array().context("feed without items")?;
     anyhow::ensure!(items.len() == 50, "the feed answered {} posts", items.len());
+    let feed = format!("{feed}{}", a.query);
     anyhow::ensure!(
         items[0]["id"] == format!("p{:08}", a.posts - 1),
         "the newest post is not first: {}",
@@ -350,6 +364,22 @@ async fn bench_backend(backend: &'static str, a: &Args) -> anyhow::Result<()> {
         b,
         100.0 * r / b
     );
+    // Search is a substring scan of the group's posts (see spec/api.md): time it on this group,
+    // far larger than a real one, to show its worst case.
+    for q in ["白细胞", "tamoxifen", "没有这个词"] {
+        let url = format!("{base}/api/v1/groups/{}/search?q={q}", group.public_id);
+        let t = Instant::now();
+        let n = 3;
+        for _ in 0..n {
+            let resp = http.get(&url).bearer_auth(token).send().await?;
+            anyhow::ensure!(resp.status() == 200, "search answered {}", resp.status());
+            resp.bytes().await?;
+        }
+        println!(
+            "[{backend}] search {q:?} in {written} posts: {:.0} ms per request (one client)",
+            t.elapsed().as_secs_f64() * 1000.0 / f64::from(n)
+        );
+    }
     let _ = tx.send(());
     server.await??;
     Ok(())

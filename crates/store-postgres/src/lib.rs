@@ -32,6 +32,18 @@ impl PostgresStore {
             .max_connections(opts.max_connections.max(1))
             .idle_timeout(Some(Duration::from_secs(600)))
             .acquire_timeout(Duration::from_secs(15))
+            // sqlx pings every connection it hands out by default: a second round trip for every
+            // query. Ping only connections that sat idle long enough for a firewall or a
+            // database restart to have cut them.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > Duration::from_secs(30) {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(connect)
             .await
             .map_err(StoreError::other)?;
@@ -56,6 +68,16 @@ impl PostgresStore {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// `json_agg(json_build_object('a', x.a, ...))::text`: the rows of subquery `x` as one JSON
+    /// text (`[]` when there are none).
+    fn json_array_sql(columns: &[&str]) -> String {
+        let pairs: Vec<String> = columns.iter().map(|c| format!("'{c}', x.{c}")).collect();
+        format!(
+            "coalesce(json_agg(json_build_object({})), '[]'::json)::text",
+            pairs.join(", ")
+        )
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Postgres>> {

@@ -7,8 +7,11 @@
 //! conformance suite.
 //!
 //! The calling crate must have in scope: `MIGRATOR` (its embedded migrations), a `begin_write`
-//! method on the store returning a transaction, and a `pool` field, plus dependencies on `sqlx`,
-//! `async-trait`, `chrono`, `caremesh-domain` and `caremesh-store`.
+//! method on the store returning a transaction, a `pool` field, and an associated function
+//! `json_array_sql(columns: &[&str]) -> String` giving the backend's expression that aggregates
+//! the rows of a subquery `x` into one JSON array text (the one place where SQLite and PostgreSQL
+//! spell a function differently), plus dependencies on `sqlx`, `async-trait`, `chrono`,
+//! `caremesh-domain` and `caremesh-store`.
 
 /// Implements `caremesh_store::Store` for `$store` on the sqlx database `$db`.
 #[macro_export]
@@ -80,4 +83,6 @@ macro_rules! impl_sql_store {
 mod accounts;
 mod federation;
 mod groups;
+#[doc(hidden)]
+pub mod json;
 mod remote_groups;

@@ -53,6 +53,9 @@ impl SqliteStore {
                 Some(Duration::from_secs(3600))
             })
             .acquire_timeout(Duration::from_secs(15))
+            // sqlx pings every connection it hands out by default; an embedded database cannot
+            // hang up, and the ping is a round trip to the connection's thread on every query.
+            .test_before_acquire(false)
             .connect_with(connect)
             .await
             .map_err(StoreError::other)?;
@@ -96,6 +99,12 @@ impl SqliteStore {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// `json_group_array(json_object('a', x.a, ...))`: the rows of subquery `x` as one JSON text.
+    fn json_array_sql(columns: &[&str]) -> String {
+        let pairs: Vec<String> = columns.iter().map(|c| format!("'{c}', x.{c}")).collect();
+        format!("json_group_array(json_object({}))", pairs.join(", "))
     }
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>> {

@@ -195,6 +195,21 @@ pub async fn group_round_trip_and_owner_membership(s: S) {
     assert_eq!(s.group_by_id(g.id).await.unwrap(), g);
     let m = s.membership(g.id, owner).await.unwrap().unwrap();
     assert_eq!((m.role, m.state), (GroupRole::Owner, MemberState::Active));
+    assert_eq!(
+        s.group_access("abc123", owner).await.unwrap(),
+        (g.clone(), Some(m.clone()))
+    );
+    let stranger = user(&s, "stranger", Role::Patient).await;
+    assert_eq!(
+        s.group_access("abc123", stranger).await.unwrap(),
+        (g.clone(), None)
+    );
+    assert!(
+        s.group_access("nope", owner)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
     assert_eq!(m.account_role, Some(Role::Doctor));
     let dup = s
         .create_group(

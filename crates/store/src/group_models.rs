@@ -165,6 +165,7 @@ pub struct Post {
     pub answered_by_doctor: bool,
     /// Whether the account that asked marked this post helpful.
     pub marked_helpful: bool,
+    pub attachment_count: u32,
     pub attachments: Vec<Attachment>,
 }
 

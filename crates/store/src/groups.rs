@@ -12,7 +12,7 @@ use caremesh_domain::{GroupRole, MemberState, Timestamp, UserId};
 use crate::{
     Attachment, FeedPosition, FeedSort, Group, GroupInvite, GroupSettings, ImportedPost,
     LibraryFolder, LibraryItem, Member, ModerationEntry, NewAttachment, NewGroup, NewGroupInvite,
-    NewLibraryItem, NewPost, Post, PostEdit, QueueItem, ReplySort, Report, Result,
+    NewLibraryItem, NewPost, Post, PostEdit, QueueItem, ReplySort, Report, Result, Session, User,
 };
 
 #[async_trait]
@@ -39,6 +39,19 @@ pub trait GroupStore: Send + Sync {
         after: Option<i64>,
         limit: u32,
     ) -> Result<Vec<(Group, Member)>>;
+    /// The group with this public id and the account's membership of it (in any state): what
+    /// every group request checks first.
+    async fn group_access(&self, public_id: &str, user: UserId) -> Result<(Group, Option<Member>)>;
+    /// [`AccountStore::session_user`](crate::AccountStore::session_user) and
+    /// [`GroupStore::group_access`] in one round trip, as every group request needs both: the
+    /// session and its account (not found when unknown, expired or disabled), and the group with
+    /// this public id (`None` when there is none) with the account's membership of it.
+    async fn session_group_access(
+        &self,
+        token_hash: &str,
+        group_public_id: &str,
+        now: Timestamp,
+    ) -> Result<(Session, User, Option<(Group, Option<Member>)>)>;
     /// Every group of the node, by id, after `after` (for hospital administrators).
     async fn list_groups(&self, after: Option<i64>, limit: u32) -> Result<Vec<Group>>;
 

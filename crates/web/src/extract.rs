@@ -92,16 +92,7 @@ impl FromRequestParts<AppState> for AuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let (token, from_cookie) = match bearer_token(parts) {
-            Some(t) => (t, false),
-            None => (
-                cookie_token(parts).ok_or_else(ApiError::unauthorized)?,
-                true,
-            ),
-        };
-        if from_cookie && !is_safe(&parts.method) {
-            check_same_origin(parts, state)?;
-        }
+        let token = session_token(parts, state)?;
         let now = state.clock.now();
         match state.store.session_user(&hash_token(&token), now).await {
             Ok((session, user)) => Ok(Self { user, session }),
@@ -130,6 +121,22 @@ impl FromRequestParts<AppState> for AdminUser {
         }
         Ok(Self(auth))
     }
+}
+
+/// The request's session token (bearer first, then the cookie). Cookie-authenticated writes
+/// from another site are refused here, before any lookup.
+pub(crate) fn session_token(parts: &Parts, state: &AppState) -> Result<String, ApiError> {
+    let (token, from_cookie) = match bearer_token(parts) {
+        Some(t) => (t, false),
+        None => (
+            cookie_token(parts).ok_or_else(ApiError::unauthorized)?,
+            true,
+        ),
+    };
+    if from_cookie && !is_safe(&parts.method) {
+        check_same_origin(parts, state)?;
+    }
+    Ok(token)
 }
 
 fn is_safe(m: &Method) -> bool {

@@ -21,7 +21,11 @@ use caremesh_store::{Group, GroupInvite, GroupSettings, InviteState, Member, New
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
+use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::request::Parts;
+
+use crate::auth::hash_token;
+use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, session_token};
 use crate::page::{Page, PageQuery};
 use crate::state::AppState;
 
@@ -59,7 +63,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/group-invites/{token}/accept", post(accept_invite))
 }
 
-/// Who is asking about which group, and what they may do there.
+/// Who is asking about which group (the `{gid}` of the route), and what they may do there.
+///
+/// As an extractor it checks the session and loads the group and the membership in one round
+/// trip. Anonymous requests get 401; outsiders (not active members, not admins) get the same 404
+/// as for a group that does not exist.
 pub struct GroupCtx {
     pub group: Group,
     /// The asker's membership when it is active.
@@ -67,9 +75,46 @@ pub struct GroupCtx {
     pub user: User,
 }
 
+impl FromRequestParts<AppState> for GroupCtx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = session_token(parts, state)?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+        let gid = params
+            .iter()
+            .find(|(k, _)| *k == "gid")
+            .map(|(_, v)| v.to_owned())
+            .ok_or_else(|| ApiError::internal("a group route without {gid}"))?;
+        let (_, user, found) = match state
+            .store
+            .session_group_access(&hash_token(&token), &gid, state.clock.now())
+            .await
+        {
+            Ok(found) => found,
+            Err(e) if e.is_not_found() => return Err(ApiError::unauthorized()),
+            Err(e) => return Err(e.into()),
+        };
+        let (group, member) = found.ok_or_else(group_not_found)?;
+        let member = member.filter(Member::is_active);
+        if member.is_none() && !user.role.is_admin() {
+            return Err(group_not_found());
+        }
+        Ok(Self {
+            group,
+            member,
+            user,
+        })
+    }
+}
+
 impl GroupCtx {
-    /// Loads the group named by its public id. Outsiders (not active members, not admins) get the
-    /// same 404 as for a group that does not exist.
+    /// The same checks as the extractor, for callers that already hold the session (web pages).
     pub async fn load(state: &AppState, auth: &AuthUser, public_id: &str) -> ApiResult<Self> {
         let group = match state.store.group_by_public_id(public_id).await {
             Ok(g) => g,
@@ -368,12 +413,7 @@ async fn create_group(
     ))
 }
 
-async fn get_group(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath(gid): ApiPath<String>,
-) -> ApiResult<Json<GroupView>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+async fn get_group(ctx: GroupCtx) -> ApiResult<Json<GroupView>> {
     let role = ctx.role();
     Ok(Json(GroupView::new(ctx.group, role)))
 }
@@ -394,11 +434,9 @@ struct UpdateGroup {
 
 async fn update_group(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath(gid): ApiPath<String>,
+    ctx: GroupCtx,
     ApiJson(req): ApiJson<UpdateGroup>,
 ) -> ApiResult<Json<GroupView>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.govern()?;
     let mut s = ctx.group.settings.clone();
     if let Some(v) = req.name {
@@ -427,7 +465,7 @@ async fn update_group(
     }
     let group = state
         .store
-        .update_group(ctx.group.id, s, auth.user.id, state.clock.now())
+        .update_group(ctx.group.id, s, ctx.user.id, state.clock.now())
         .await?;
     Ok(Json(GroupView::new(group, ctx.role())))
 }
@@ -443,11 +481,9 @@ struct MembersQuery {
 
 async fn list_members(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath(gid): ApiPath<String>,
+    ctx: GroupCtx,
     ApiQuery(q): ApiQuery<MembersQuery>,
 ) -> ApiResult<Json<Page<MemberView>>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     let wanted: MemberState = q
         .state
         .as_deref()
@@ -515,11 +551,10 @@ fn clean_reason(r: Option<String>) -> ApiResult<Option<String>> {
 
 async fn remove_member(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, mid)): ApiPath<(String, i64)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, mid)): ApiPath<(String, i64)>,
     body: Option<ApiJson<Reason>>,
 ) -> ApiResult<Json<MemberView>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.moderate()?;
     let t = target(&state, &ctx, mid).await?;
     check_outranks(&ctx, &t)?;
@@ -531,7 +566,7 @@ async fn remove_member(
             t.id,
             false,
             reason,
-            auth.user.id,
+            ctx.user.id,
             state.clock.now(),
         )
         .await?;
@@ -540,11 +575,10 @@ async fn remove_member(
 
 async fn ban_member(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, mid)): ApiPath<(String, i64)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, mid)): ApiPath<(String, i64)>,
     body: Option<ApiJson<Reason>>,
 ) -> ApiResult<Json<MemberView>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.moderate()?;
     let t = target(&state, &ctx, mid).await?;
     check_outranks(&ctx, &t)?;
@@ -556,7 +590,7 @@ async fn ban_member(
             t.id,
             true,
             reason,
-            auth.user.id,
+            ctx.user.id,
             state.clock.now(),
         )
         .await?;
@@ -565,14 +599,13 @@ async fn ban_member(
 
 async fn unban_member(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, mid)): ApiPath<(String, i64)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, mid)): ApiPath<(String, i64)>,
 ) -> ApiResult<Json<MemberView>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.moderate()?;
     let m = state
         .store
-        .unban_member(ctx.group.id, mid, auth.user.id, state.clock.now())
+        .unban_member(ctx.group.id, mid, ctx.user.id, state.clock.now())
         .await?;
     Ok(Json(MemberView::new(m)))
 }
@@ -585,11 +618,10 @@ struct SetRole {
 
 async fn set_role(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, mid)): ApiPath<(String, i64)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, mid)): ApiPath<(String, i64)>,
     ApiJson(req): ApiJson<SetRole>,
 ) -> ApiResult<Json<MemberView>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.govern()?;
     if req.role == GroupRole::Owner {
         return Err(ApiError::unprocessable(
@@ -599,26 +631,21 @@ async fn set_role(
     }
     let m = state
         .store
-        .set_member_role(ctx.group.id, mid, req.role, auth.user.id, state.clock.now())
+        .set_member_role(ctx.group.id, mid, req.role, ctx.user.id, state.clock.now())
         .await?;
     Ok(Json(MemberView::new(m)))
 }
 
-async fn leave(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath(gid): ApiPath<String>,
-) -> ApiResult<StatusCode> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
+async fn leave(State(state): State<AppState>, ctx: GroupCtx) -> ApiResult<StatusCode> {
     ctx.read()?;
     state
         .store
-        .leave_group(ctx.group.id, auth.user.id, state.clock.now())
+        .leave_group(ctx.group.id, ctx.user.id, state.clock.now())
         .await?;
     if ctx.group.remote_actor_id.is_some()
         && let Err(e) = state
             .federation
-            .leave_remote_group(&ctx.group, &auth.user)
+            .leave_remote_group(&ctx.group, &ctx.user)
             .await
     {
         tracing::error!(error = %e, group = %ctx.group.public_id, "cannot tell the host");
@@ -662,11 +689,9 @@ async fn request_join(
 
 async fn list_join_requests(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath(gid): ApiPath<String>,
+    ctx: GroupCtx,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Page<MemberView>>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.moderate()?;
     let (after, limit) = q.decode()?;
     let members = state
@@ -682,12 +707,10 @@ async fn list_join_requests(
 
 async fn decide(
     state: AppState,
-    auth: AuthUser,
-    gid: String,
+    ctx: GroupCtx,
     mid: i64,
     approve: bool,
 ) -> ApiResult<Json<MemberView>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.moderate()?;
     let m = state
         .store
@@ -695,7 +718,7 @@ async fn decide(
             ctx.group.id,
             mid,
             approve,
-            auth.user.id,
+            ctx.user.id,
             state.settings.max_members,
             state.clock.now(),
         )
@@ -705,18 +728,18 @@ async fn decide(
 
 async fn approve_join(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, mid)): ApiPath<(String, i64)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, mid)): ApiPath<(String, i64)>,
 ) -> ApiResult<Json<MemberView>> {
-    decide(state, auth, gid, mid, true).await
+    decide(state, ctx, mid, true).await
 }
 
 async fn reject_join(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, mid)): ApiPath<(String, i64)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, mid)): ApiPath<(String, i64)>,
 ) -> ApiResult<Json<MemberView>> {
-    decide(state, auth, gid, mid, false).await
+    decide(state, ctx, mid, false).await
 }
 
 // ---- invites ----
@@ -769,11 +792,9 @@ struct CreateInvite {
 
 async fn create_invite(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath(gid): ApiPath<String>,
+    ctx: GroupCtx,
     body: Option<ApiJson<CreateInvite>>,
 ) -> ApiResult<(StatusCode, Json<InviteView>)> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.moderate()?;
     let req = body.map(|b| b.0).unwrap_or_default();
     let label = match req.label {
@@ -803,7 +824,7 @@ async fn create_invite(
             group_id: ctx.group.id,
             token: crate::auth::new_token()?,
             label,
-            created_by: auth.user.id,
+            created_by: ctx.user.id,
             created_at: now,
             expires_at: req.valid_hours.map(|h| now.plus_secs(h * 3600)),
             max_uses: req.max_uses,
@@ -817,11 +838,9 @@ async fn create_invite(
 
 async fn list_invites(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath(gid): ApiPath<String>,
+    ctx: GroupCtx,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Page<InviteView>>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.moderate()?;
     let (before, limit) = q.decode()?;
     let invites = state
@@ -837,10 +856,9 @@ async fn list_invites(
 
 async fn revoke_invite(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, iid)): ApiPath<(String, i64)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, iid)): ApiPath<(String, i64)>,
 ) -> ApiResult<Json<InviteView>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.moderate()?;
     let invite = state
         .store
@@ -860,11 +878,10 @@ struct QrQuery {
 /// reliably only from a real image.
 async fn invite_qr(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, iid)): ApiPath<(String, i64)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, iid)): ApiPath<(String, i64)>,
     ApiQuery(q): ApiQuery<QrQuery>,
 ) -> ApiResult<Response> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.moderate()?;
     let invite = state.store.group_invite_by_id(ctx.group.id, iid).await?;
     let url = invite_url(&state, &invite.token);

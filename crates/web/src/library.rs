@@ -10,7 +10,7 @@ use caremesh_store::{LibraryFolder, LibraryItem, NewLibraryItem};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::groups::GroupCtx;
 use crate::media::AttachmentView;
 use crate::page::Page;
@@ -87,10 +87,8 @@ impl LibraryItemView {
 /// Folders, by name. A library holds few folders, so this list is not paged.
 async fn list_folders(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath(gid): ApiPath<String>,
+    ctx: GroupCtx,
 ) -> ApiResult<Json<Page<FolderView>>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.read()?;
     let folders = state.store.list_folders(ctx.group.id).await?;
     Ok(Json(Page {
@@ -107,26 +105,23 @@ struct CreateFolder {
 
 async fn create_folder(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath(gid): ApiPath<String>,
+    ctx: GroupCtx,
     ApiJson(req): ApiJson<CreateFolder>,
 ) -> ApiResult<(StatusCode, Json<FolderView>)> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.curate()?;
     let name = clean_line("name", &req.name, limits::FOLDER_NAME)?;
     let folder = state
         .store
-        .create_folder(ctx.group.id, name, auth.user.id, state.clock.now())
+        .create_folder(ctx.group.id, name, ctx.user.id, state.clock.now())
         .await?;
     Ok((StatusCode::CREATED, Json(FolderView::new(folder))))
 }
 
 async fn delete_folder(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, fid)): ApiPath<(String, i64)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, fid)): ApiPath<(String, i64)>,
 ) -> ApiResult<StatusCode> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.curate()?;
     state.store.delete_folder(ctx.group.id, fid).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -142,11 +137,9 @@ struct ItemsQuery {
 
 async fn list_items(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath(gid): ApiPath<String>,
+    ctx: GroupCtx,
     ApiQuery(q): ApiQuery<ItemsQuery>,
 ) -> ApiResult<Json<Page<LibraryItemView>>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.read()?;
     let folder = match q.folder.as_deref() {
         None => None,
@@ -187,11 +180,9 @@ struct AddItem {
 
 async fn add_item(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath(gid): ApiPath<String>,
+    ctx: GroupCtx,
     ApiJson(req): ApiJson<AddItem>,
 ) -> ApiResult<(StatusCode, Json<LibraryItemView>)> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.curate()?;
     let (post_id, attachment_id, default_title) = match (req.post, req.attachment) {
         (Some(p), None) => {
@@ -236,7 +227,7 @@ async fn add_item(
             post_id,
             attachment_id,
             title,
-            added_by: auth.user.id,
+            added_by: ctx.user.id,
             added_at: state.clock.now(),
         })
         .await?;
@@ -248,10 +239,9 @@ async fn add_item(
 
 async fn remove_item(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, iid)): ApiPath<(String, i64)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, iid)): ApiPath<(String, i64)>,
 ) -> ApiResult<StatusCode> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.curate()?;
     state.store.remove_library_item(ctx.group.id, iid).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiPath, ApiQuery, AuthUser};
+use crate::extract::{ApiPath, ApiQuery};
 use crate::groups::{GroupCtx, new_public_id};
 use crate::state::AppState;
 
@@ -238,13 +238,11 @@ struct UploadQuery {
 /// post's `attachments` or a library item.
 async fn upload(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath(gid): ApiPath<String>,
+    ctx: GroupCtx,
     ApiQuery(q): ApiQuery<UploadQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<AttachmentView>)> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.read()?;
     let limit = state.settings.max_file_bytes;
     let declared = headers
@@ -291,7 +289,7 @@ async fn upload(
             NewAttachment {
                 public_id: new_public_id()?,
                 group_id: ctx.group.id,
-                uploaded_by: auth.user.id,
+                uploaded_by: ctx.user.id,
                 content_type: kind.content_type().to_owned(),
                 file_name,
                 size_bytes: size,
@@ -375,10 +373,9 @@ fn content_disposition(kind: &str, name: &str) -> String {
 
 async fn download(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, aid)): ApiPath<(String, String)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, aid)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.read()?;
     let a = state
         .store

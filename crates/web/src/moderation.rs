@@ -10,7 +10,7 @@ use caremesh_store::{ModerationEntry, Report};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiPath, ApiQuery, AuthUser};
+use crate::extract::{ApiPath, ApiQuery};
 use crate::groups::GroupCtx;
 use crate::page::{Page, PageQuery};
 use crate::state::AppState;
@@ -64,11 +64,9 @@ struct ReportsQuery {
 /// Reports, oldest first: the moderators' queue.
 async fn list_reports(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath(gid): ApiPath<String>,
+    ctx: GroupCtx,
     ApiQuery(q): ApiQuery<ReportsQuery>,
 ) -> ApiResult<Json<Page<ReportView>>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.moderate()?;
     let open_only = match q.state.as_deref() {
         None | Some("open") => true,
@@ -98,14 +96,13 @@ async fn list_reports(
 
 async fn dismiss_report(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, rid)): ApiPath<(String, i64)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, rid)): ApiPath<(String, i64)>,
 ) -> ApiResult<Json<ReportView>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.moderate()?;
     let report = state
         .store
-        .dismiss_report(ctx.group.id, rid, auth.user.id, state.clock.now())
+        .dismiss_report(ctx.group.id, rid, ctx.user.id, state.clock.now())
         .await?;
     Ok(Json(ReportView::new(report)))
 }
@@ -140,11 +137,9 @@ impl EntryView {
 /// The moderation log, newest first: for the group's moderators and the hospital's admins.
 async fn moderation_log(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath(gid): ApiPath<String>,
+    ctx: GroupCtx,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Page<EntryView>>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.moderate()?;
     let (before, limit) = q.decode()?;
     let entries = state

@@ -155,11 +155,9 @@ struct FeedQuery {
 
 async fn feed(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath(gid): ApiPath<String>,
+    ctx: GroupCtx,
     ApiQuery(q): ApiQuery<FeedQuery>,
 ) -> ApiResult<Json<Page<PostView>>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.read()?;
     let sort = match q.sort.as_deref() {
         None | Some("newest") => FeedSort::Newest,
@@ -185,7 +183,7 @@ async fn feed(
         .store
         .feed(
             ctx.group.id,
-            Some(auth.user.id),
+            Some(ctx.user.id),
             sort,
             after,
             limit + 1,
@@ -244,11 +242,9 @@ struct CreatePost {
 
 async fn create_post(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath(gid): ApiPath<String>,
+    ctx: GroupCtx,
     ApiJson(req): ApiJson<CreatePost>,
 ) -> ApiResult<(StatusCode, Json<PostView>)> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.read()?;
     let kind = match req.kind.as_str() {
         "announcement" => PostKind::Announcement,
@@ -294,7 +290,7 @@ async fn create_post(
             group_id: ctx.group.id,
             kind,
             thread_id: None,
-            author: auth.user.id,
+            author: ctx.user.id,
             title: clean_title(req.title)?,
             body: clean_text("body", &req.body, limits::POST_BODY, false)?,
             pinned: req.pinned,
@@ -324,10 +320,9 @@ async fn federate_post(state: &AppState, ctx: &GroupCtx, post: &Post, thread: Op
 
 async fn get_post(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, pid)): ApiPath<(String, String)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, pid)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<PostView>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.read()?;
     let post = visible_post(&state, &ctx, &pid).await?;
     Ok(Json(PostView::new(post, &ctx.group.public_id)))
@@ -344,11 +339,10 @@ struct RepliesQuery {
 
 async fn replies(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, pid)): ApiPath<(String, String)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, pid)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<RepliesQuery>,
 ) -> ApiResult<Json<Page<PostView>>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.read()?;
     let sort = match q.sort.as_deref() {
         None | Some("oldest") => ReplySort::Oldest,
@@ -369,7 +363,7 @@ async fn replies(
     let after = position.map(|p| (p[0], p[1]));
     let posts = state
         .store
-        .replies(thread.id, Some(auth.user.id), sort, after, limit + 1)
+        .replies(thread.id, Some(ctx.user.id), sort, after, limit + 1)
         .await?;
     let items = posts
         .into_iter()
@@ -394,11 +388,10 @@ struct CreateReply {
 
 async fn create_reply(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, pid)): ApiPath<(String, String)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, pid)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<CreateReply>,
 ) -> ApiResult<(StatusCode, Json<PostView>)> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.read()?;
     let thread = visible_post(&state, &ctx, &pid).await?;
     if thread.thread_id.is_some() {
@@ -416,7 +409,7 @@ async fn create_reply(
             group_id: ctx.group.id,
             kind: PostKind::Reply,
             thread_id: Some(thread.id),
-            author: auth.user.id,
+            author: ctx.user.id,
             title: None,
             body: clean_text("body", &req.body, limits::POST_BODY, false)?,
             pinned: false,
@@ -441,14 +434,13 @@ struct EditPost {
 
 async fn edit_post(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, pid)): ApiPath<(String, String)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, pid)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<EditPost>,
 ) -> ApiResult<Json<PostView>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.read()?;
     let post = visible_post(&state, &ctx, &pid).await?;
-    if post.author.user_id != Some(auth.user.id) {
+    if post.author.user_id != Some(ctx.user.id) {
         return Err(ApiError::forbidden("only its author can edit a post"));
     }
     let title = if post.kind == PostKind::Reply {
@@ -459,7 +451,7 @@ async fn edit_post(
     let body = clean_text("body", &req.body, limits::POST_BODY, false)?;
     let edited = state
         .store
-        .edit_post(post.id, auth.user.id, title, body, state.clock.now())
+        .edit_post(post.id, ctx.user.id, title, body, state.clock.now())
         .await?;
     Ok(Json(PostView::new(edited, &ctx.group.public_id)))
 }
@@ -473,11 +465,10 @@ struct RemoveBody {
 /// Its author deletes a post; a moderator removes someone else's (logged).
 async fn delete_post(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, pid)): ApiPath<(String, String)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, pid)): ApiPath<(String, String)>,
     body: Option<ApiJson<RemoveBody>>,
 ) -> ApiResult<Json<PostView>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     let post = if ctx.member.is_some() {
         visible_post(&state, &ctx, &pid).await?
     } else {
@@ -487,7 +478,7 @@ async fn delete_post(
             .post_by_public_id(ctx.group.id, &pid, None)
             .await?
     };
-    let own = post.author.user_id == Some(auth.user.id);
+    let own = post.author.user_id == Some(ctx.user.id);
     let moderator_reason = if own {
         None
     } else {
@@ -501,7 +492,7 @@ async fn delete_post(
     };
     let deleted = state
         .store
-        .delete_post(post.id, auth.user.id, moderator_reason, state.clock.now())
+        .delete_post(post.id, ctx.user.id, moderator_reason, state.clock.now())
         .await?;
     if own
         && post.origin_id.is_none()
@@ -526,10 +517,9 @@ struct EditView {
 /// Earlier versions of a post, for moderators.
 async fn history(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, pid)): ApiPath<(String, String)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, pid)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Page<EditView>>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.moderate()?;
     let post = state
         .store
@@ -552,35 +542,33 @@ async fn history(
 
 async fn set_helpful(
     state: AppState,
-    auth: AuthUser,
-    gid: String,
+    ctx: GroupCtx,
     pid: String,
     on: bool,
 ) -> ApiResult<Json<PostView>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.read()?;
     let post = visible_post(&state, &ctx, &pid).await?;
     let post = state
         .store
-        .set_helpful(post.id, auth.user.id, on, state.clock.now())
+        .set_helpful(post.id, ctx.user.id, on, state.clock.now())
         .await?;
     Ok(Json(PostView::new(post, &ctx.group.public_id)))
 }
 
 async fn mark_helpful(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, pid)): ApiPath<(String, String)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, pid)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<PostView>> {
-    set_helpful(state, auth, gid, pid, true).await
+    set_helpful(state, ctx, pid, true).await
 }
 
 async fn unmark_helpful(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, pid)): ApiPath<(String, String)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, pid)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<PostView>> {
-    set_helpful(state, auth, gid, pid, false).await
+    set_helpful(state, ctx, pid, false).await
 }
 
 #[derive(Deserialize)]
@@ -592,11 +580,10 @@ struct AcceptBody {
 
 async fn accept_answer(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, pid)): ApiPath<(String, String)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, pid)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<AcceptBody>,
 ) -> ApiResult<Json<PostView>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.teach()?;
     let question = visible_post(&state, &ctx, &pid).await?;
     let reply = visible_post(&state, &ctx, &req.reply).await?;
@@ -609,10 +596,9 @@ async fn accept_answer(
 
 async fn clear_answer(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, pid)): ApiPath<(String, String)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, pid)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<PostView>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.teach()?;
     let question = visible_post(&state, &ctx, &pid).await?;
     let post = state.store.accept_answer(question.id, None).await?;
@@ -621,12 +607,10 @@ async fn clear_answer(
 
 async fn set_pin(
     state: AppState,
-    auth: AuthUser,
-    gid: String,
+    ctx: GroupCtx,
     pid: String,
     pinned: bool,
 ) -> ApiResult<Json<PostView>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.teach()?;
     let post = visible_post(&state, &ctx, &pid).await?;
     let post = state.store.set_pinned(post.id, pinned).await?;
@@ -635,18 +619,18 @@ async fn set_pin(
 
 async fn pin(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, pid)): ApiPath<(String, String)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, pid)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<PostView>> {
-    set_pin(state, auth, gid, pid, true).await
+    set_pin(state, ctx, pid, true).await
 }
 
 async fn unpin(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, pid)): ApiPath<(String, String)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, pid)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<PostView>> {
-    set_pin(state, auth, gid, pid, false).await
+    set_pin(state, ctx, pid, false).await
 }
 
 #[derive(Deserialize)]
@@ -657,11 +641,10 @@ struct ReportBody {
 
 async fn report(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath((gid, pid)): ApiPath<(String, String)>,
+    ctx: GroupCtx,
+    ApiPath((_gid, pid)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<ReportBody>,
 ) -> ApiResult<(StatusCode, Json<crate::moderation::ReportView>)> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.read()?;
     let post = visible_post(&state, &ctx, &pid).await?;
     let reason = clean_text("reason", &req.reason, limits::REPORT_REASON, false)?;
@@ -670,7 +653,7 @@ async fn report(
         .report_post(
             ctx.group.id,
             post.id,
-            auth.user.id,
+            ctx.user.id,
             reason,
             state.clock.now(),
         )
@@ -683,11 +666,9 @@ async fn report(
 
 async fn scheduled(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath(gid): ApiPath<String>,
+    ctx: GroupCtx,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Page<PostView>>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.read()?;
     ctx.moderate()?;
     let (position, limit) = q.decode_parts(2)?;
@@ -732,11 +713,9 @@ enum SearchPage {
 
 async fn search(
     State(state): State<AppState>,
-    auth: AuthUser,
-    ApiPath(gid): ApiPath<String>,
+    ctx: GroupCtx,
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> ApiResult<Json<SearchPage>> {
-    let ctx = GroupCtx::load(&state, &auth, &gid).await?;
     ctx.read()?;
     let text = q.q.as_deref().map(str::trim).unwrap_or_default();
     if text.is_empty() || text.chars().count() > limits::SEARCH_QUERY {
@@ -756,7 +735,7 @@ async fn search(
                 .store
                 .search_posts(
                     ctx.group.id,
-                    Some(auth.user.id),
+                    Some(ctx.user.id),
                     text,
                     before,
                     limit + 1,
