@@ -40,7 +40,7 @@ fn args() -> anyhow::Result<Args> {
     let mut a = Args {
         posts: 1_000_000,
         seconds: 10,
-        clients: 32,
+        clients: 16,
         runs: 3,
         backends: Vec::new(),
         query: String::new(),
