@@ -27,6 +27,7 @@ on_both_backends!(
     reports_queue_and_moderation_log,
     bad_input_gets_clear_errors_and_changes_nothing,
     every_list_pages_by_cursor,
+    cookie_writes_from_other_sites_are_refused,
 );
 
 fn g(gid: &str, rest: &str) -> String {
@@ -1732,5 +1733,55 @@ async fn every_list_pages_by_cursor(b: Backend) {
             .len(),
         6
     );
+    node.stop().await;
+}
+
+async fn cookie_writes_from_other_sites_are_refused(b: Backend) {
+    let Some(node) = TestNode::spawn(b).await else {
+        return;
+    };
+    let w = world(&node).await;
+    let cookie = format!("caremesh_session={}", w.member);
+    let posts = node.url(&g(&w.gid, "/posts"));
+    let send = |origin: &'static str| {
+        node.http
+            .post(&posts)
+            .header("cookie", &cookie)
+            .header("origin", origin)
+            .json(&json!({"kind": "question", "body": "from a page"}))
+            .send()
+    };
+    let refused = send("https://evil.example").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["error"],
+        "cross_origin_refused"
+    );
+    assert!(
+        feed_ids(&node, &w.member, &w.gid, "").await.is_empty(),
+        "nothing was posted"
+    );
+    // Reading with the cookie from anywhere is fine; writing from the node's own pages too.
+    let read = node
+        .http
+        .get(&posts)
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    let own = node.base_url.origin().ascii_serialization();
+    let ok = node
+        .http
+        .post(&posts)
+        .header("cookie", &cookie)
+        .header("origin", own)
+        .json(&json!({"kind": "question", "body": "from a page"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 201);
+    assert_eq!(feed_ids(&node, &w.member, &w.gid, "").await.len(), 1);
     node.stop().await;
 }

@@ -80,6 +80,11 @@ impl PostgresStore {
         )
     }
 
+    /// A connection for a read.
+    async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        self.pool.acquire().await.map_err(db_err)
+    }
+
     async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Postgres>> {
         self.pool.begin().await.map_err(db_err)
     }

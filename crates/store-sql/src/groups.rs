@@ -699,7 +699,7 @@ macro_rules! impl_group_store {
                 async fn group_by_public_id(&self, public_id: &str) -> Result<Group> {
                     let row = sqlx::query("select * from groups where public_id = $1")
                         .bind(public_id)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&mut *self.reader().await?)
                         .await
                         .map_err(db_err)?
                         .ok_or(StoreError::NotFound("group"))?;
@@ -707,7 +707,7 @@ macro_rules! impl_group_store {
                 }
 
                 async fn group_by_id(&self, id: i64) -> Result<Group> {
-                    let mut conn = self.pool.acquire().await.map_err(db_err)?;
+                    let mut conn = self.reader().await?;
                     load_group(&mut conn, id).await
                 }
 
@@ -752,7 +752,7 @@ macro_rules! impl_group_store {
                     after: Option<i64>,
                     limit: u32,
                 ) -> Result<Vec<(Group, Member)>> {
-                    let mut conn = self.pool.acquire().await.map_err(db_err)?;
+                    let mut conn = self.reader().await?;
                     let rows = sqlx::query(
                         "select g.* from groups g join group_members gm on gm.group_id = g.id
                          where gm.user_id = $1 and gm.state = 'active' and g.id > $2
@@ -786,12 +786,12 @@ macro_rules! impl_group_store {
                 }
 
                 async fn membership(&self, group_id: i64, user: UserId) -> Result<Option<Member>> {
-                    let mut conn = self.pool.acquire().await.map_err(db_err)?;
+                    let mut conn = self.reader().await?;
                     member_of_user(&mut conn, group_id, user).await
                 }
 
                 async fn member_by_id(&self, group_id: i64, member_id: i64) -> Result<Member> {
-                    let mut conn = self.pool.acquire().await.map_err(db_err)?;
+                    let mut conn = self.reader().await?;
                     load_member(&mut conn, group_id, member_id).await
                 }
 
@@ -1285,7 +1285,7 @@ macro_rules! impl_group_store {
                     )
                     .bind(public_id)
                     .bind(user.0)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *self.reader().await?)
                     .await
                     .map_err(db_err)?
                     .ok_or(StoreError::NotFound("group"))?;
@@ -1323,7 +1323,7 @@ macro_rules! impl_group_store {
                     .bind(token_hash)
                     .bind(group_public_id)
                     .bind(now.as_millis())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *self.reader().await?)
                     .await
                     .map_err(db_err)?
                     .ok_or(StoreError::NotFound("session"))?;
@@ -1363,7 +1363,7 @@ macro_rules! impl_group_store {
                     public_id: &str,
                     viewer: Option<UserId>,
                 ) -> Result<Post> {
-                    let mut conn = self.pool.acquire().await.map_err(db_err)?;
+                    let mut conn = self.reader().await?;
                     let id: i64 = sqlx::query_scalar("select id from posts where public_id = $1 and group_id = $2")
                         .bind(public_id)
                         .bind(group_id)
@@ -1387,7 +1387,7 @@ macro_rules! impl_group_store {
                         FeedSort::Newest => "publish_at",
                         FeedSort::Helpful => "helpful_count",
                     };
-                    let mut conn = self.pool.acquire().await.map_err(db_err)?;
+                    let mut conn = self.reader().await?;
                     let base = "where p.group_id = $2 and p.thread_id is null and p.publish_at <= $3
                                   and (p.deleted_at is null or p.reply_count > 0)";
                     let mut posts = match after {
@@ -1440,7 +1440,7 @@ macro_rules! impl_group_store {
                     limit: u32,
                     now: Timestamp,
                 ) -> Result<Vec<Post>> {
-                    let mut conn = self.pool.acquire().await.map_err(db_err)?;
+                    let mut conn = self.reader().await?;
                     let (at, id) = after.unwrap_or((now.as_millis(), i64::MAX));
                     posts_where(
                         &mut conn,
@@ -1461,7 +1461,7 @@ macro_rules! impl_group_store {
                     after: Option<(i64, i64)>,
                     limit: u32,
                 ) -> Result<Vec<Post>> {
-                    let mut conn = self.pool.acquire().await.map_err(db_err)?;
+                    let mut conn = self.reader().await?;
                     match sort {
                         ReplySort::Oldest => {
                             let after_id = after.map_or(0, |(_, id)| id);
@@ -1805,7 +1805,7 @@ macro_rules! impl_group_store {
                     limit: u32,
                     now: Timestamp,
                 ) -> Result<Vec<QueueItem>> {
-                    let mut conn = self.pool.acquire().await.map_err(db_err)?;
+                    let mut conn = self.reader().await?;
                     let (at, id) = after.unwrap_or((i64::MIN, 0));
                     let posts = posts_where(
                         &mut conn,
@@ -1842,7 +1842,7 @@ macro_rules! impl_group_store {
                     limit: u32,
                     now: Timestamp,
                 ) -> Result<Vec<Post>> {
-                    let mut conn = self.pool.acquire().await.map_err(db_err)?;
+                    let mut conn = self.reader().await?;
                     let sql = format!(
                         "{POST_SELECT} where p.group_id = $2 and p.deleted_at is null and p.publish_at <= $3
                            and p.id < $4

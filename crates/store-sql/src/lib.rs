@@ -7,7 +7,8 @@
 //! conformance suite.
 //!
 //! The calling crate must have in scope: `MIGRATOR` (its embedded migrations), a `begin_write`
-//! method on the store returning a transaction, a `pool` field, and an associated function
+//! method on the store returning a transaction, a `reader` method returning a connection to read
+//! with, a `pool` field, and an associated function
 //! `json_array_sql(columns: &[&str]) -> String` giving the backend's expression that aggregates
 //! the rows of a subquery `x` into one JSON array text (the one place where SQLite and PostgreSQL
 //! spell a function differently), plus dependencies on `sqlx`, `async-trait`, `chrono`,

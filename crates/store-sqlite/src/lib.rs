@@ -1,18 +1,54 @@
 //! The SQLite backend of the Caremesh store, the embedded default: one file under the node's data
-//! directory, WAL journal, `synchronous=NORMAL`, a busy timeout, foreign keys on.
+//! directory, WAL journal, `synchronous=NORMAL`, a busy timeout, foreign keys on, reads through a
+//! memory map.
 //!
 //! The queries are shared with PostgreSQL (`caremesh-store-sql`). Writes run in `BEGIN IMMEDIATE`
 //! transactions so that two writers queue on the busy timeout instead of failing on lock upgrade.
 
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions as _, SqlitePool};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Connections for the hot reads (feeds, sessions), outside the pool: sqlx's pool pings a
+    /// connection's thread every time one is given back, a second hand-off per query. Empty for
+    /// in-memory databases, whose every connection would be a database of its own.
+    readers: Vec<tokio::sync::Mutex<SqliteConnection>>,
+    next_reader: AtomicUsize,
+}
+
+/// A connection to read with: one of the store's own readers, or one from the pool.
+pub enum SqliteReader<'a> {
+    Own(tokio::sync::MutexGuard<'a, SqliteConnection>),
+    Pooled(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+}
+
+impl Deref for SqliteReader<'_> {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        match self {
+            Self::Own(c) => c,
+            Self::Pooled(c) => c,
+        }
+    }
+}
+
+impl DerefMut for SqliteReader<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        match self {
+            Self::Own(c) => c,
+            Self::Pooled(c) => c,
+        }
+    }
 }
 
 /// Options for opening the database.
@@ -32,7 +68,11 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Reads go through the OS page cache by memory map instead of a read() per page, and
+            // each connection keeps 8 MiB of hot pages (the feed's index and newest posts).
+            .pragma("mmap_size", "268435456")
+            .pragma("cache_size", "-8192");
         let in_memory = opts.url.contains(":memory:");
         let pool = SqlitePoolOptions::new()
             // Every connection to `:memory:` is its own database: keep exactly one.
@@ -56,10 +96,38 @@ impl SqliteStore {
             // sqlx pings every connection it hands out by default; an embedded database cannot
             // hang up, and the ping is a round trip to the connection's thread on every query.
             .test_before_acquire(false)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .map_err(StoreError::other)?;
-        Ok(Self { pool })
+        let mut readers = Vec::new();
+        if !in_memory {
+            for _ in 0..opts.max_connections.max(1) {
+                let conn = connect.connect().await.map_err(StoreError::other)?;
+                readers.push(tokio::sync::Mutex::new(conn));
+            }
+        }
+        Ok(Self {
+            pool,
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    /// A connection for a read: a free reader if there is one, else the next one in turn.
+    async fn reader(&self) -> Result<SqliteReader<'_>> {
+        if self.readers.is_empty() {
+            return Ok(SqliteReader::Pooled(
+                self.pool.acquire().await.map_err(db_err)?,
+            ));
+        }
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let n = self.readers.len();
+        for i in 0..n {
+            if let Ok(guard) = self.readers[(start + i) % n].try_lock() {
+                return Ok(SqliteReader::Own(guard));
+            }
+        }
+        Ok(SqliteReader::Own(self.readers[start % n].lock().await))
     }
 
     /// Applies the migrations embedded in this binary that the database has not seen yet.
