@@ -4,6 +4,12 @@
 //!
 //! The queries are shared with PostgreSQL (`caremesh-store-sql`). Writes run in `BEGIN IMMEDIATE`
 //! transactions so that two writers queue on the busy timeout instead of failing on lock upgrade.
+//!
+//! Performance notes, measured with `feed-bench`: every sqlx SQLite connection runs on a thread
+//! of its own, so each query is a hand-off between threads, and sqlx's pool adds a ping (another
+//! hand-off) whenever a connection goes back to it. The hot reads (sessions, groups, feeds)
+//! therefore use the store's own reader connections (`database.max_connections` of them, beside
+//! the pool). Statistics are kept without STAT4 samples (see [`SqliteStore::analyze`]).
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
