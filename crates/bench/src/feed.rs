@@ -37,6 +37,9 @@ struct Args {
     query: String,
     /// Database connections of the node (`database.max_connections`).
     pool: u32,
+    /// Also measure the group's settings (`GET /api/v1/groups/{id}`): one database round trip,
+    /// against the feed's two.
+    group_too: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -48,10 +51,15 @@ fn args() -> anyhow::Result<Args> {
         backends: Vec::new(),
         query: String::new(),
         pool: 8,
+        group_too: false,
     };
     let mut backend = "both".to_owned();
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--group-too" {
+            a.group_too = true;
+            continue;
+        }
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--posts" => a.posts = value.parse()?,
@@ -264,6 +272,7 @@ async fn bench_backend(backend: &'static str, a: &Args) -> anyhow::Result<()> {
         written += store.import_posts(group.id, doctor.id, posts).await?;
     }
     let load = load_started.elapsed();
+    // Statistics as a maintained node has them (PostgreSQL: autovacuum would gather them later).
     analyze(backend, &db_url).await?;
     println!(
         "[{backend}] loaded {written} posts in {:.1} s ({:.0} posts/s)",
@@ -353,6 +362,14 @@ async fn bench_backend(backend: &'static str, a: &Args) -> anyhow::Result<()> {
         rps.push(f.rps);
         p50.push(f.p50_ms);
         p99.push(f.p99_ms);
+    }
+    if a.group_too {
+        let url = format!("{base}/api/v1/groups/{}", group.public_id);
+        let g = hammer(&http, &url, Some(token), a.clients, a.seconds).await?;
+        println!(
+            "[{backend}] group settings: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+            g.rps, g.p50_ms, g.p99_ms
+        );
     }
     let (b, r) = (median(base_rps), median(rps));
     println!(

@@ -39,7 +39,7 @@ pub struct DatabaseConfig {
     /// Empty: SQLite in `data_dir/caremesh.db`. Otherwise `sqlite://path` or
     /// `postgres://user:password@host:port/database`.
     pub url: String,
-    /// Size of the connection pool.
+    /// Size of the connection pool (SQLite opens as many again for reads).
     pub max_connections: u32,
 }
 

@@ -4,6 +4,12 @@
 //!
 //! The queries are shared with PostgreSQL (`caremesh-store-sql`). Writes run in `BEGIN IMMEDIATE`
 //! transactions so that two writers queue on the busy timeout instead of failing on lock upgrade.
+//!
+//! Performance notes, measured with `feed-bench`: every sqlx SQLite connection runs on a thread
+//! of its own, so each query is a hand-off between threads, and sqlx's pool adds a ping (another
+//! hand-off) whenever a connection goes back to it. The hot reads (sessions, groups, feeds)
+//! therefore use the store's own reader connections (`database.max_connections` of them, beside
+//! the pool). Statistics are kept without STAT4 samples (see [`SqliteStore::analyze`]).
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -157,11 +163,33 @@ impl SqliteStore {
     }
 
     /// Refreshes the query planner's statistics (after bulk loads such as the feed benchmark).
+    ///
+    /// Only the per-index summaries (`sqlite_stat1`) are kept. The bundled SQLite is built with
+    /// STAT4, whose samples make it re-prepare a statement whenever a parameter compared with an
+    /// indexed column changes value, which is on every request: measured, that halves the feed's
+    /// throughput, and the summaries are enough to choose this schema's indexes.
     pub async fn analyze(&self) -> Result<()> {
         sqlx::query("analyze")
             .execute(&self.pool)
             .await
             .map_err(db_err)?;
+        let has_stat4: Option<String> = sqlx::query_scalar(
+            "select name from sqlite_master where type = 'table' and name = 'sqlite_stat4'",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        if has_stat4.is_some() {
+            sqlx::query("delete from sqlite_stat4")
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+            // Makes every connection load the statistics again, now without the samples.
+            sqlx::query("analyze sqlite_master")
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+        }
         Ok(())
     }
 
