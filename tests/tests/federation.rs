@@ -2,13 +2,13 @@
 //! key rotation, several processes over one database. On SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use caremesh_domain::{Clock, Role};
 use caremesh_federation::client::system_time;
 use caremesh_protocol::KeyPair;
 use caremesh_protocol::httpsig::signed_request_headers;
-use caremesh_testkit::{Backend, START, TestNode, on_both_backends};
+use caremesh_testkit::{Backend, START, TestNode, on_both_backends, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -25,18 +25,6 @@ on_both_backends!(
     each_partner_is_rate_limited,
     doctor_credentials_are_verified_everywhere_and_revocations_follow,
 );
-
-async fn wait_for<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn partners(a: &TestNode, b: &TestNode) {
     a.add_partner(b).await;

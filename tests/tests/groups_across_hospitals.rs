@@ -4,26 +4,14 @@
 //! nodes on loopback, on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use caremesh_domain::Role;
-use caremesh_testkit::{Backend, TestNode, on_both_backends};
+use caremesh_testkit::{Backend, TestNode, on_both_backends, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 on_both_backends!(patients_of_two_hospitals_in_a_group_hosted_by_a_third);
-
-async fn wait_for<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn call(
     node: &TestNode,

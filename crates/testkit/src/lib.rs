@@ -333,6 +333,22 @@ impl Drop for TestNode {
     }
 }
 
+/// Polls `check` every 50 ms until it holds; fails the test after 30 seconds, naming `what`.
+pub async fn wait_for<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Expands each named `async fn(Backend)` into a module with one test per backend.
 #[macro_export]
 macro_rules! on_both_backends {
