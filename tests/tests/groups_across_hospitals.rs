@@ -11,7 +11,10 @@ use caremesh_testkit::{Backend, TestNode, on_both_backends, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-on_both_backends!(patients_of_two_hospitals_in_a_group_hosted_by_a_third);
+on_both_backends!(
+    patients_of_two_hospitals_in_a_group_hosted_by_a_third,
+    a_join_request_without_invite_waits_for_the_moderator,
+);
 
 async fn call(
     node: &TestNode,
@@ -473,4 +476,71 @@ async fn patients_of_two_hospitals_in_a_group_hosted_by_a_third(b: Backend) {
         queues.iter().all(|q| q.pending == 0),
         "nothing queued for nodes without members: {queues:?}"
     );
+}
+
+async fn a_join_request_without_invite_waits_for_the_moderator(b: Backend) {
+    let Some(a) = TestNode::spawn(b).await else {
+        return;
+    };
+    let Some(host) = TestNode::spawn(b).await else {
+        return;
+    };
+    mesh(&[&a, &host]).await;
+    let doctor = host.account_with_token(Role::Doctor, "dr.li").await;
+    let (_, group) = call(
+        &host,
+        "POST",
+        "/api/v1/groups",
+        &doctor,
+        Some(json!({ "name": "卒中康复", "condition": "脑卒中", "city": "广州", "language": "zh-CN" })),
+    )
+    .await;
+    let gid = group["id"].as_str().unwrap().to_owned();
+    let group_url = host.federation.urls.group(&gid);
+    a.create_account(Role::Patient, "chen.jie", "patient password")
+        .await;
+    let pa = a.login("chen.jie", "patient password").await;
+    let (status, body) = call(
+        &a,
+        "POST",
+        "/api/v1/remote-groups",
+        &pa,
+        Some(json!({ "group": group_url, "display_name": "陈阿姨" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let mirror = body["group"].as_str().unwrap().to_owned();
+    // The request waits on the host; the patient cannot read the group meanwhile.
+    let requests_path = format!("/api/v1/groups/{gid}/join-requests");
+    wait_for("the request on the host", || async {
+        let (_, r) = call(&host, "GET", &requests_path, &doctor, None).await;
+        r["items"].as_array().is_some_and(|i| i.len() == 1)
+    })
+    .await;
+    assert_eq!(
+        call(&a, "GET", &format!("/api/v1/groups/{mirror}"), &pa, None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, r) = call(&host, "GET", &requests_path, &doctor, None).await;
+    let request = &r["items"][0];
+    assert_eq!(request["display_name"], "陈阿姨");
+    let mid = request["id"].as_i64().unwrap();
+    let (status, _) = call(
+        &host,
+        "POST",
+        &format!("{requests_path}/{mid}/approve"),
+        &doctor,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    wait_for("the approval on the patient's node", || async {
+        call(&a, "GET", &format!("/api/v1/groups/{mirror}"), &pa, None)
+            .await
+            .0
+            == StatusCode::OK
+    })
+    .await;
 }

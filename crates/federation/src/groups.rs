@@ -275,6 +275,33 @@ impl Federation {
         Ok(())
     }
 
+    /// A moderator decided a remote actor's request to join a group hosted here: the answer goes
+    /// to the actor's node (`Accept` or `Reject` of its `Follow`).
+    pub async fn answer_remote_member(
+        &self,
+        group: &Group,
+        actor: &str,
+        accepted: bool,
+    ) -> Result<(), FederationError> {
+        let group_url = self.urls.group(&group.public_id);
+        let now = self.clock.now();
+        let kind = if accepted { "Accept" } else { "Reject" };
+        let answer = json!({
+            "@context": AS,
+            "id": self.urls.activity(&format!(
+                "{}-{}-{}",
+                kind.to_lowercase(),
+                hex::encode(sha_short(actor)),
+                now.as_millis()
+            )),
+            "type": kind,
+            "actor": group_url,
+            "object": { "type": "Follow", "actor": actor, "object": group_url },
+        });
+        self.publish(&answer, &[self.partner_of(actor).await?])
+            .await
+    }
+
     /// An author deleted their own post written on this node: the deletion follows it to the
     /// host (mirrored group) or to every member's node (hosted group).
     pub async fn local_post_deleted(

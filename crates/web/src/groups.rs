@@ -723,6 +723,14 @@ async fn decide(
             state.clock.now(),
         )
         .await?;
+    if let Some(actor) = &m.actor_id
+        && let Err(e) = state
+            .federation
+            .answer_remote_member(&ctx.group, actor, approve)
+            .await
+    {
+        tracing::error!(error = %e, %actor, "cannot send the answer to the member's node");
+    }
     Ok(Json(MemberView::new(m)))
 }
 
