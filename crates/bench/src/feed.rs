@@ -23,7 +23,9 @@ use caremesh_domain::{
 };
 use caremesh_server::Config;
 use caremesh_store::{GroupSettings, ImportedPost, NewGroup, NewSession, NewUser, Store};
-use caremesh_store_postgres::{PostgresOptions, PostgresStore, create_scratch_database};
+use caremesh_store_postgres::{
+    PostgresOptions, PostgresStore, create_scratch_database, drop_scratch_database,
+};
 use caremesh_store_sqlite::{SqliteOptions, SqliteStore};
 use tokio::net::TcpListener;
 
@@ -402,6 +404,12 @@ async fn bench_backend(backend: &'static str, a: &Args) -> anyhow::Result<()> {
     }
     let _ = tx.send(());
     server.await??;
+    drop(store);
+    if backend == "postgres" {
+        // A million posts take half a gigabyte: leave no scratch database behind.
+        let admin = std::env::var("TEST_POSTGRES_URL")?;
+        drop_scratch_database(&admin, &db_url).await?;
+    }
     Ok(())
 }
 

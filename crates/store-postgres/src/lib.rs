@@ -117,6 +117,30 @@ pub async fn create_scratch_database(admin_url: &str) -> Result<String> {
     Ok(url)
 }
 
+/// Drops a database made by [`create_scratch_database`] (its connections must be closed).
+pub async fn drop_scratch_database(admin_url: &str, url: &str) -> Result<()> {
+    let name = url.rsplit('/').next().unwrap_or_default();
+    if !name.starts_with("caremesh_test_")
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(StoreError::conflict(
+            "not_a_scratch_database",
+            "only scratch databases are dropped",
+        ));
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(admin_url)
+        .await
+        .map_err(StoreError::other)?;
+    sqlx::query(&format!("drop database if exists {name} with (force)"))
+        .execute(&pool)
+        .await
+        .map_err(db_err)?;
+    pool.close().await;
+    Ok(())
+}
+
 /// `postgres://u:p@host:5432/db?x=y` -> `postgres://u:p@host:5432/` (query parameters dropped).
 fn url_without_database(url: &str) -> String {
     let without_query = url.split('?').next().unwrap_or(url);
