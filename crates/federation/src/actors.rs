@@ -15,7 +15,10 @@ pub const CONTEXT: [&str; 3] = [
 ];
 
 /// `publicKey` (the newest key, as PEM) and `assertionMethod` (every published key, as Multikey).
-fn key_members(actor_id: &str, keys: &[LocalKey]) -> Result<(Value, Value), FederationError> {
+pub(crate) fn key_members(
+    actor_id: &str,
+    keys: &[LocalKey],
+) -> Result<(Value, Value), FederationError> {
     let newest = keys
         .first()
         .ok_or_else(|| FederationError::Crypto(format!("{actor_id} has no key")))?;

@@ -45,7 +45,7 @@ impl Federation {
     pub async fn group_document(&self, g: &Group) -> Result<Value, FederationError> {
         let id = self.urls.group(&g.public_id);
         let keys = self.keys.published(&id).await?;
-        let person = actors::person_actor(&self.urls, "-", "-", &keys, None)?;
+        let (public_key, methods) = actors::key_members(&id, &keys)?;
         Ok(json!({
             "@context": actors::CONTEXT,
             "id": id,
@@ -58,15 +58,8 @@ impl Federation {
             "attributedTo": self.urls.instance_actor(),
             "inbox": format!("{id}/inbox"),
             "endpoints": { "sharedInbox": self.urls.shared_inbox() },
-            "publicKey": { "id": keys.first().map(|k| k.key_id.clone()), "owner": id,
-                           "publicKeyPem": person["publicKey"]["publicKeyPem"] },
-            "assertionMethod": person["assertionMethod"]
-                .as_array()
-                .map(|a| a.iter().map(|m| {
-                    let mut m = m.clone();
-                    m["controller"] = json!(id);
-                    m
-                }).collect::<Vec<_>>()),
+            "publicKey": public_key,
+            "assertionMethod": methods,
         }))
     }
 
@@ -74,19 +67,17 @@ impl Federation {
     pub async fn pseudonym_document(&self, p: &Pseudonym) -> Result<Value, FederationError> {
         let id = self.urls.pseudonym(&p.public_id);
         let keys = self.keys.published(&id).await?;
-        let mut doc = actors::person_actor(&self.urls, "-", &p.display_name, &keys, None)?;
-        doc["id"] = json!(id);
-        doc["inbox"] = json!(format!("{id}/inbox"));
-        if let Some(o) = doc.as_object_mut() {
-            o.remove("preferredUsername");
-        }
-        doc["publicKey"]["owner"] = json!(id);
-        if let Some(methods) = doc["assertionMethod"].as_array_mut() {
-            for m in methods {
-                m["controller"] = json!(id);
-            }
-        }
-        Ok(doc)
+        let (public_key, methods) = actors::key_members(&id, &keys)?;
+        Ok(json!({
+            "@context": actors::CONTEXT,
+            "id": id,
+            "type": "Person",
+            "name": p.display_name,
+            "inbox": format!("{id}/inbox"),
+            "endpoints": { "sharedInbox": self.urls.shared_inbox() },
+            "publicKey": public_key,
+            "assertionMethod": methods,
+        }))
     }
 
     async fn partner_of(&self, url: &str) -> Result<Partner, FederationError> {
