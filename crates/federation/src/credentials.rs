@@ -4,6 +4,8 @@
 //! "verified by <hospital>"; a revoked or expired credential shows as such. A hospital can vouch
 //! only for doctors of its own node. The licence number itself stays with the issuing hospital.
 
+use std::time::{Duration, Instant};
+
 use caremesh_domain::{Credential, CredentialStatus, Timestamp};
 use caremesh_protocol::PublicKey;
 use caremesh_protocol::proof::{
@@ -12,10 +14,15 @@ use caremesh_protocol::proof::{
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::Federation;
 use crate::client::{KeyResolver, system_time};
 use crate::error::FederationError;
 use crate::keys::KeyRing;
 use crate::urls::{Urls, authority_of_str, key_owner};
+
+/// How long a checked remote credential is shown without checking it again. A new version of the
+/// doctor's actor (after their hospital's `Update`) is checked at once.
+const BADGE_TTL: Duration = Duration::from_secs(60);
 
 pub const CREDENTIAL_CONTEXT: [&str; 2] = [
     "https://www.w3.org/ns/credentials/v2",
@@ -189,4 +196,64 @@ async fn check(
         specialty: text(&cred["credentialSubject"]["specialty"]),
         reason: None,
     })
+}
+
+impl CredentialBadge {
+    /// The badge of one of this node's own doctors, from the credential it keeps.
+    pub fn local(hospital_name: &str, c: &Credential, now: Timestamp) -> Self {
+        Self {
+            status: c.status(now).into(),
+            issuer_name: Some(hospital_name.to_owned()),
+            title: Some(c.title.clone()),
+            specialty: Some(c.specialty.clone()),
+            reason: None,
+        }
+    }
+}
+
+/// Checked badges of remote doctors, by actor: the version of the actor document checked, when.
+pub(crate) type BadgeCache =
+    std::sync::Mutex<std::collections::HashMap<String, (Timestamp, Instant, CredentialBadge)>>;
+
+impl Federation {
+    /// What this node can say about the credential of an actor of another node, from the actor
+    /// document it holds: `None` when the actor carries no credential (patients, most staff).
+    pub async fn remote_badge(&self, actor_id: &str) -> Option<CredentialBadge> {
+        let actor = self.store.remote_actor(actor_id).await.ok().flatten()?;
+        let doc: Value = serde_json::from_str(&actor.document).ok()?;
+        doc.get("credential")?;
+        let cached = self
+            .badges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(actor_id)
+            .filter(|(version, checked, _)| {
+                *version == actor.fetched_at && checked.elapsed() < BADGE_TTL
+            })
+            .map(|(_, _, b)| b.clone());
+        if cached.is_some() {
+            return cached;
+        }
+        let badge = check_credential(&doc, &self.resolver, self.clock.now()).await;
+        self.badges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                actor_id.to_owned(),
+                (actor.fetched_at, Instant::now(), badge.clone()),
+            );
+        Some(badge)
+    }
+
+    /// The credential of a doctor of another node, checked on a freshly fetched actor document:
+    /// what a host checks before it lets them teach in one of its groups.
+    pub async fn fresh_remote_badge(
+        &self,
+        actor_id: &str,
+    ) -> Result<CredentialBadge, FederationError> {
+        let actor = self.resolver.fetch_actor(actor_id).await?;
+        let doc: Value = serde_json::from_str(&actor.document)
+            .map_err(|e| FederationError::Malformed(e.to_string()))?;
+        Ok(check_credential(&doc, &self.resolver, self.clock.now()).await)
+    }
 }

@@ -4,10 +4,13 @@
 //! every node with an active member, one delivery per node. What crosses about a patient is the
 //! pseudonym's actor id, key and display name and what they post in that group (`spec/privacy.md`).
 
-use caremesh_domain::{Language, MemberListVisibility, MemberState, PostKind, Role, Timestamp};
+use caremesh_domain::group::limits;
+use caremesh_domain::{
+    GroupRole, Language, MemberListVisibility, MemberState, PostKind, Role, Timestamp,
+};
 use caremesh_store::{
     Group, GroupSettings, Member, NewOutboxEntry, Partner, Post, Pseudonym, RemoteFollow,
-    RemotePost, User,
+    RemotePost, StoreError, User,
 };
 use serde_json::{Value, json};
 
@@ -19,7 +22,7 @@ use crate::{Federation, actors};
 
 const AS: &str = "https://www.w3.org/ns/activitystreams";
 
-fn random_id() -> Result<String, FederationError> {
+pub(crate) fn random_id() -> Result<String, FederationError> {
     let mut b = [0u8; 12];
     getrandom::fill(&mut b).map_err(|e| FederationError::Crypto(e.to_string()))?;
     Ok(hex::encode(b))
@@ -35,7 +38,7 @@ fn kind_name(k: PostKind) -> &'static str {
 
 impl Federation {
     /// The public id of a group hosted here, from its actor URL.
-    fn local_group_id(&self, url: &str) -> Option<String> {
+    pub(crate) fn local_group_id(&self, url: &str) -> Option<String> {
         url.strip_prefix(&self.urls.group(""))
             .filter(|id| !id.is_empty() && !id.contains('/'))
             .map(str::to_owned)
@@ -80,7 +83,7 @@ impl Federation {
         }))
     }
 
-    async fn partner_of(&self, url: &str) -> Result<Partner, FederationError> {
+    pub(crate) async fn partner_of(&self, url: &str) -> Result<Partner, FederationError> {
         let authority = authority_of_str(url)
             .ok_or_else(|| FederationError::Malformed(format!("{url} is not a URL")))?;
         self.partners
@@ -129,22 +132,32 @@ impl Federation {
             .store
             .upsert_mirror_group(group_url, &random_id()?, settings, now)
             .await?;
-        let wanted = Pseudonym {
-            id: 0,
-            public_id: random_id()?,
-            user_id: user.id,
-            group_id: group.id,
-            display_name: display_name.to_owned(),
-            created_at: now,
+        // Patients join as a pseudonym made for this group; doctors and staff as themselves, so
+        // that their hospital's credential goes with them.
+        let (actor, pseudonym) = if user.role == Role::Patient {
+            let wanted = Pseudonym {
+                id: 0,
+                public_id: random_id()?,
+                user_id: user.id,
+                group_id: group.id,
+                display_name: display_name.to_owned(),
+                created_at: now,
+            };
+            let public_id = match self.store.pseudonym_of(user.id, group.id).await? {
+                Some(p) => p.public_id,
+                None => wanted.public_id.clone(),
+            };
+            (self.urls.pseudonym(&public_id), Some(wanted))
+        } else {
+            (self.urls.person(&user.username), None)
         };
-        let pseudonym_id = match self.store.pseudonym_of(user.id, group.id).await? {
-            Some(p) => p.public_id,
-            None => wanted.public_id.clone(),
-        };
-        let actor = self.urls.pseudonym(&pseudonym_id);
         let mut follow = json!({
             "@context": AS,
-            "id": self.urls.activity(&format!("follow-{pseudonym_id}-{}", now.as_millis())),
+            "id": self.urls.activity(&format!(
+                "follow-{}-{}",
+                hex::encode(sha_short(&actor)),
+                now.as_millis()
+            )),
             "type": "Follow",
             "actor": actor,
             "object": group_url,
@@ -153,7 +166,10 @@ impl Federation {
             follow["caremesh:inviteToken"] = json!(t);
         }
         let entries = entries_for(&follow, std::slice::from_ref(&host));
-        let (_, member) = self.store.join_remote_group(wanted, entries, now).await?;
+        let member = self
+            .store
+            .join_remote_group(user.id, group.id, pseudonym, entries, now)
+            .await?;
         self.wake();
         Ok((group, member))
     }
@@ -168,14 +184,15 @@ impl Federation {
         let Some(group_url) = &group.remote_actor_id else {
             return Ok(());
         };
-        let Some(p) = self.store.pseudonym_of(user.id, group.id).await? else {
-            return Ok(());
-        };
-        let actor = self.urls.pseudonym(&p.public_id);
+        let actor = self.member_actor(user, group).await?;
         let now = self.clock.now();
         let undo = json!({
             "@context": AS,
-            "id": self.urls.activity(&format!("leave-{}-{}", p.public_id, now.as_millis())),
+            "id": self.urls.activity(&format!(
+                "leave-{}-{}",
+                hex::encode(sha_short(&actor)),
+                now.as_millis()
+            )),
             "type": "Undo",
             "actor": actor,
             "object": { "type": "Follow", "actor": actor, "object": group_url },
@@ -186,7 +203,11 @@ impl Federation {
 
     /// The actor a local account writes as in a group: doctors and staff as themselves, patients
     /// as their pseudonym for that group.
-    async fn author_actor(&self, user: &User, group: &Group) -> Result<String, FederationError> {
+    pub(crate) async fn author_actor(
+        &self,
+        user: &User,
+        group: &Group,
+    ) -> Result<String, FederationError> {
         if user.role != Role::Patient {
             return Ok(self.urls.person(&user.username));
         }
@@ -204,12 +225,51 @@ impl Federation {
         Ok(self.urls.pseudonym(&p.public_id))
     }
 
+    /// The actor an account is a member as, in a group hosted elsewhere: its pseudonym there
+    /// (patients) or its own actor.
+    pub(crate) async fn member_actor(
+        &self,
+        user: &User,
+        group: &Group,
+    ) -> Result<String, FederationError> {
+        Ok(match self.store.pseudonym_of(user.id, group.id).await? {
+            Some(p) => self.urls.pseudonym(&p.public_id),
+            None => self.urls.person(&user.username),
+        })
+    }
+
     fn object_url(&self, post_public_id: &str) -> String {
         self.urls.object(post_public_id)
     }
 
+    /// The URL of a group's actor: its host's for a mirrored group.
+    pub(crate) fn group_url(&self, group: &Group) -> String {
+        match &group.remote_actor_id {
+            Some(url) => url.clone(),
+            None => self.urls.group(&group.public_id),
+        }
+    }
+
+    /// The name a remote actor shows, from its stored or freshly fetched actor document.
+    pub(crate) async fn remote_actor_name(&self, actor: &str) -> String {
+        let doc = match self.store.remote_actor(actor).await {
+            Ok(Some(a)) => Some(a.document),
+            _ => self
+                .resolver
+                .fetch_actor(actor)
+                .await
+                .ok()
+                .map(|a| a.document),
+        };
+        doc.and_then(|d| serde_json::from_str::<Value>(&d).ok())
+            .and_then(|d| d["name"].as_str().map(|s| s.chars().take(64).collect()))
+            .unwrap_or_else(|| "—".to_owned())
+    }
+
     /// A post written on this node, in a hosted group or a mirrored one, goes to the other nodes:
-    /// to the host (mirrored group) or to every node with a member (hosted group).
+    /// to the host (mirrored group) or to every node with a member (hosted group). A scheduled
+    /// announcement goes at once with its future `published` time, and every node shows it from
+    /// then on, so it appears on time even where the host cannot be reached at that moment.
     pub async fn local_post_created(
         &self,
         group: &Group,
@@ -217,36 +277,9 @@ impl Federation {
         author: &User,
         thread: Option<&Post>,
     ) -> Result<(), FederationError> {
-        if post.publish_at > self.clock.now() {
-            // Scheduled announcements federate when they are published (not yet supported).
-            return Ok(());
-        }
-        let group_url = match &group.remote_actor_id {
-            Some(url) => url.clone(),
-            None => self.urls.group(&group.public_id),
-        };
+        let group_url = self.group_url(group);
         let actor = self.author_actor(author, group).await?;
-        let mut note = json!({
-            "id": self.object_url(&post.public_id),
-            "type": "Note",
-            "attributedTo": actor,
-            "context": group_url,
-            "to": [group_url],
-            "content": post.body,
-            "mediaType": "text/plain",
-            "published": post.publish_at.to_rfc3339(),
-            "caremesh:kind": kind_name(post.kind),
-        });
-        if let Some(t) = &post.title {
-            note["name"] = json!(t);
-        }
-        if let Some(t) = thread {
-            note["inReplyTo"] = json!(
-                t.origin_id
-                    .clone()
-                    .unwrap_or_else(|| self.object_url(&t.public_id))
-            );
-        }
+        let note = self.post_note(group, post, &actor, thread);
         let create = json!({
             "@context": [AS, "https://w3id.org/security/data-integrity/v2"],
             "id": self.urls.activity(&format!("create-{}", post.public_id)),
@@ -264,6 +297,41 @@ impl Federation {
         self.store.enqueue(entries, self.clock.now()).await?;
         self.wake();
         Ok(())
+    }
+
+    /// The `Note` of a post written on this node, as its author signs it.
+    pub(crate) fn post_note(
+        &self,
+        group: &Group,
+        post: &Post,
+        actor: &str,
+        thread: Option<&Post>,
+    ) -> Value {
+        let group_url = self.group_url(group);
+        let mut note = json!({
+            "id": self.object_url(&post.public_id),
+            "type": "Note",
+            "attributedTo": actor,
+            "context": group_url,
+            "to": [group_url],
+            "content": post.body,
+            "mediaType": "text/plain",
+            "published": post.publish_at.to_rfc3339(),
+            "caremesh:kind": kind_name(post.kind),
+        });
+        if post.kind == PostKind::Announcement {
+            note["caremesh:pinned"] = json!(post.pinned);
+        }
+        if let Some(t) = &post.title {
+            note["name"] = json!(t);
+        }
+        if let Some(t) = thread {
+            note["inReplyTo"] = json!(self.post_ref(t));
+        }
+        if let Some(edited) = post.edited_at {
+            note["updated"] = json!(edited.to_rfc3339());
+        }
+        note
     }
 
     /// A moderator decided a remote actor's request to join a group hosted here: the answer goes
@@ -302,10 +370,7 @@ impl Federation {
         author: &User,
     ) -> Result<(), FederationError> {
         let actor = self.author_actor(author, group).await?;
-        let group_url = match &group.remote_actor_id {
-            Some(url) => url.clone(),
-            None => self.urls.group(&group.public_id),
-        };
+        let group_url = self.group_url(group);
         let delete = json!({
             "@context": [AS, "https://w3id.org/security/data-integrity/v2"],
             "id": self.urls.activity(&format!("delete-{}", post.public_id)),
@@ -327,22 +392,14 @@ impl Federation {
 
     /// `Announce`s of `activity` by a hosted group to every node with an active member, except
     /// `skip` (the node the activity came from, which has it already).
-    async fn announce_entries(
+    pub(crate) async fn announce_entries(
         &self,
         group: &Group,
         activity: &Value,
         skip: Option<&str>,
     ) -> Result<Vec<NewOutboxEntry>, FederationError> {
-        let mut nodes: Vec<String> = Vec::new();
-        for actor in self.store.remote_member_actors(group.id).await? {
-            if let Some(a) = authority_of_str(&actor)
-                && Some(a.as_str()) != skip
-                && !nodes.contains(&a)
-            {
-                nodes.push(a);
-            }
-        }
-        if nodes.is_empty() {
+        let peers = self.member_nodes(group, skip).await?;
+        if peers.is_empty() {
             return Ok(Vec::new());
         }
         let group_url = self.urls.group(&group.public_id);
@@ -355,23 +412,19 @@ impl Federation {
             "to": [format!("{group_url}/members")],
             "object": activity,
         });
-        let mut peers = Vec::new();
-        for n in nodes {
-            if let Some(p) = self.partners.get(&n).await? {
-                peers.push(p);
-            }
-        }
         Ok(entries_for(&announce, &peers))
     }
 
     /// Checks a verified inbound activity against group rules before it is stored: only active
-    /// members post in a group hosted here.
+    /// members post and edit in a group hosted here, and only its doctors, moderators and owner
+    /// post announcements.
     pub async fn authorize_group_activity(&self, activity: &Value) -> Result<(), FederationError> {
         let (_, kind, actor, _) = examine(activity)?;
-        if kind != "Create" {
+        if kind != "Create" && kind != "Update" {
             return Ok(());
         }
-        let Some(group_url) = activity["object"]["context"].as_str() else {
+        let object = &activity["object"];
+        let Some(group_url) = object["context"].as_str() else {
             return Ok(());
         };
         let Some(pid) = self.local_group_id(group_url) else {
@@ -383,15 +436,22 @@ impl Federation {
             .await
             .map_err(|_| FederationError::Malformed(format!("no group {group_url}")))?;
         let member = self.store.remote_member(group.id, &actor).await?;
-        match member {
-            Some(m) if m.state == MemberState::Active => Ok(()),
-            _ => Err(FederationError::ActorMismatch(format!(
+        let Some(m) = member.filter(|m| m.state == MemberState::Active) else {
+            return Err(FederationError::ActorMismatch(format!(
                 "{actor} is not a member of {group_url}"
-            ))),
+            )));
+        };
+        let announcement = object["caremesh:kind"] == "announcement";
+        if announcement && !m.role.can_teach() {
+            return Err(FederationError::ActorMismatch(format!(
+                "{actor} does not teach in {group_url}: only its doctors post announcements"
+            )));
         }
+        Ok(())
     }
 
-    /// Applies a stored inbound activity to groups: memberships, posts, answers.
+    /// Applies a stored inbound activity to groups: memberships, posts, edits, helpful marks,
+    /// and what a host decided about its posts and members.
     pub async fn apply_group_activity(
         &self,
         activity: &Value,
@@ -401,58 +461,7 @@ impl Federation {
         let object = &activity["object"];
         let now = self.clock.now();
         match kind.as_str() {
-            "Follow" => {
-                let Some(pid) = object.as_str().and_then(|u| self.local_group_id(u)) else {
-                    return Ok(());
-                };
-                let group = self.store.group_by_public_id(&pid).await?;
-                let name = match self.resolver.fetch_actor(&actor).await {
-                    Ok(a) => serde_json::from_str::<Value>(&a.document)
-                        .ok()
-                        .and_then(|d| d["name"].as_str().map(|s| s.chars().take(64).collect()))
-                        .unwrap_or_else(|| "—".to_owned()),
-                    Err(_) => "—".to_owned(),
-                };
-                let accept = json!({
-                    "@context": AS,
-                    "id": self.urls.activity(&format!("accept-{}", hex::encode(sha_short(&id)))),
-                    "type": "Accept",
-                    "actor": self.urls.group(&pid),
-                    "object": activity,
-                });
-                let peer = self.partner_of(&actor).await?;
-                let token = activity["caremesh:inviteToken"].as_str();
-                let result = self
-                    .store
-                    .remote_follow(
-                        RemoteFollow {
-                            group_id: group.id,
-                            actor_id: &actor,
-                            name: &name,
-                            invite_token: token,
-                            max_members: self.settings.max_members,
-                        },
-                        entries_for(&accept, std::slice::from_ref(&peer)),
-                        now,
-                    )
-                    .await;
-                match result {
-                    Ok(_) => {}
-                    Err(e) if e.conflict_code().is_some() => {
-                        let reject = json!({
-                            "@context": AS,
-                            "id": self.urls.activity(&format!("reject-{}", hex::encode(sha_short(&id)))),
-                            "type": "Reject",
-                            "actor": self.urls.group(&pid),
-                            "object": activity,
-                            "summary": e.to_string(),
-                        });
-                        self.publish(&reject, &[peer]).await?;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                self.wake();
-            }
+            "Follow" => self.apply_follow(activity, &id, &actor).await?,
             "Undo" if object["type"] == "Follow" => {
                 if let Some(pid) = object["object"]
                     .as_str()
@@ -462,16 +471,24 @@ impl Federation {
                     self.store.remote_unfollow(group.id, &actor, now).await?;
                 }
             }
+            "Like" => self.apply_like(activity, &actor, true).await?,
+            "Undo" if object["type"] == "Like" && object["actor"] == actor.as_str() => {
+                self.apply_like(object, &actor, false).await?;
+            }
             "Accept" | "Reject" => {
+                // Only the group itself answers for the group.
+                let group_url = object["object"].as_str().unwrap_or_default();
+                if group_url != actor {
+                    return Ok(());
+                }
+                let Some(group) = self.store.group_by_remote_actor(&actor).await? else {
+                    return Ok(());
+                };
                 let follower = object["actor"].as_str().unwrap_or_default();
-                if let Some(pid) = follower.strip_prefix(&self.urls.pseudonym("")) {
-                    // Only the group itself answers for the group.
-                    let group_url = object["object"].as_str().unwrap_or_default();
-                    if group_url == actor {
-                        self.store
-                            .answer_remote_join(pid, kind == "Accept", now)
-                            .await?;
-                    }
+                if let Some(user) = self.local_member_account(follower, &group).await? {
+                    self.store
+                        .answer_remote_join(group.id, user, kind == "Accept", now)
+                        .await?;
                 }
             }
             "Create" => {
@@ -483,8 +500,37 @@ impl Federation {
                 };
                 let group = self.store.group_by_public_id(&pid).await?;
                 let announce = self.announce_entries(&group, activity, None).await?;
-                self.store_post_from(&group, activity, announce).await?;
+                if let Some(post) = self
+                    .store_post_from(&group, activity, activity, announce)
+                    .await?
+                    && let Some(thread) = &post.thread_public_id
+                    && post.author.role.is_some_and(GroupRole::can_teach)
+                {
+                    // A doctor's answer: every node shows the question as answered.
+                    let thread = self.store.post_by_public_id(group.id, thread, None).await?;
+                    self.post_state_changed(&group, &thread).await?;
+                }
                 self.wake();
+            }
+            "Update" => {
+                if let Some(group) = self.store.group_by_remote_actor(&actor).await? {
+                    // The host of a group mirrored here: a post's state or a membership.
+                    self.apply_group_update(&group, object).await?;
+                } else if object["type"] == "Note"
+                    && let Some(pid) = object["context"]
+                        .as_str()
+                        .and_then(|u| self.local_group_id(u))
+                {
+                    // A member's edit of their post in a group hosted here goes on to every other
+                    // node with a member, whether or not it is newer than what this node shows.
+                    let group = self.store.group_by_public_id(&pid).await?;
+                    let announce = self.announce_entries(&group, activity, Some(from)).await?;
+                    self.store.enqueue(announce, now).await?;
+                    let object_id = object["id"].as_str().unwrap_or_default();
+                    self.apply_newest_edit(object_id, &actor, Vec::new())
+                        .await?;
+                    self.wake();
+                }
             }
             "Delete" => {
                 let Some(object_id) = object["id"].as_str().or(object.as_str()) else {
@@ -509,14 +555,21 @@ impl Federation {
                     return Ok(());
                 };
                 let (_, inner_kind, inner_actor, _) = examine(object)?;
-                let own = authority_of_str(object["object"]["id"].as_str().unwrap_or_default())
+                let inner = &object["object"];
+                let own = authority_of_str(inner["id"].as_str().unwrap_or_default())
                     == Some(self.urls.authority());
+                let in_group = inner["context"].as_str() == Some(actor.as_str());
                 match inner_kind.as_str() {
-                    "Create" if !own => {
-                        self.store_post_from(&group, object, Vec::new()).await?;
+                    "Create" if !own && in_group => {
+                        self.store_post_from(&group, activity, object, Vec::new())
+                            .await?;
+                    }
+                    "Update" if !own && in_group && inner["type"] == "Note" => {
+                        let object_id = inner["id"].as_str().unwrap_or_default();
+                        self.apply_newest_edit(object_id, &inner_actor, Vec::new())
+                            .await?;
                     }
                     "Delete" => {
-                        let inner = &object["object"];
                         if let Some(object_id) = inner["id"].as_str().or(inner.as_str()) {
                             self.store
                                 .delete_remote_post(object_id, &inner_actor, Vec::new(), now)
@@ -531,32 +584,83 @@ impl Federation {
         Ok(())
     }
 
+    /// A remote actor asks to join a group hosted here (`Follow`): accepted at once with a
+    /// usable invite of the group, otherwise waiting for a moderator; refused when banned, when
+    /// the group is full or the invite unusable.
+    async fn apply_follow(
+        &self,
+        activity: &Value,
+        id: &str,
+        actor: &str,
+    ) -> Result<(), FederationError> {
+        let Some(pid) = activity["object"]
+            .as_str()
+            .and_then(|u| self.local_group_id(u))
+        else {
+            return Ok(());
+        };
+        let group = self.store.group_by_public_id(&pid).await?;
+        let name = self.remote_actor_name(actor).await;
+        let accept = json!({
+            "@context": AS,
+            "id": self.urls.activity(&format!("accept-{}", hex::encode(sha_short(id)))),
+            "type": "Accept",
+            "actor": self.urls.group(&pid),
+            "object": activity,
+        });
+        let peer = self.partner_of(actor).await?;
+        let token = activity["caremesh:inviteToken"].as_str();
+        let result = self
+            .store
+            .remote_follow(
+                RemoteFollow {
+                    group_id: group.id,
+                    actor_id: actor,
+                    name: &name,
+                    invite_token: token,
+                    max_members: self.settings.max_members,
+                },
+                entries_for(&accept, std::slice::from_ref(&peer)),
+                self.clock.now(),
+            )
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(e) if e.conflict_code().is_some() => {
+                let reject = json!({
+                    "@context": AS,
+                    "id": self.urls.activity(&format!("reject-{}", hex::encode(sha_short(id)))),
+                    "type": "Reject",
+                    "actor": self.urls.group(&pid),
+                    "object": activity,
+                    "summary": e.to_string(),
+                });
+                self.publish(&reject, &[peer]).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.wake();
+        Ok(())
+    }
+
+    /// Stores a post that came from another node, once; `Some` when it is new here. `activity` is
+    /// what was delivered (the `Create`, or the host's `Announce` of it).
     async fn store_post_from(
         &self,
         group: &Group,
+        activity: &Value,
         create: &Value,
         announce: Vec<NewOutboxEntry>,
-    ) -> Result<(), FederationError> {
+    ) -> Result<Option<Post>, FederationError> {
         let note = &create["object"];
         let author = create["actor"].as_str().unwrap_or_default().to_owned();
         let origin_id = note["id"].as_str().unwrap_or_default().to_owned();
         if let Some(obj) = self.store.federated_object(&origin_id).await?
             && obj.deleted_at.is_some()
         {
-            return Ok(());
+            return Ok(None);
         }
-        let author_name = match self.store.remote_actor(&author).await? {
-            Some(a) => serde_json::from_str::<Value>(&a.document)
-                .ok()
-                .and_then(|d| d["name"].as_str().map(str::to_owned)),
-            None => match self.resolver.fetch_actor(&author).await {
-                Ok(a) => serde_json::from_str::<Value>(&a.document)
-                    .ok()
-                    .and_then(|d| d["name"].as_str().map(str::to_owned)),
-                Err(_) => None,
-            },
-        }
-        .unwrap_or_else(|| "—".to_owned());
+        let author_name = self.remote_actor_name(&author).await;
         let kind = match note["caremesh:kind"].as_str() {
             Some("announcement") => PostKind::Announcement,
             Some("reply") => PostKind::Reply,
@@ -570,37 +674,58 @@ impl Federation {
                 None => (None, Some(url.to_owned())),
             },
         };
-        let body: String = note["content"]
-            .as_str()
-            .unwrap_or_default()
-            .chars()
-            .take(20_000)
-            .collect();
-        let title = note["name"].as_str().map(|t| t.chars().take(200).collect());
+        let (title, body) = note_text(note);
         let published = note["published"]
             .as_str()
             .and_then(Timestamp::parse_rfc3339)
             .unwrap_or_else(|| self.clock.now());
-        self.store
+        let pinned = note["caremesh:pinned"]
+            .as_bool()
+            .unwrap_or(kind == PostKind::Announcement);
+        let stored = self
+            .store
             .store_remote_post(
                 RemotePost {
                     public_id: random_id()?,
                     group_id: group.id,
-                    origin_id,
+                    origin_id: origin_id.clone(),
                     thread_public_id,
                     thread_origin_id,
-                    author_actor_id: author,
+                    author_actor_id: author.clone(),
                     author_name,
                     kind,
                     title,
                     body,
-                    pinned: kind == PostKind::Announcement,
+                    pinned: pinned && kind == PostKind::Announcement,
                     published_at: published,
                 },
                 announce,
             )
-            .await?;
-        Ok(())
+            .await;
+        let (post, new) = match stored {
+            Err(StoreError::NotFound("thread")) => {
+                // A reply before its question: it waits for the question.
+                let waiting_for = note["inReplyTo"].as_str().unwrap_or_default();
+                self.store
+                    .keep_waiting(
+                        group.id,
+                        waiting_for,
+                        create["id"].as_str().unwrap_or_default(),
+                        &activity.to_string(),
+                        self.clock.now(),
+                    )
+                    .await?;
+                return Ok(None);
+            }
+            other => other?,
+        };
+        if !new {
+            return Ok(None);
+        }
+        // Whatever arrived before the post itself: a later edit by its author, and (on a
+        // member's node) what the host decided about it.
+        self.catch_up_post(group, &post, &author).await?;
+        Ok(Some(post))
     }
 
     /// Everything the inbox does with a delivery: verify and check it, apply group rules, store
@@ -623,7 +748,21 @@ impl Federation {
     }
 }
 
-fn sha_short(s: &str) -> [u8; 12] {
+/// The title and text of a `Note`, cut to the limits of a post.
+pub(crate) fn note_text(note: &Value) -> (Option<String>, String) {
+    let body: String = note["content"]
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .take(limits::POST_BODY)
+        .collect();
+    let title = note["name"]
+        .as_str()
+        .map(|t| t.chars().take(limits::POST_TITLE).collect());
+    (title, body)
+}
+
+pub(crate) fn sha_short(s: &str) -> [u8; 12] {
     use sha2::Digest as _;
     let d = sha2::Sha256::digest(s.as_bytes());
     let mut out = [0u8; 12];

@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod error;
 #[cfg(test)]
 mod examples;
+pub mod group_sync;
 pub mod groups;
 pub mod inbox;
 pub mod keys;
@@ -88,6 +89,7 @@ pub struct Federation {
     pub resolver: Arc<KeyResolver>,
     pub inbox: Inbox,
     wake: Arc<Notify>,
+    badges: credentials::BadgeCache,
 }
 
 impl Federation {
@@ -135,6 +137,7 @@ impl Federation {
             resolver,
             inbox,
             wake: Arc::new(Notify::new()),
+            badges: Default::default(),
         }))
     }
 

@@ -186,6 +186,7 @@ mod tests {
 
     caremesh_store::conformance_suite!(fresh);
     caremesh_store::group_conformance_suite!(fresh);
+    caremesh_store::remote_group_conformance_suite!(fresh);
 
     #[test]
     fn database_name_is_stripped_from_urls() {

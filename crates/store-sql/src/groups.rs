@@ -141,7 +141,7 @@ macro_rules! impl_group_store {
                 Ok(())
             }
 
-            async fn free_place(conn: &mut Conn, group_id: i64) -> Result<()> {
+            pub(super) async fn free_place(conn: &mut Conn, group_id: i64) -> Result<()> {
                 sqlx::query(
                     "update groups set member_count = member_count - 1
                      where id = $1 and member_count > 0",
@@ -533,17 +533,17 @@ macro_rules! impl_group_store {
             }
 
             /// The columns of a post that writes need to check.
-            struct PostFacts {
-                group_id: i64,
-                kind: String,
-                thread_id: Option<i64>,
-                author: Option<i64>,
-                title: Option<String>,
-                body: String,
-                deleted: bool,
+            pub(super) struct PostFacts {
+                pub(super) group_id: i64,
+                pub(super) kind: String,
+                pub(super) thread_id: Option<i64>,
+                pub(super) author: Option<i64>,
+                pub(super) title: Option<String>,
+                pub(super) body: String,
+                pub(super) deleted: bool,
             }
 
-            async fn post_facts(conn: &mut Conn, id: i64) -> Result<PostFacts> {
+            pub(super) async fn post_facts(conn: &mut Conn, id: i64) -> Result<PostFacts> {
                 let row = sqlx::query(
                     "select group_id, kind, thread_id, author_user_id, title, body, deleted_at
                      from posts where id = $1",
@@ -567,7 +567,7 @@ macro_rules! impl_group_store {
                 })
             }
 
-            fn deleted_conflict() -> StoreError {
+            pub(super) fn deleted_conflict() -> StoreError {
                 StoreError::conflict("post_deleted", "the post has been deleted")
             }
 

@@ -8,14 +8,15 @@ macro_rules! impl_remote_group_store {
         mod remote_group_sql {
             use caremesh_domain::{GroupRole, MemberState, PostKind};
             use caremesh_store::{
-                Group, GroupSettings, Member, NewOutboxEntry, Post, Pseudonym, RemoteFollow,
-                RemoteGroupStore, RemotePost,
+                Group, GroupSettings, HostedPostState, Member, NewOutboxEntry, Post, Pseudonym,
+                RemoteFollow, RemoteGroupStore, RemotePost,
             };
 
             use super::federation_sql::enqueue_in;
             use super::group_sql::{
-                MEMBER_SELECT, conflict_on_unique, group_from_row, load_member, load_post,
-                member_from_row, member_of_user, set_state, take_place,
+                MEMBER_SELECT, conflict_on_unique, deleted_conflict, free_place, group_from_row,
+                load_member, load_post, member_from_row, member_of_user, post_facts, set_state,
+                take_place, to_i32,
             };
             use super::*;
 
@@ -46,18 +47,6 @@ macro_rules! impl_remote_group_store {
                     .await
                     .map_err(db_err)?;
                 row.as_ref().map(member_from_row).transpose()
-            }
-
-            async fn release_place(conn: &mut Conn, group_id: i64) -> Result<()> {
-                sqlx::query(
-                    "update groups set member_count = member_count - 1
-                     where id = $1 and member_count > 0",
-                )
-                .bind(group_id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_err)?;
-                Ok(())
             }
 
             #[async_trait]
@@ -171,7 +160,7 @@ macro_rules! impl_remote_group_store {
                         return Ok(Some(m));
                     }
                     if m.state == MemberState::Active {
-                        release_place(&mut tx, group_id).await?;
+                        free_place(&mut tx, group_id).await?;
                     }
                     set_state(&mut tx, m.id, MemberState::Left, None, now).await?;
                     let m = load_member(&mut tx, group_id, m.id).await?;
@@ -281,6 +270,238 @@ macro_rules! impl_remote_group_store {
                     Ok((post, true))
                 }
 
+                async fn post_by_origin(&self, group_id: i64, origin_id: &str) -> Result<Option<Post>> {
+                    let mut conn = self.pool.acquire().await.map_err(db_err)?;
+                    let id: Option<i64> = sqlx::query_scalar(
+                        "select id from posts where group_id = $1 and origin_id = $2",
+                    )
+                    .bind(group_id)
+                    .bind(origin_id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+                    match id {
+                        Some(id) => Ok(Some(load_post(&mut conn, id, None).await?)),
+                        None => Ok(None),
+                    }
+                }
+
+                async fn edit_remote_post(
+                    &self,
+                    origin_id: &str,
+                    author_actor_id: &str,
+                    title: Option<String>,
+                    body: String,
+                    edited_at: Timestamp,
+                    announce: Vec<NewOutboxEntry>,
+                ) -> Result<Option<Post>> {
+                    let mut tx = self.begin_write().await?;
+                    let row = sqlx::query(
+                        "select id, title, body from posts
+                         where origin_id = $1 and author_actor_id = $2 and deleted_at is null
+                           and coalesce(edited_at, publish_at) < $3",
+                    )
+                    .bind(origin_id)
+                    .bind(author_actor_id)
+                    .bind(edited_at.as_millis())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    let id: i64 = row.try_get("id").map_err(db_err)?;
+                    let old_title: Option<String> = row.try_get("title").map_err(db_err)?;
+                    let old_body: String = row.try_get("body").map_err(db_err)?;
+                    sqlx::query(
+                        "insert into post_edits (post_id, title, body, replaced_at, reason)
+                         values ($1, $2, $3, $4, 'edit')",
+                    )
+                    .bind(id)
+                    .bind(&old_title)
+                    .bind(&old_body)
+                    .bind(edited_at.as_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    sqlx::query("update posts set title = $1, body = $2, edited_at = $3 where id = $4")
+                        .bind(&title)
+                        .bind(&body)
+                        .bind(edited_at.as_millis())
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    enqueue_in(&mut tx, &announce, edited_at).await?;
+                    let post = load_post(&mut tx, id, None).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(Some(post))
+                }
+
+                async fn set_remote_helpful(
+                    &self,
+                    post_id: i64,
+                    actor_id: &str,
+                    helpful: bool,
+                    now: Timestamp,
+                ) -> Result<Post> {
+                    let mut tx = self.begin_write().await?;
+                    let f = post_facts(&mut tx, post_id).await?;
+                    if f.deleted {
+                        return Err(deleted_conflict());
+                    }
+                    let author: Option<String> =
+                        sqlx::query_scalar("select author_actor_id from posts where id = $1")
+                            .bind(post_id)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                    if author.as_deref() == Some(actor_id) {
+                        return Err(StoreError::conflict("own_post", "you cannot mark your own post helpful"));
+                    }
+                    let changed = if helpful {
+                        sqlx::query(
+                            "insert into post_helpful (post_id, actor_id, created_at) values ($1, $2, $3)
+                             on conflict (post_id, actor_id) do nothing",
+                        )
+                        .bind(post_id)
+                        .bind(actor_id)
+                        .bind(now.as_millis())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected()
+                    } else {
+                        sqlx::query("delete from post_helpful where post_id = $1 and actor_id = $2")
+                            .bind(post_id)
+                            .bind(actor_id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?
+                            .rows_affected()
+                    };
+                    if changed > 0 {
+                        let delta: i32 = if helpful { 1 } else { -1 };
+                        sqlx::query("update posts set helpful_count = helpful_count + $1 where id = $2")
+                            .bind(delta)
+                            .bind(post_id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                    }
+                    let post = load_post(&mut tx, post_id, None).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(post)
+                }
+
+                async fn apply_post_state(
+                    &self,
+                    post_id: i64,
+                    state: HostedPostState,
+                    now: Timestamp,
+                ) -> Result<Post> {
+                    let mut tx = self.begin_write().await?;
+                    let f = post_facts(&mut tx, post_id).await?;
+                    if let Some(r) = state.accepted_reply {
+                        let reply = post_facts(&mut tx, r).await?;
+                        if reply.thread_id != Some(post_id) {
+                            return Err(StoreError::conflict(
+                                "not_in_thread",
+                                "the answer must be a reply to this question",
+                            ));
+                        }
+                    }
+                    if state.removed && !f.deleted {
+                        sqlx::query(
+                            "update posts set title = null, body = '', pinned = $1, deleted_at = $2,
+                               deleted_by = 'moderator'
+                             where id = $3",
+                        )
+                        .bind(false)
+                        .bind(now.as_millis())
+                        .bind(post_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                        sqlx::query("delete from post_edits where post_id = $1")
+                            .bind(post_id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        sqlx::query("delete from library_items where post_id = $1")
+                            .bind(post_id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                    }
+                    if !state.removed && !f.deleted {
+                        sqlx::query(
+                            "update posts set pinned = $1, helpful_count = $2, accepted_reply_id = $3,
+                               answered_by_doctor = $4
+                             where id = $5",
+                        )
+                        .bind(state.pinned && f.thread_id.is_none())
+                        .bind(to_i32(state.helpful_count))
+                        .bind(state.accepted_reply)
+                        .bind(state.answered_by_doctor)
+                        .bind(post_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    }
+                    let post = load_post(&mut tx, post_id, None).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(post)
+                }
+
+                async fn keep_waiting(
+                    &self,
+                    group_id: i64,
+                    waiting_for: &str,
+                    activity_id: &str,
+                    activity: &str,
+                    now: Timestamp,
+                ) -> Result<()> {
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query(
+                        "insert into waiting_activities
+                           (group_id, waiting_for, activity_id, activity, received_at)
+                         values ($1, $2, $3, $4, $5)
+                         on conflict (group_id, activity_id) do nothing",
+                    )
+                    .bind(group_id)
+                    .bind(waiting_for)
+                    .bind(activity_id)
+                    .bind(activity)
+                    .bind(now.as_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn take_waiting(&self, group_id: i64, object_id: &str) -> Result<Vec<String>> {
+                    let mut tx = self.begin_write().await?;
+                    let rows: Vec<String> = sqlx::query_scalar(
+                        "select activity from waiting_activities
+                         where group_id = $1 and waiting_for = $2 order by id",
+                    )
+                    .bind(group_id)
+                    .bind(object_id)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    sqlx::query("delete from waiting_activities where group_id = $1 and waiting_for = $2")
+                        .bind(group_id)
+                        .bind(object_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(rows)
+                }
+
                 async fn delete_remote_post(
                     &self,
                     origin_id: &str,
@@ -359,12 +580,14 @@ macro_rules! impl_remote_group_store {
 
                 async fn join_remote_group(
                     &self,
-                    p: Pseudonym,
+                    user: UserId,
+                    group_id: i64,
+                    pseudonym: Option<Pseudonym>,
                     follow: Vec<NewOutboxEntry>,
                     now: Timestamp,
-                ) -> Result<(Pseudonym, Member)> {
+                ) -> Result<Member> {
                     let mut tx = self.begin_write().await?;
-                    let existing = member_of_user(&mut tx, p.group_id, p.user_id).await?;
+                    let existing = member_of_user(&mut tx, group_id, user).await?;
                     match existing.as_ref().map(|m| m.state) {
                         Some(MemberState::Active) => {
                             return Err(StoreError::conflict(
@@ -380,26 +603,21 @@ macro_rules! impl_remote_group_store {
                         }
                         _ => {}
                     }
-                    sqlx::query(
-                        "insert into pseudonyms (public_id, user_id, group_id, display_name, created_at)
-                         values ($1, $2, $3, $4, $5)
-                         on conflict (user_id, group_id) do update set display_name = excluded.display_name",
-                    )
-                    .bind(&p.public_id)
-                    .bind(p.user_id.0)
-                    .bind(p.group_id)
-                    .bind(&p.display_name)
-                    .bind(now.as_millis())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                    let row = sqlx::query("select * from pseudonyms where user_id = $1 and group_id = $2")
-                        .bind(p.user_id.0)
-                        .bind(p.group_id)
-                        .fetch_one(&mut *tx)
+                    if let Some(p) = &pseudonym {
+                        sqlx::query(
+                            "insert into pseudonyms (public_id, user_id, group_id, display_name, created_at)
+                             values ($1, $2, $3, $4, $5)
+                             on conflict (user_id, group_id) do update set display_name = excluded.display_name",
+                        )
+                        .bind(&p.public_id)
+                        .bind(user.0)
+                        .bind(group_id)
+                        .bind(&p.display_name)
+                        .bind(now.as_millis())
+                        .execute(&mut *tx)
                         .await
                         .map_err(db_err)?;
-                    let pseudonym = pseudonym_from_row(&row)?;
+                    }
                     let member_id = match existing {
                         Some(m) => {
                             set_state(&mut tx, m.id, MemberState::Pending, Some(GroupRole::Member), now)
@@ -408,8 +626,8 @@ macro_rules! impl_remote_group_store {
                         }
                         None => super::group_sql::insert_member(
                             &mut tx,
-                            p.group_id,
-                            p.user_id,
+                            group_id,
+                            user,
                             GroupRole::Member,
                             MemberState::Pending,
                             None,
@@ -418,32 +636,26 @@ macro_rules! impl_remote_group_store {
                         .await?,
                     };
                     enqueue_in(&mut tx, &follow, now).await?;
-                    let m = load_member(&mut tx, p.group_id, member_id).await?;
+                    let m = load_member(&mut tx, group_id, member_id).await?;
                     tx.commit().await.map_err(db_err)?;
-                    Ok((pseudonym, m))
+                    Ok(m)
                 }
 
                 async fn answer_remote_join(
                     &self,
-                    pseudonym_public_id: &str,
+                    group_id: i64,
+                    user: UserId,
                     accepted: bool,
                     now: Timestamp,
                 ) -> Result<Member> {
                     let mut tx = self.begin_write().await?;
-                    let row = sqlx::query("select * from pseudonyms where public_id = $1")
-                        .bind(pseudonym_public_id)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                        .ok_or(StoreError::NotFound("pseudonym"))?;
-                    let p = pseudonym_from_row(&row)?;
-                    let m = member_of_user(&mut tx, p.group_id, p.user_id)
+                    let m = member_of_user(&mut tx, group_id, user)
                         .await?
                         .ok_or(StoreError::NotFound("member"))?;
                     if m.state == MemberState::Pending {
                         if accepted {
                             sqlx::query("update groups set member_count = member_count + 1 where id = $1")
-                                .bind(p.group_id)
+                                .bind(group_id)
                                 .execute(&mut *tx)
                                 .await
                                 .map_err(db_err)?;
@@ -452,9 +664,38 @@ macro_rules! impl_remote_group_store {
                             set_state(&mut tx, m.id, MemberState::Rejected, None, now).await?;
                         }
                     }
-                    let m = load_member(&mut tx, p.group_id, m.id).await?;
+                    let m = load_member(&mut tx, group_id, m.id).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(m)
+                }
+
+                async fn set_mirror_membership(
+                    &self,
+                    group_id: i64,
+                    user: UserId,
+                    state: MemberState,
+                    role: GroupRole,
+                    now: Timestamp,
+                ) -> Result<Option<Member>> {
+                    let mut tx = self.begin_write().await?;
+                    let Some(m) = member_of_user(&mut tx, group_id, user).await? else {
+                        return Ok(None);
+                    };
+                    let was_active = m.state == MemberState::Active;
+                    let is_active = state == MemberState::Active;
+                    if was_active && !is_active {
+                        free_place(&mut tx, group_id).await?;
+                    } else if !was_active && is_active {
+                        sqlx::query("update groups set member_count = member_count + 1 where id = $1")
+                            .bind(group_id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                    }
+                    set_state(&mut tx, m.id, state, Some(role), now).await?;
+                    let m = load_member(&mut tx, group_id, m.id).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(Some(m))
                 }
 
                 async fn pseudonym(&self, public_id: &str) -> Result<Option<Pseudonym>> {

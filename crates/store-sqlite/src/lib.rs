@@ -228,6 +228,7 @@ mod tests {
 
     caremesh_store::conformance_suite!(fresh);
     caremesh_store::group_conformance_suite!(fresh);
+    caremesh_store::remote_group_conformance_suite!(fresh);
 
     #[tokio::test]
     async fn file_database_is_created_in_wal_mode_and_migrates_once() {

@@ -7,6 +7,7 @@
 mod accounts;
 pub mod conformance;
 pub mod conformance_groups;
+pub mod conformance_remote_groups;
 mod error;
 mod federation;
 mod group_models;
@@ -30,7 +31,7 @@ pub use group_models::{
 };
 pub use groups::GroupStore;
 pub use models::{Invite, InviteState, NewInvite, NewSession, NewUser, Session, User};
-pub use remote_groups::{Pseudonym, RemoteFollow, RemoteGroupStore, RemotePost};
+pub use remote_groups::{HostedPostState, Pseudonym, RemoteFollow, RemoteGroupStore, RemotePost};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

@@ -2,7 +2,7 @@
 //! elsewhere, per-group pseudonyms of this node's patients, and posts that came from other nodes.
 
 use async_trait::async_trait;
-use caremesh_domain::{PostKind, Timestamp, UserId};
+use caremesh_domain::{GroupRole, MemberState, PostKind, Timestamp, UserId};
 
 use crate::{Group, GroupSettings, Member, NewOutboxEntry, Post, Result};
 
@@ -35,6 +35,20 @@ pub struct RemotePost {
     pub body: String,
     pub pinned: bool,
     pub published_at: Timestamp,
+}
+
+/// What a group's host decides about one of its posts, which every member's node shows as the
+/// host says: pinned, how many found it helpful, the accepted answer, removal by a moderator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostedPostState {
+    pub pinned: bool,
+    pub helpful_count: u32,
+    /// The accepted reply (a post of the same thread on this node), if any.
+    pub accepted_reply: Option<i64>,
+    /// A doctor of the group has replied.
+    pub answered_by_doctor: bool,
+    /// Removed by a moderator of the group (final).
+    pub removed: bool,
 }
 
 /// A remote actor's request to join a group hosted here.
@@ -82,6 +96,50 @@ pub trait RemoteGroupStore: Send + Sync {
         post: RemotePost,
         announce: Vec<NewOutboxEntry>,
     ) -> Result<(Post, bool)>;
+    /// A post of the group that came from another node, by its object id there.
+    async fn post_by_origin(&self, group_id: i64, origin_id: &str) -> Result<Option<Post>>;
+    /// Applies its author's edit to a post written elsewhere, if it is newer than the version
+    /// shown (`edited_at`); earlier edits become its history. `announce` is queued with it.
+    /// `None` if there is no such post of that author, it is deleted, or the edit is not newer.
+    async fn edit_remote_post(
+        &self,
+        origin_id: &str,
+        author_actor_id: &str,
+        title: Option<String>,
+        body: String,
+        edited_at: Timestamp,
+        announce: Vec<NewOutboxEntry>,
+    ) -> Result<Option<Post>>;
+    /// A member on another node marks a post helpful (or takes the mark back). Marking twice
+    /// counts once. Conflicts: `post_deleted`, `own_post`.
+    async fn set_remote_helpful(
+        &self,
+        post_id: i64,
+        actor_id: &str,
+        helpful: bool,
+        now: Timestamp,
+    ) -> Result<Post>;
+    /// Shows a post of a group hosted elsewhere as its host decided. Removal is final: a removed
+    /// post stays a tombstone whatever state arrives later.
+    async fn apply_post_state(
+        &self,
+        post_id: i64,
+        state: HostedPostState,
+        now: Timestamp,
+    ) -> Result<Post>;
+    /// Keeps an activity of a group that refers to a post this node does not have yet (a reply
+    /// that arrived before its question), under that post's object id. Keeping it twice keeps
+    /// it once.
+    async fn keep_waiting(
+        &self,
+        group_id: i64,
+        waiting_for: &str,
+        activity_id: &str,
+        activity: &str,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Takes the activities that waited for `object_id`, oldest first; they are forgotten.
+    async fn take_waiting(&self, group_id: i64, object_id: &str) -> Result<Vec<String>>;
     /// Tombstones a post written elsewhere, by its author; `announce` is queued with it.
     async fn delete_remote_post(
         &self,
@@ -102,22 +160,36 @@ pub trait RemoteGroupStore: Send + Sync {
         now: Timestamp,
     ) -> Result<Group>;
     async fn group_by_remote_actor(&self, remote_actor_id: &str) -> Result<Option<Group>>;
-    /// A patient asks to join a mirrored group: their pseudonym for it is created (or kept) and
-    /// their membership is pending until the host accepts; `follow` is queued in the same
-    /// transaction. Conflicts: `already_member`, `banned`.
+    /// An account asks to join a mirrored group: a patient as a pseudonym, which is created (or
+    /// kept, under the new name); doctors and staff as themselves (`pseudonym` is `None`). The
+    /// membership is pending until the host accepts; `follow` is queued in the same transaction.
+    /// Conflicts: `already_member`, `banned`.
     async fn join_remote_group(
         &self,
-        pseudonym: Pseudonym,
+        user: UserId,
+        group_id: i64,
+        pseudonym: Option<Pseudonym>,
         follow: Vec<NewOutboxEntry>,
         now: Timestamp,
-    ) -> Result<(Pseudonym, Member)>;
-    /// The host's answer: the pseudonym's membership becomes active or rejected.
+    ) -> Result<Member>;
+    /// The host's answer to a pending request: the membership becomes active or rejected.
     async fn answer_remote_join(
         &self,
-        pseudonym_public_id: &str,
+        group_id: i64,
+        user: UserId,
         accepted: bool,
         now: Timestamp,
     ) -> Result<Member>;
+    /// The host changed an account's membership of a mirrored group (role, removal, ban): this
+    /// node shows it the same way. `None` if the account has no membership there.
+    async fn set_mirror_membership(
+        &self,
+        group_id: i64,
+        user: UserId,
+        state: MemberState,
+        role: GroupRole,
+        now: Timestamp,
+    ) -> Result<Option<Member>>;
     async fn pseudonym(&self, public_id: &str) -> Result<Option<Pseudonym>>;
     /// The account's pseudonym in a group, created with `p`'s id and name if it has none.
     async fn ensure_pseudonym(&self, p: Pseudonym) -> Result<Pseudonym>;

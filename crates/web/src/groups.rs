@@ -570,6 +570,7 @@ async fn remove_member(
             state.clock.now(),
         )
         .await?;
+    member_changed(&state, &ctx.group, &m).await;
     Ok(Json(MemberView::new(m)))
 }
 
@@ -594,6 +595,7 @@ async fn ban_member(
             state.clock.now(),
         )
         .await?;
+    member_changed(&state, &ctx.group, &m).await;
     Ok(Json(MemberView::new(m)))
 }
 
@@ -607,6 +609,7 @@ async fn unban_member(
         .store
         .unban_member(ctx.group.id, mid, ctx.user.id, state.clock.now())
         .await?;
+    member_changed(&state, &ctx.group, &m).await;
     Ok(Json(MemberView::new(m)))
 }
 
@@ -629,11 +632,63 @@ async fn set_role(
             "role: must be doctor, moderator or member",
         ));
     }
+    check_remote_role(&state, &ctx.group, mid, req.role).await?;
     let m = state
         .store
         .set_member_role(ctx.group.id, mid, req.role, ctx.user.id, state.clock.now())
         .await?;
+    member_changed(&state, &ctx.group, &m).await;
     Ok(Json(MemberView::new(m)))
+}
+
+/// A member of another node teaches in a group hosted here only with a credential that their
+/// own hospital signed and that is valid now.
+pub(crate) async fn check_remote_role(
+    state: &AppState,
+    group: &Group,
+    member_id: i64,
+    role: GroupRole,
+) -> ApiResult<()> {
+    if !role.can_teach() {
+        return Ok(());
+    }
+    let m = state.store.member_by_id(group.id, member_id).await?;
+    let Some(actor) = &m.actor_id else {
+        return Ok(());
+    };
+    let badge = state
+        .federation
+        .fresh_remote_badge(actor)
+        .await
+        .map_err(|e| {
+            ApiError::conflict(
+                "credential_unverified",
+                format!("the member's node did not answer: {e}"),
+            )
+        })?;
+    if badge.status != caremesh_federation::credentials::BadgeStatus::Verified {
+        return Err(ApiError::conflict(
+            "credential_unverified",
+            format!(
+                "only a doctor with a valid credential signed by their own hospital may teach here ({})",
+                badge
+                    .reason
+                    .unwrap_or_else(|| format!("{:?}", badge.status).to_lowercase())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// After a moderator changed a membership: a member of another node hears it from the group.
+pub(crate) async fn member_changed(state: &AppState, group: &Group, m: &Member) {
+    if m.actor_id.is_some() {
+        crate::posts::federate(
+            "a membership change",
+            state.federation.remote_member_changed(group, m),
+        )
+        .await;
+    }
 }
 
 async fn leave(State(state): State<AppState>, ctx: GroupCtx) -> ApiResult<StatusCode> {

@@ -12,6 +12,9 @@ use axum::{Json, Router};
 use caremesh_domain::{
     GroupRole, PostKind, Role, Timestamp, clean_line, clean_text, group::limits,
 };
+use std::collections::HashMap;
+
+use caremesh_federation::credentials::CredentialBadge;
 use caremesh_store::{DeletedBy, FeedPosition, FeedSort, NewPost, Post, ReplySort};
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +59,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/groups/{gid}/posts/{pid}/reports", post(report))
         .route("/api/v1/groups/{gid}/search", get(search))
         .route("/api/v1/doctor/queue", get(doctor_queue))
+        .route("/api/v1/announcements", post(announce))
 }
 
 #[derive(Serialize)]
@@ -67,6 +71,10 @@ pub struct AuthorView {
     /// The actor URL of an author on another node.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
+    /// For doctors: the credential their hospital signed, as this node checked it
+    /// (`verified`, `expired`, `revoked` or `unverified`, and the issuing hospital).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<CredentialBadge>,
 }
 
 /// A post as the API shows it. Deleted posts keep their place as tombstones: no title, an empty
@@ -106,6 +114,7 @@ impl PostView {
                 name: p.author.name,
                 role: p.author.role,
                 actor: p.author.actor_id,
+                credential: None,
             },
             title: p.title,
             body: p.body,
@@ -127,6 +136,76 @@ impl PostView {
                 .map(|a| AttachmentView::new(a, group_public_id))
                 .collect(),
         }
+    }
+}
+
+/// Posts as the API shows them, with "verified by <hospital>" for the doctors among their
+/// authors: this node's own doctors from the credential it keeps, other nodes' doctors from the
+/// credential their hospital signed, checked against that hospital's key.
+pub(crate) async fn post_views(
+    state: &AppState,
+    posts: Vec<Post>,
+    group_public_id: &str,
+) -> Vec<PostView> {
+    let badges = author_badges(state, &posts).await;
+    posts
+        .into_iter()
+        .map(|p| {
+            let badge = badge_key(&p).and_then(|k| badges.get(&k).cloned());
+            let mut v = PostView::new(p, group_public_id);
+            v.author.credential = badge;
+            v
+        })
+        .collect()
+}
+
+fn badge_key(p: &Post) -> Option<String> {
+    match (&p.author.actor_id, p.author.user_id) {
+        (Some(actor), _) => Some(actor.clone()),
+        (None, Some(u)) => Some(format!("user:{}", u.0)),
+        _ => None,
+    }
+}
+
+/// The credential badges of the posts' authors, by author.
+pub(crate) async fn author_badges(
+    state: &AppState,
+    posts: &[Post],
+) -> HashMap<String, CredentialBadge> {
+    let now = state.clock.now();
+    let mut out = HashMap::new();
+    for p in posts {
+        let Some(key) = badge_key(p) else { continue };
+        if out.contains_key(&key) || p.deleted_at.is_some() {
+            continue;
+        }
+        let badge = match (&p.author.actor_id, p.author.user_id) {
+            (Some(actor), _) => state.federation.remote_badge(actor).await,
+            (None, Some(u)) => match state.store.credential(u).await {
+                Ok(Some(c)) => Some(CredentialBadge::local(
+                    &state.federation.settings.hospital_name,
+                    &c,
+                    now,
+                )),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(b) = badge {
+            out.insert(key, b);
+        }
+    }
+    out
+}
+
+/// Runs a federation step after a change that is stored already: a failure to queue it is
+/// logged, and the change stands.
+pub(crate) async fn federate<F>(what: &str, step: F)
+where
+    F: std::future::Future<Output = Result<(), caremesh_federation::FederationError>>,
+{
+    if let Err(e) = step.await {
+        tracing::error!(error = %e, "cannot queue {what} for other nodes");
     }
 }
 
@@ -190,23 +269,156 @@ async fn feed(
             state.clock.now(),
         )
         .await?;
-    let items = posts
-        .into_iter()
+    let positions: Vec<Vec<i64>> = posts
+        .iter()
         .map(|p| {
             let key = match sort {
                 FeedSort::Newest => p.publish_at.as_millis(),
                 FeedSort::Helpful => i64::from(p.helpful_count),
             };
-            (
-                vec![i64::from(p.pinned), key, p.id],
-                PostView::new(p, &ctx.group.public_id),
-            )
+            vec![i64::from(p.pinned), key, p.id]
         })
         .collect();
+    let views = post_views(&state, posts, &ctx.group.public_id).await;
+    let items = positions.into_iter().zip(views).collect();
     Ok(Json(Page::from_overfetch_parts(items, limit)))
 }
 
-fn clean_title(title: Option<String>) -> ApiResult<Option<String>> {
+/// When a post is published: now, or a time ahead (at most a year) for a scheduled announcement.
+pub(crate) fn publish_time(wanted: Option<Timestamp>, now: Timestamp) -> ApiResult<Timestamp> {
+    match wanted {
+        None => Ok(now),
+        Some(t) if t <= now => Err(ApiError::unprocessable(
+            "invalid_field",
+            "publish_at: must be in the future (leave it out to publish now)",
+        )),
+        Some(t) if t > now.plus_secs(MAX_SCHEDULE_SECS) => Err(ApiError::unprocessable(
+            "invalid_field",
+            "publish_at: must be at most a year ahead",
+        )),
+        Some(t) => Ok(t),
+    }
+}
+
+/// One announcement by a doctor to several groups at once, hosted here or on partner nodes.
+pub(crate) struct Announcement {
+    pub title: Option<String>,
+    pub body: String,
+    pub pinned: bool,
+    pub publish_at: Timestamp,
+}
+
+/// Posts one announcement to each of the groups, after checking that the doctor teaches in every
+/// one of them (so a refusal posts nothing), and sends each to the group's other nodes: a group
+/// hosted elsewhere gets it from here and its host checks, pins and forwards it.
+pub(crate) async fn announce_to_groups(
+    state: &AppState,
+    auth: &AuthUser,
+    group_ids: &[String],
+    a: Announcement,
+) -> ApiResult<Vec<(GroupCtx, Post)>> {
+    if auth.user.role != Role::Doctor {
+        return Err(ApiError::forbidden(
+            "announcements to several groups are for doctors",
+        ));
+    }
+    if group_ids.is_empty() {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "groups: choose at least one group",
+        ));
+    }
+    let mut ctxs: Vec<GroupCtx> = Vec::with_capacity(group_ids.len());
+    for gid in group_ids {
+        if ctxs.iter().any(|c| &c.group.public_id == gid) {
+            continue;
+        }
+        let ctx = GroupCtx::load(state, auth, gid).await?;
+        ctx.teach()?;
+        ctxs.push(ctx);
+    }
+    let now = state.clock.now();
+    let mut posted = Vec::with_capacity(ctxs.len());
+    for ctx in ctxs {
+        let post = state
+            .store
+            .create_post(NewPost {
+                public_id: new_public_id()?,
+                group_id: ctx.group.id,
+                kind: PostKind::Announcement,
+                thread_id: None,
+                author: auth.user.id,
+                title: a.title.clone(),
+                body: a.body.clone(),
+                pinned: a.pinned,
+                publish_at: a.publish_at,
+                created_at: now,
+                attachments: Vec::new(),
+            })
+            .await?;
+        federate_post(state, &ctx, &post, None).await;
+        posted.push((ctx, post));
+    }
+    Ok(posted)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnnounceRequest {
+    /// Ids of the groups, as the doctor's node knows them (hosted here or mirrored).
+    groups: Vec<String>,
+    title: Option<String>,
+    body: String,
+    #[serde(default = "yes")]
+    pinned: bool,
+    publish_at: Option<Timestamp>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Serialize)]
+struct AnnouncedView {
+    group: String,
+    post: PostView,
+}
+
+/// A doctor's announcement to several groups in one action.
+async fn announce(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(req): ApiJson<AnnounceRequest>,
+) -> ApiResult<(StatusCode, Json<Page<AnnouncedView>>)> {
+    if req.groups.len() > 50 {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "groups: at most 50 groups at once",
+        ));
+    }
+    let a = Announcement {
+        title: clean_title(req.title)?,
+        body: clean_text("body", &req.body, limits::POST_BODY, false)?,
+        pinned: req.pinned,
+        publish_at: publish_time(req.publish_at, state.clock.now())?,
+    };
+    let posted = announce_to_groups(&state, &auth, &req.groups, a).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Page {
+            items: posted
+                .into_iter()
+                .map(|(ctx, p)| AnnouncedView {
+                    group: ctx.group.public_id.clone(),
+                    post: PostView::new(p, &ctx.group.public_id),
+                })
+                .collect(),
+            next_cursor: None,
+        }),
+    ))
+}
+
+pub(crate) fn clean_title(title: Option<String>) -> ApiResult<Option<String>> {
     match title {
         None => Ok(None),
         Some(t) if t.trim().is_empty() => Ok(None),
@@ -266,22 +478,7 @@ async fn create_post(
         ));
     }
     let now = state.clock.now();
-    let publish_at = match req.publish_at {
-        None => now,
-        Some(t) if t <= now => {
-            return Err(ApiError::unprocessable(
-                "invalid_field",
-                "publish_at: must be in the future (leave it out to publish now)",
-            ));
-        }
-        Some(t) if t > now.plus_secs(MAX_SCHEDULE_SECS) => {
-            return Err(ApiError::unprocessable(
-                "invalid_field",
-                "publish_at: must be at most a year ahead",
-            ));
-        }
-        Some(t) => t,
-    };
+    let publish_at = publish_time(req.publish_at, now)?;
     check_attachments(&req.attachments)?;
     let post = state
         .store
@@ -308,13 +505,32 @@ async fn create_post(
 
 /// Sends a new post to the other nodes of the group (its host, or its members' nodes). The post is
 /// stored either way; a failure to queue it is logged.
-async fn federate_post(state: &AppState, ctx: &GroupCtx, post: &Post, thread: Option<&Post>) {
-    if let Err(e) = state
-        .federation
-        .local_post_created(&ctx.group, post, &ctx.user, thread)
-        .await
+pub(crate) async fn federate_post(
+    state: &AppState,
+    ctx: &GroupCtx,
+    post: &Post,
+    thread: Option<&Post>,
+) {
+    federate(
+        "a new post",
+        state
+            .federation
+            .local_post_created(&ctx.group, post, &ctx.user, thread),
+    )
+    .await;
+    // A doctor's answer: every member's node shows the question as answered.
+    if let Some(t) = thread
+        && ctx.role().is_some_and(GroupRole::can_teach)
+        && let Ok(t) = state
+            .store
+            .post_by_public_id(ctx.group.id, &t.public_id, None)
+            .await
     {
-        tracing::error!(error = %e, post = %post.public_id, "cannot queue the post for other nodes");
+        federate(
+            "a question's state",
+            state.federation.post_state_changed(&ctx.group, &t),
+        )
+        .await;
     }
 }
 
@@ -325,7 +541,8 @@ async fn get_post(
 ) -> ApiResult<Json<PostView>> {
     ctx.read()?;
     let post = visible_post(&state, &ctx, &pid).await?;
-    Ok(Json(PostView::new(post, &ctx.group.public_id)))
+    let mut views = post_views(&state, vec![post], &ctx.group.public_id).await;
+    Ok(Json(views.remove(0)))
 }
 
 #[derive(Deserialize)]
@@ -365,16 +582,18 @@ async fn replies(
         .store
         .replies(thread.id, Some(ctx.user.id), sort, after, limit + 1)
         .await?;
-    let items = posts
-        .into_iter()
+    let positions: Vec<Vec<i64>> = posts
+        .iter()
         .map(|p| {
             let key = match sort {
                 ReplySort::Oldest => p.id,
                 ReplySort::Helpful => i64::from(p.helpful_count),
             };
-            (vec![key, p.id], PostView::new(p, &ctx.group.public_id))
+            vec![key, p.id]
         })
         .collect();
+    let views = post_views(&state, posts, &ctx.group.public_id).await;
+    let items = positions.into_iter().zip(views).collect();
     Ok(Json(Page::from_overfetch_parts(items, limit)))
 }
 
@@ -453,6 +672,13 @@ async fn edit_post(
         .store
         .edit_post(post.id, ctx.user.id, title, body, state.clock.now())
         .await?;
+    federate(
+        "an edit",
+        state
+            .federation
+            .local_post_edited(&ctx.group, &edited, &ctx.user),
+    )
+    .await;
     Ok(Json(PostView::new(edited, &ctx.group.public_id)))
 }
 
@@ -494,14 +720,20 @@ async fn delete_post(
         .store
         .delete_post(post.id, ctx.user.id, moderator_reason, state.clock.now())
         .await?;
-    if own
-        && post.origin_id.is_none()
-        && let Err(e) = state
-            .federation
-            .local_post_deleted(&ctx.group, &post, &ctx.user)
-            .await
-    {
-        tracing::error!(error = %e, post = %post.public_id, "cannot queue the deletion for other nodes");
+    if own && post.origin_id.is_none() {
+        federate(
+            "a deletion",
+            state
+                .federation
+                .local_post_deleted(&ctx.group, &post, &ctx.user),
+        )
+        .await;
+    } else if !own {
+        federate(
+            "a removal",
+            state.federation.post_state_changed(&ctx.group, &deleted),
+        )
+        .await;
     }
     Ok(Json(PostView::new(deleted, &ctx.group.public_id)))
 }
@@ -552,6 +784,13 @@ async fn set_helpful(
         .store
         .set_helpful(post.id, ctx.user.id, on, state.clock.now())
         .await?;
+    federate(
+        "a helpful mark",
+        state
+            .federation
+            .local_helpful_changed(&ctx.group, &post, &ctx.user, on),
+    )
+    .await;
     Ok(Json(PostView::new(post, &ctx.group.public_id)))
 }
 
@@ -591,6 +830,11 @@ async fn accept_answer(
         .store
         .accept_answer(question.id, Some(reply.id))
         .await?;
+    federate(
+        "an accepted answer",
+        state.federation.post_state_changed(&ctx.group, &post),
+    )
+    .await;
     Ok(Json(PostView::new(post, &ctx.group.public_id)))
 }
 
@@ -602,6 +846,11 @@ async fn clear_answer(
     ctx.teach()?;
     let question = visible_post(&state, &ctx, &pid).await?;
     let post = state.store.accept_answer(question.id, None).await?;
+    federate(
+        "an accepted answer",
+        state.federation.post_state_changed(&ctx.group, &post),
+    )
+    .await;
     Ok(Json(PostView::new(post, &ctx.group.public_id)))
 }
 
@@ -614,6 +863,11 @@ async fn set_pin(
     ctx.teach()?;
     let post = visible_post(&state, &ctx, &pid).await?;
     let post = state.store.set_pinned(post.id, pinned).await?;
+    federate(
+        "a pin",
+        state.federation.post_state_changed(&ctx.group, &post),
+    )
+    .await;
     Ok(Json(PostView::new(post, &ctx.group.public_id)))
 }
 

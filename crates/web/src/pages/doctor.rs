@@ -4,16 +4,13 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use caremesh_domain::{PostKind, Role, clean_line, clean_text, group::limits};
-use caremesh_store::NewPost;
+use caremesh_domain::{Role, clean_line, clean_text, group::limits};
+use caremesh_store::Post;
 
 use super::{Form, PageResult, Viewer, esc, esc_text, parse_local_time, see_other, seg};
 use crate::error::ApiError;
-use crate::groups::{GroupCtx, new_public_id};
+use crate::posts::{Announcement, announce_to_groups, publish_time};
 use crate::state::AppState;
-
-/// How far ahead an announcement can be scheduled (as in the API).
-const MAX_SCHEDULE_SECS: i64 = 366 * 24 * 3600;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -120,50 +117,23 @@ async fn announce(v: Viewer, State(state): State<AppState>, form: Form) -> PageR
             let t = parse_local_time(s).ok_or_else(|| {
                 ApiError::unprocessable("invalid_field", "publish_at: not a date and time")
             })?;
-            if t <= now || t > now.plus_secs(MAX_SCHEDULE_SECS) {
-                return Err(ApiError::unprocessable(
-                    "invalid_field",
-                    "publish_at: must be in the future and at most a year ahead",
-                )
-                .into());
-            }
-            t
+            publish_time(Some(t), now)?
         }
     };
     let title = clean_line("title", &form.text("title"), limits::POST_TITLE)?;
     let body = clean_text("body", &form.text("body"), limits::POST_BODY, false)?;
-    let pinned = form.checked("pinned");
-    // Check every group first, so that a refusal posts nothing.
-    let mut ctxs = Vec::new();
-    for gid in &chosen {
-        let ctx = GroupCtx::load(&state, &auth, gid).await?;
-        ctx.teach()?;
-        ctxs.push(ctx);
-    }
-    let mut posted = Vec::new();
-    for ctx in &ctxs {
-        let p = state
-            .store
-            .create_post(NewPost {
-                public_id: new_public_id()?,
-                group_id: ctx.group.id,
-                kind: PostKind::Announcement,
-                thread_id: None,
-                author: auth.user.id,
-                title: Some(title.clone()),
-                body: body.clone(),
-                pinned,
-                publish_at,
-                created_at: now,
-                attachments: Vec::new(),
-            })
-            .await?;
-        posted.push((
-            ctx.group.public_id.clone(),
-            ctx.group.settings.name.clone(),
-            p,
-        ));
-    }
+    let announcement = Announcement {
+        title: Some(title),
+        body,
+        pinned: form.checked("pinned"),
+        publish_at,
+    };
+    let posted: Vec<(String, String, Post)> =
+        announce_to_groups(&state, &auth, &chosen, announcement)
+            .await?
+            .into_iter()
+            .map(|(ctx, p)| (ctx.group.public_id, ctx.group.settings.name, p))
+            .collect();
     if posted.len() == 1 {
         let (gid, _, p) = &posted[0];
         return Ok(see_other(&format!(

@@ -1,0 +1,493 @@
+//! What happens to a group's posts and members after they exist, on every node of the group.
+//!
+//! - An author's edit is an `Update` of the `Note`, signed by the author; the host applies it and
+//!   forwards it unchanged (`Announce`), like the post itself.
+//! - What the host decides about a post (pinned, helpful count, accepted answer, a doctor's answer,
+//!   removal by a moderator) is a `caremesh:PostState` object of the group, sent in an `Update`
+//!   signed by the group. Members' nodes mark posts helpful with `Like` / `Undo` to the host,
+//!   which counts and sends the new state.
+//! - What the host decides about a remote member (role, removal, ban) is a `caremesh:Membership`
+//!   object of the group, sent to the member's node only.
+//!
+//! Each of these objects has a fixed id and an `updated` time. The inbox keeps only the newest
+//! version of an object (`federated_objects`), and what is applied is always that newest version,
+//! so activities that arrive late, twice or out of order converge to the same state. A state or an
+//! edit that arrives before its post waits there and is applied when the post arrives.
+
+use caremesh_domain::{GroupRole, MemberState, Role, UserId};
+use caremesh_store::{
+    DeletedBy, Group, HostedPostState, Member, NewOutboxEntry, Partner, Post, StoreError, User,
+};
+use serde_json::{Value, json};
+
+use crate::Federation;
+use crate::error::FederationError;
+use crate::groups::{note_text, random_id, sha_short};
+use crate::outbox::entries_for;
+use crate::urls::authority_of_str;
+
+const AS: &str = "https://www.w3.org/ns/activitystreams";
+const DATA_INTEGRITY: &str = "https://w3id.org/security/data-integrity/v2";
+pub const POST_STATE: &str = "caremesh:PostState";
+pub const MEMBERSHIP: &str = "caremesh:Membership";
+
+impl Federation {
+    /// The id every node knows a post by: its object id on the node where it was written.
+    pub fn post_ref(&self, post: &Post) -> String {
+        post.origin_id
+            .clone()
+            .unwrap_or_else(|| self.urls.object(&post.public_id))
+    }
+
+    /// The post of `group` that `post_ref` names, if this node has it.
+    pub(crate) async fn post_by_ref(
+        &self,
+        group: &Group,
+        post_ref: &str,
+    ) -> Result<Option<Post>, FederationError> {
+        if let Some(pid) = post_ref.strip_prefix(&self.urls.object("")) {
+            return match self.store.post_by_public_id(group.id, pid, None).await {
+                Ok(p) => Ok(Some(p)),
+                Err(StoreError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e.into()),
+            };
+        }
+        Ok(self.store.post_by_origin(group.id, post_ref).await?)
+    }
+
+    /// The partner nodes with an active member of a group hosted here, except `skip`.
+    pub(crate) async fn member_nodes(
+        &self,
+        group: &Group,
+        skip: Option<&str>,
+    ) -> Result<Vec<Partner>, FederationError> {
+        let mut nodes: Vec<String> = Vec::new();
+        for actor in self.store.remote_member_actors(group.id).await? {
+            if let Some(a) = authority_of_str(&actor)
+                && Some(a.as_str()) != skip
+                && !nodes.contains(&a)
+            {
+                nodes.push(a);
+            }
+        }
+        let mut peers = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            if let Some(p) = self.partners.get(&n).await? {
+                peers.push(p);
+            }
+        }
+        Ok(peers)
+    }
+
+    /// Where a signed activity of a local author in `group` goes: to the host of a mirrored
+    /// group, or forwarded by a group hosted here to every node with a member.
+    async fn route(
+        &self,
+        group: &Group,
+        signed: &Value,
+    ) -> Result<Vec<NewOutboxEntry>, FederationError> {
+        match &group.remote_actor_id {
+            Some(url) => Ok(entries_for(signed, &[self.partner_of(url).await?])),
+            None => self.announce_entries(group, signed, None).await,
+        }
+    }
+
+    /// Its author edited a post written on this node: the new version follows the post.
+    pub async fn local_post_edited(
+        &self,
+        group: &Group,
+        post: &Post,
+        author: &User,
+    ) -> Result<(), FederationError> {
+        if post.origin_id.is_some() {
+            return Ok(());
+        }
+        let thread = match &post.thread_public_id {
+            Some(t) => Some(self.store.post_by_public_id(group.id, t, None).await?),
+            None => None,
+        };
+        let actor = self.author_actor(author, group).await?;
+        let note = self.post_note(group, post, &actor, thread.as_ref());
+        let edited = post.edited_at.unwrap_or_else(|| self.clock.now());
+        let update = json!({
+            "@context": [AS, DATA_INTEGRITY],
+            "id": self.urls.activity(&format!(
+                "update-{}-{}",
+                post.public_id,
+                edited.as_millis()
+            )),
+            "type": "Update",
+            "actor": actor,
+            "to": [self.group_url(group)],
+            "object": note,
+        });
+        let signed = self.sign_as(&actor, &update).await?;
+        let entries = self.route(group, &signed).await?;
+        self.store.enqueue(entries, self.clock.now()).await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// A post's state changed on this node: pinned, accepted answer, helpful marks, a doctor's
+    /// answer, removal by a moderator. In a group hosted here every member's node is told; in a
+    /// mirrored group only a local member's helpful mark is this node's to tell (`Like`).
+    pub async fn post_state_changed(
+        &self,
+        group: &Group,
+        post: &Post,
+    ) -> Result<(), FederationError> {
+        if group.remote_actor_id.is_some() {
+            return Ok(());
+        }
+        let peers = self.member_nodes(group, None).await?;
+        if peers.is_empty() {
+            return Ok(());
+        }
+        let group_url = self.group_url(group);
+        let post_ref = self.post_ref(post);
+        let accepted = match &post.accepted_reply_public_id {
+            Some(pid) => match self.store.post_by_public_id(group.id, pid, None).await {
+                Ok(r) => Some(self.post_ref(&r)),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let now = self.clock.now();
+        let state = json!({
+            "id": state_id(&group_url, &post_ref),
+            "type": POST_STATE,
+            "attributedTo": group_url,
+            "context": group_url,
+            "caremesh:post": post_ref,
+            "caremesh:pinned": post.pinned,
+            "caremesh:helpfulCount": post.helpful_count,
+            "caremesh:acceptedAnswer": accepted,
+            "caremesh:answeredByDoctor": post.answered_by_doctor,
+            "caremesh:removed": post.deleted_by == Some(DeletedBy::Moderator),
+            "published": post.created_at.to_rfc3339(),
+            "updated": now.to_rfc3339(),
+        });
+        self.send_as_group(group, state, &peers).await
+    }
+
+    /// A member of a group hosted here who belongs to another node: their node is told what the
+    /// group decided (role, removal, ban).
+    pub async fn remote_member_changed(
+        &self,
+        group: &Group,
+        member: &Member,
+    ) -> Result<(), FederationError> {
+        let Some(actor) = &member.actor_id else {
+            return Ok(());
+        };
+        if group.remote_actor_id.is_some() || member.state == MemberState::Pending {
+            return Ok(());
+        }
+        let group_url = self.group_url(group);
+        let now = self.clock.now();
+        let membership = json!({
+            "id": membership_id(&group_url, actor),
+            "type": MEMBERSHIP,
+            "attributedTo": group_url,
+            "context": group_url,
+            "caremesh:member": actor,
+            "caremesh:role": member.role.as_str(),
+            "caremesh:state": member.state.as_str(),
+            "published": member.created_at.to_rfc3339(),
+            "updated": now.to_rfc3339(),
+        });
+        let peer = self.partner_of(actor).await?;
+        self.send_as_group(group, membership, &[peer]).await
+    }
+
+    async fn send_as_group(
+        &self,
+        group: &Group,
+        object: Value,
+        peers: &[Partner],
+    ) -> Result<(), FederationError> {
+        let group_url = self.group_url(group);
+        let update = json!({
+            "@context": [AS, DATA_INTEGRITY],
+            "id": self.urls.activity(&format!("group-update-{}", random_id()?)),
+            "type": "Update",
+            "actor": group_url,
+            "to": [format!("{group_url}/members")],
+            "object": object,
+        });
+        let signed = self.sign_as(&group_url, &update).await?;
+        self.publish(&signed, peers).await
+    }
+
+    /// A local member marked a post helpful (or took the mark back). In a group hosted elsewhere
+    /// the host is told, and its count comes back to every node; here the new state goes out.
+    pub async fn local_helpful_changed(
+        &self,
+        group: &Group,
+        post: &Post,
+        user: &User,
+        helpful: bool,
+    ) -> Result<(), FederationError> {
+        let Some(group_url) = &group.remote_actor_id else {
+            return self.post_state_changed(group, post).await;
+        };
+        let actor = self.author_actor(user, group).await?;
+        let like = json!({
+            "type": "Like",
+            "actor": actor,
+            "object": self.post_ref(post),
+            "context": group_url,
+        });
+        let activity = if helpful {
+            let mut a = like;
+            a["@context"] = json!(AS);
+            a["id"] = json!(self.urls.activity(&format!("like-{}", random_id()?)));
+            a
+        } else {
+            json!({
+                "@context": AS,
+                "id": self.urls.activity(&format!("unlike-{}", random_id()?)),
+                "type": "Undo",
+                "actor": actor,
+                "object": like,
+            })
+        };
+        self.publish(&activity, &[self.partner_of(group_url).await?])
+            .await
+    }
+
+    /// The local account behind an actor that is a member of a mirrored group: a pseudonym of
+    /// that group, or a person of this node.
+    pub(crate) async fn local_member_account(
+        &self,
+        actor: &str,
+        group: &Group,
+    ) -> Result<Option<UserId>, FederationError> {
+        if let Some(pid) = actor.strip_prefix(&self.urls.pseudonym("")) {
+            return Ok(self
+                .store
+                .pseudonym(pid)
+                .await?
+                .filter(|p| p.group_id == group.id)
+                .map(|p| p.user_id));
+        }
+        if let Some(username) = actor.strip_prefix(&self.urls.person("")) {
+            return match self.store.user_by_username(username).await {
+                Ok(u) => Ok(Some(u.id)),
+                Err(StoreError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e.into()),
+            };
+        }
+        Ok(None)
+    }
+
+    /// The newest version this node holds of an object, as JSON.
+    async fn newest(&self, object_id: &str) -> Result<Option<Value>, FederationError> {
+        Ok(self
+            .store
+            .federated_object(object_id)
+            .await?
+            .filter(|o| o.deleted_at.is_none())
+            .and_then(|o| o.document)
+            .and_then(|d| serde_json::from_str(&d).ok()))
+    }
+
+    /// An `Update` from a group hosted elsewhere, about one of its posts or about a member of
+    /// this node: the newest version the inbox kept is applied.
+    pub(crate) async fn apply_group_update(
+        &self,
+        group: &Group,
+        object: &Value,
+    ) -> Result<(), FederationError> {
+        let group_url = self.group_url(group);
+        let Some(id) = object["id"].as_str() else {
+            return Ok(());
+        };
+        if !id.starts_with(&format!("{group_url}/")) {
+            return Ok(());
+        }
+        let Some(doc) = self.newest(id).await? else {
+            return Ok(());
+        };
+        match doc["type"].as_str() {
+            Some(POST_STATE) => {
+                let post_ref = doc["caremesh:post"].as_str().unwrap_or_default();
+                if id != state_id(&group_url, post_ref) {
+                    return Ok(());
+                }
+                if let Some(post) = self.post_by_ref(group, post_ref).await? {
+                    self.apply_state_doc(group, &post, &doc).await?;
+                }
+            }
+            Some(MEMBERSHIP) => {
+                let actor = doc["caremesh:member"].as_str().unwrap_or_default();
+                if id != membership_id(&group_url, actor) {
+                    return Ok(());
+                }
+                let state = doc["caremesh:state"]
+                    .as_str()
+                    .and_then(|s| s.parse::<MemberState>().ok());
+                let role = doc["caremesh:role"]
+                    .as_str()
+                    .and_then(|s| s.parse::<GroupRole>().ok());
+                if let (Some(state), Some(role), Some(user)) =
+                    (state, role, self.local_member_account(actor, group).await?)
+                {
+                    // Patients stay members here whatever role a host gives their pseudonym.
+                    let role = match self.store.user_by_id(user).await?.role {
+                        Role::Patient => GroupRole::Member,
+                        _ => role,
+                    };
+                    self.store
+                        .set_mirror_membership(group.id, user, state, role, self.clock.now())
+                        .await?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn apply_state_doc(
+        &self,
+        group: &Group,
+        post: &Post,
+        doc: &Value,
+    ) -> Result<(), FederationError> {
+        let accepted_reply = match doc["caremesh:acceptedAnswer"].as_str() {
+            Some(r) => self
+                .post_by_ref(group, r)
+                .await?
+                .filter(|reply| reply.thread_public_id.as_deref() == Some(&post.public_id))
+                .map(|reply| reply.id),
+            None => None,
+        };
+        let state = HostedPostState {
+            pinned: doc["caremesh:pinned"].as_bool().unwrap_or(false),
+            helpful_count: doc["caremesh:helpfulCount"]
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0),
+            accepted_reply,
+            answered_by_doctor: doc["caremesh:answeredByDoctor"].as_bool().unwrap_or(false),
+            removed: doc["caremesh:removed"].as_bool().unwrap_or(false),
+        };
+        self.store
+            .apply_post_state(post.id, state, self.clock.now())
+            .await?;
+        Ok(())
+    }
+
+    /// A post that just arrived: what arrived for it earlier is applied now (a newer edit by its
+    /// author; on a member's node, the host's state of it and, for a reply, of its thread).
+    pub(crate) async fn catch_up_post(
+        &self,
+        group: &Group,
+        post: &Post,
+        author: &str,
+    ) -> Result<(), FederationError> {
+        let post_ref = self.post_ref(post);
+        self.apply_newest_edit(&post_ref, author, Vec::new())
+            .await?;
+        if post.thread_public_id.is_none() {
+            // Replies that arrived before their question.
+            for waiting in self.store.take_waiting(group.id, &post_ref).await? {
+                if let Ok(activity) = serde_json::from_str::<Value>(&waiting)
+                    && let Err(e) = Box::pin(self.apply_group_activity(&activity, "")).await
+                {
+                    tracing::warn!(error = %e, "a reply that waited for its question failed");
+                }
+            }
+        }
+        if let Some(group_url) = &group.remote_actor_id {
+            let mut refs = vec![post_ref];
+            if let Some(t) = &post.thread_public_id
+                && let Ok(thread) = self.store.post_by_public_id(group.id, t, None).await
+            {
+                refs.push(self.post_ref(&thread));
+            }
+            for r in refs {
+                if let Some(doc) = self.newest(&state_id(group_url, &r)).await?
+                    && let Some(p) = self.post_by_ref(group, &r).await?
+                {
+                    self.apply_state_doc(group, &p, &doc).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the newest version of an author's `Note` to the post, if it is an edit newer
+    /// than what is shown; `announce` is queued with it.
+    pub(crate) async fn apply_newest_edit(
+        &self,
+        post_ref: &str,
+        author: &str,
+        announce: Vec<NewOutboxEntry>,
+    ) -> Result<bool, FederationError> {
+        let Some(note) = self.newest(post_ref).await? else {
+            return Ok(false);
+        };
+        let Some(updated) = note["updated"]
+            .as_str()
+            .and_then(caremesh_domain::Timestamp::parse_rfc3339)
+        else {
+            return Ok(false);
+        };
+        let (title, body) = note_text(&note);
+        Ok(self
+            .store
+            .edit_remote_post(post_ref, author, title, body, updated, announce)
+            .await?
+            .is_some())
+    }
+
+    /// A member on another node marked a post of a group hosted here helpful, or took it back.
+    pub(crate) async fn apply_like(
+        &self,
+        like: &Value,
+        actor: &str,
+        helpful: bool,
+    ) -> Result<(), FederationError> {
+        let Some(group_url) = like["context"].as_str() else {
+            return Ok(());
+        };
+        let Some(pid) = self.local_group_id(group_url) else {
+            return Ok(());
+        };
+        let group = self.store.group_by_public_id(&pid).await?;
+        let member = self.store.remote_member(group.id, actor).await?;
+        if member.is_none_or(|m| m.state != MemberState::Active) {
+            return Ok(());
+        }
+        let Some(post) = self
+            .post_by_ref(&group, like["object"].as_str().unwrap_or_default())
+            .await?
+        else {
+            return Ok(());
+        };
+        let post = match self
+            .store
+            .set_remote_helpful(post.id, actor, helpful, self.clock.now())
+            .await
+        {
+            Ok(p) => p,
+            Err(e) if e.conflict_code().is_some() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        self.post_state_changed(&group, &post).await
+    }
+}
+
+/// The id of the state a group's host keeps of one of its posts.
+pub fn state_id(group_url: &str, post_ref: &str) -> String {
+    format!(
+        "{group_url}/posts/{}/state",
+        hex::encode(sha_short(post_ref))
+    )
+}
+
+/// The id of the membership a group's host keeps of one remote member.
+pub fn membership_id(group_url: &str, actor: &str) -> String {
+    format!("{group_url}/members/{}", hex::encode(sha_short(actor)))
+}
