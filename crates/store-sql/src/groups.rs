@@ -1075,7 +1075,12 @@ macro_rules! impl_group_store {
                             "the owner's role cannot be given or taken here",
                         ));
                     }
-                    if role == GroupRole::Doctor && m.account_role != Some(Role::Doctor) {
+                    // A member of another node is a doctor by the credential their hospital signed,
+                    // which the caller checks; a local account by its role.
+                    if role == GroupRole::Doctor
+                        && m.user_id.is_some()
+                        && m.account_role != Some(Role::Doctor)
+                    {
                         return Err(StoreError::conflict(
                             "not_a_doctor",
                             "only doctors' accounts can be doctors of a group",

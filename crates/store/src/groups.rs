@@ -121,7 +121,8 @@ pub trait GroupStore: Send + Sync {
     ) -> Result<Member>;
     /// Changes an active member's role among doctor, moderator and member; logged as
     /// `appoint_*`/`dismiss_*`. Conflicts: `not_a_member`, `not_a_doctor` (only doctors' accounts
-    /// can be the group's doctors), `cannot_change_owner`.
+    /// can be the group's doctors; for a member of another node, the caller checks the credential
+    /// their hospital signed), `cannot_change_owner`.
     async fn set_member_role(
         &self,
         group_id: i64,
