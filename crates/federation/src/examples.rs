@@ -28,6 +28,7 @@ pub fn seed_of(actor: &str) -> [u8; 32] {
         "https://hospital-a.example/users/dr.wang" => [0x22; 32],
         "https://hospital-b.example/actor" => [0x33; 32],
         "https://hospital-b.example/users/p-7f3k2m9q" => [0x44; 32],
+        "https://hospital-a.example/groups/k3n8w2" => [0x55; 32],
         other => panic!("no example key for {other}"),
     }
 }
@@ -211,6 +212,67 @@ pub fn all() -> Vec<(&'static str, Value)> {
         Some(credential),
     )
     .unwrap();
+    let post_state = signed(
+        &group,
+        json!({
+            "@context": CONTEXT,
+            "id": a.activity("group-update-7c1e"),
+            "type": "Update",
+            "actor": group,
+            "to": [format!("{group}/members")],
+            "object": {
+                "id": crate::group_sync::state_id(&group, &b.object("q81")),
+                "type": crate::group_sync::POST_STATE,
+                "attributedTo": group,
+                "context": group,
+                "caremesh:post": b.object("q81"),
+                "caremesh:pinned": true,
+                "caremesh:helpfulCount": 3,
+                "caremesh:acceptedAnswer": a.object("r-90"),
+                "caremesh:answeredByDoctor": true,
+                "caremesh:removed": false,
+                "published": published,
+                "updated": edited,
+            },
+        }),
+    );
+    let membership = signed(
+        &group,
+        json!({
+            "@context": CONTEXT,
+            "id": a.activity("group-update-7c1f"),
+            "type": "Update",
+            "actor": group,
+            "to": [format!("{group}/members")],
+            "object": {
+                "id": crate::group_sync::membership_id(&group, &member),
+                "type": crate::group_sync::MEMBERSHIP,
+                "attributedTo": group,
+                "context": group,
+                "caremesh:member": member,
+                "caremesh:role": "member",
+                "caremesh:state": "banned",
+                "published": published,
+                "updated": edited,
+            },
+        }),
+    );
+    let like_object = json!({
+        "type": "Like",
+        "actor": member,
+        "object": a.object("r-90"),
+        "context": group,
+    });
+    let mut like = like_object.clone();
+    like["@context"] = json!(CONTEXT[0]);
+    like["id"] = json!(b.activity("like-3"));
+    let undo_like = json!({
+        "@context": CONTEXT[0],
+        "id": b.activity("unlike-4"),
+        "type": "Undo",
+        "actor": member,
+        "object": like_object,
+    });
     let webfinger = json!({
         "subject": a.acct("dr.wang"),
         "links": [{ "rel": "self", "type": crate::ACTIVITY_JSON, "href": wang }],
@@ -229,6 +291,10 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("reject", reject),
         ("undo-follow", undo),
         ("update-actor", update_actor),
+        ("update-post-state", post_state),
+        ("update-membership", membership),
+        ("like", like),
+        ("undo-like", undo_like),
     ]
 }
 
