@@ -15,7 +15,7 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use caremesh_domain::{
     GroupRole, Language, MemberListVisibility, MemberState, Role, Timestamp, clean_line,
-    clean_text, group::limits, validate_condition_code,
+    clean_text, group::limits, validate_condition_code, validate_display_name,
 };
 use caremesh_store::{Group, GroupInvite, GroupSettings, InviteState, Member, NewGroup, User};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -41,6 +41,7 @@ pub fn router() -> Router<AppState> {
             post(ban_member).delete(unban_member),
         )
         .route("/api/v1/groups/{gid}/leave", post(leave))
+        .route("/api/v1/groups/{gid}/me", put(set_my_name))
         .route(
             "/api/v1/groups/{gid}/join-requests",
             get(list_join_requests).post(request_join),
@@ -651,6 +652,45 @@ async fn leave(State(state): State<AppState>, ctx: GroupCtx) -> ApiResult<Status
         tracing::error!(error = %e, group = %ctx.group.public_id, "cannot tell the host");
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MyName {
+    display_name: String,
+}
+
+/// Chooses the name the asker shows in this group (patients only: doctors and staff are known by
+/// their account's name, under which the hospital vouches for them).
+async fn set_my_name(
+    State(state): State<AppState>,
+    ctx: GroupCtx,
+    ApiJson(req): ApiJson<MyName>,
+) -> ApiResult<Json<MemberView>> {
+    let m = set_member_name(&state, &ctx, &req.display_name).await?;
+    Ok(Json(MemberView::new(m)))
+}
+
+/// Checks and stores a member's name for one group; shared with the web pages. In a group
+/// mirrored from another node the name is the member's pseudonym there, changed together.
+pub async fn set_member_name(state: &AppState, ctx: &GroupCtx, name: &str) -> ApiResult<Member> {
+    ctx.read()?;
+    if ctx.user.role != Role::Patient {
+        return Err(ApiError::forbidden(
+            "doctors and staff are shown by their account's name in every group",
+        ));
+    }
+    // Like account names, with control characters and direction overrides removed.
+    let name = clean_line(
+        "display_name",
+        name,
+        caremesh_domain::account::DISPLAY_NAME_MAX,
+    )?;
+    validate_display_name(&name)?;
+    Ok(state
+        .store
+        .set_member_name(ctx.group.id, ctx.user.id, name)
+        .await?)
 }
 
 #[derive(Deserialize, Default)]
