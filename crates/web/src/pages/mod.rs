@@ -531,7 +531,8 @@ pub fn upload_error(v: &Viewer, state: &AppState, e: &ApiError) -> Option<String
         "empty_file" => v.t("photo-empty").to_owned(),
         _ => return None,
     };
-    Some(format!("{problem} {}", v.t("photo-choose-again")))
+    let space = if v.lang == Language::ZhCn { "" } else { " " };
+    Some(format!("{problem}{space}{}", v.t("photo-choose-again")))
 }
 
 /// Links between the pages of a list that work without JavaScript: to the next page (when there

@@ -1520,10 +1520,11 @@ async fn moderation_page(
         .await?;
     let log = state.store.moderation_log(ctx.group.id, None, 50).await?;
     let mut h = format!(
-        r#"<p class="crumbs"><a href="/g/{}">{}</a></p><section><h2>{}</h2>"#,
-        seg(&gid),
+        r#"<p class="crumbs"><a href="/g/{gid}">{}</a> · <a href="/g/{gid}/members">{}</a></p><section><h2>{}</h2>"#,
         esc(&ctx.group.settings.name),
-        esc(v.t("open-reports"))
+        esc(v.t("members")),
+        esc(v.t("open-reports")),
+        gid = seg(&gid),
     );
     if reports.is_empty() {
         h.push_str(&format!("<p>{}</p>", esc(v.t("no-reports"))));
