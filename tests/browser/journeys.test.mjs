@@ -306,3 +306,246 @@ test('logged-out visitors are sent to the login page and back', async () => {
   await page.getByRole('heading', { name: '登录' }).waitFor();
   await ctx.close();
 });
+
+// ---------------------------------------------------------------------------------------------
+// Photos, names per group, creating groups, member management, paging.
+
+/** A small JPEG made by Chromium's own encoder (a JavaScript-enabled scratch page). */
+async function makeJpeg() {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const dataUrl = await page.evaluate(() => {
+    const c = document.createElement('canvas');
+    c.width = 64; c.height = 48;
+    const g = c.getContext('2d');
+    g.fillStyle = '#c0504d'; g.fillRect(0, 0, 64, 48);
+    g.fillStyle = '#4f81bd'; g.fillRect(16, 12, 32, 24);
+    return c.toDataURL('image/jpeg', 0.9);
+  });
+  await ctx.close();
+  return Buffer.from(dataUrl.split(',')[1], 'base64');
+}
+
+/** An APP1 Exif segment with a camera name and a GPS position (N 39° 37' 45.12", Tangshan). */
+function exifGpsSegment() {
+  const t = [];
+  const u16 = (n) => t.push((n >> 8) & 255, n & 255);
+  const u32 = (n) => t.push((n >>> 24) & 255, (n >> 16) & 255, (n >> 8) & 255, n & 255);
+  const entry = (tag, type, count, value) => { u16(tag); u16(type); u32(count); t.push(...value); };
+  t.push(0x4d, 0x4d, 0x00, 0x2a); u32(8);
+  u16(2); // IFD0 at 8: two entries, ends at 8 + 2 + 24 + 4 = 38
+  entry(0x010f, 2, 10, [0, 0, 0, 38]); // Make, at 38
+  entry(0x8825, 4, 1, [0, 0, 0, 48]); // GPS IFD, at 48
+  u32(0);
+  t.push(...Buffer.from('SecretCam\0')); // 38..48
+  u16(2); // GPS IFD at 48: two entries, ends at 48 + 2 + 24 + 4 = 78
+  entry(0x0001, 2, 2, [0x4e, 0, 0, 0]); // GPSLatitudeRef "N"
+  entry(0x0002, 5, 3, [0, 0, 0, 78]); // GPSLatitude, at 78
+  u32(0);
+  for (const [n, d] of [[39, 1], [37, 1], [4512, 100]]) { u32(n); u32(d); }
+  const payload = Buffer.concat([Buffer.from('Exif\0\0', 'latin1'), Buffer.from(t)]);
+  const len = payload.length + 2;
+  return Buffer.concat([Buffer.from([0xff, 0xe1, len >> 8, len & 255]), payload]);
+}
+
+/** The markers of a JPEG's segments before its image data (0xe1: APP1, where EXIF lives). */
+function jpegMarkers(bytes) {
+  const markers = [];
+  let i = 2;
+  while (i + 4 <= bytes.length && bytes[i] === 0xff) {
+    const marker = bytes[i + 1];
+    markers.push(marker);
+    if (marker === 0xda) break;
+    i += 2 + ((bytes[i + 2] << 8) | bytes[i + 3]);
+  }
+  return markers;
+}
+
+async function apiToken(username, password) {
+  const r = await fetch(`${node.base}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  });
+  assert.equal(r.status, 200);
+  return (await r.json()).token;
+}
+
+async function api(token, method, path, body) {
+  const r = await fetch(`${node.base}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: r.status, body: await r.json().catch(() => null) };
+}
+
+test('patient attaches a photo to a question; it is shown and served without EXIF or GPS', async () => {
+  const plain = await makeJpeg();
+  const tagged = Buffer.concat([plain.subarray(0, 2), exifGpsSegment(), plain.subarray(2)]);
+  assert.ok(tagged.includes(Buffer.from('SecretCam')) && tagged.includes(Buffer.from('Exif\0\0', 'latin1')));
+
+  const ctx = await browser.newContext({ javaScriptEnabled: false, storageState: state.patientStorage, locale: 'zh-CN' });
+  const page = await ctx.newPage();
+  await page.goto(`${node.base}/g/${node.groups[0].id}`);
+  await page.getByText('照片保存前会去除拍摄地点（GPS）等隐藏信息').first().waitFor();
+  await page.getByLabel('您的问题').fill('术后第三天的伤口，这样正常吗？');
+  await page.getByLabel('照片（可选）').setInputFiles({ name: 'IMG_0001.jpg', mimeType: 'image/jpeg', buffer: tagged });
+  await shot(page, 'patient-ask-photo');
+  await page.getByRole('button', { name: '发布问题' }).click();
+  await page.locator('.main-post .body').waitFor();
+  assert.match(await page.locator('.main-post .body').innerText(), /术后第三天的伤口/);
+  const img = page.locator('.main-post img.photo');
+  assert.equal(await img.count(), 1);
+  const box = await img.boundingBox();
+  assert.ok(box && box.width > 0 && box.height > 0, 'the photo is shown');
+  const src = await img.getAttribute('src');
+  const served = await page.request.get(new URL(src, node.base).href);
+  assert.equal(served.status(), 200);
+  assert.equal(served.headers()['content-type'], 'image/jpeg');
+  const bytes = await served.body();
+  assert.deepEqual([...bytes.subarray(0, 2)], [0xff, 0xd8]);
+  assert.ok(!bytes.includes(Buffer.from('Exif', 'latin1')), 'no Exif block');
+  assert.ok(!bytes.includes(Buffer.from('SecretCam')), 'no camera name');
+  assert.ok(!jpegMarkers(bytes).includes(0xe1), 'no APP1 segment, where EXIF and its GPS position live');
+  assert.ok(jpegMarkers(tagged).includes(0xe1), 'the uploaded file had one');
+  await measure(page, 'thread-with-photo');
+  await shot(page, 'patient-thread-photo');
+  state.photoThreadUrl = page.url();
+
+  // A file that is not a photo comes back with the text kept and a clear message.
+  await page.getByLabel('您的回复').fill('再补一张化验单');
+  await page.getByLabel('照片（可选）').setInputFiles({ name: 'scan.gif', mimeType: 'image/gif', buffer: Buffer.from('GIF89a\x01\x00\x01\x00') });
+  await page.getByRole('button', { name: '发布回复' }).click();
+  await page.getByText('不能上传这种文件').waitFor();
+  assert.equal(await page.getByLabel('您的回复').inputValue(), '再补一张化验单');
+  await shot(page, 'patient-photo-refused');
+  await ctx.close();
+});
+
+test('patient chooses a name for the group and sees it on their post', async () => {
+  const ctx = await browser.newContext({ javaScriptEnabled: false, storageState: state.patientStorage, locale: 'zh-CN' });
+  const page = await ctx.newPage();
+  await page.goto(`${node.base}/g/${node.groups[0].id}`);
+  await page.getByRole('heading', { name: '您在本群的名字' }).waitFor();
+  const field = page.getByLabel('在本群显示的名字');
+  assert.equal(await field.inputValue(), '康复中的王阿姨');
+  await field.fill('   ');
+  await page.getByRole('button', { name: '保存', exact: true }).click();
+  await page.getByText('请填写“在本群显示的名字”。').waitFor();
+  await page.getByLabel('在本群显示的名字').fill('乳腺术后的王姐');
+  await page.getByRole('button', { name: '保存', exact: true }).click();
+  await page.getByText('已保存：您在本群显示为“乳腺术后的王姐”。').waitFor();
+  await shot(page, 'patient-group-name');
+  await page.goto(state.photoThreadUrl);
+  assert.equal(await page.locator('.main-post .author').innerText(), '乳腺术后的王姐');
+  await ctx.close();
+  // The doctor sees it too.
+  const dctx = await noJs();
+  const dpage = await dctx.newPage();
+  await login(dpage, 'dr.li', PASSWORDS.drli);
+  await dpage.goto(state.photoThreadUrl);
+  assert.equal(await dpage.locator('.main-post .author').innerText(), '乳腺术后的王姐');
+  await dctx.close();
+});
+
+test('a doctor creates a group from the page', async () => {
+  const ctx = await noJs();
+  const page = await ctx.newPage();
+  await login(page, 'dr.li', PASSWORDS.drli);
+  await page.getByRole('link', { name: '创建新群' }).click();
+  await page.getByRole('heading', { name: '创建新群' }).waitFor();
+  await measure(page, 'new-group');
+  await axeCheck(ctx, page.url(), 'new-group');
+  await page.getByLabel('群名称').fill('心衰患者之家 · 唐山');
+  await page.getByLabel('病种').fill('慢性心力衰竭');
+  await page.getByLabel('疾病编码（可选，如 ICD-10 C50）').fill('i50!');
+  await page.getByLabel('城市').fill('唐山');
+  await page.getByLabel('群简介（可选）').fill('出院后的自我管理：体重、限盐、用药。');
+  await page.getByLabel('全体群成员').check();
+  await page.getByRole('button', { name: '创建群' }).click();
+  // A mistake comes back with everything typed and the field named.
+  await page.getByText('“疾病编码（可选，如 ICD-10 C50）”只能包含大写字母').waitFor();
+  assert.equal(await page.getByLabel('群名称').inputValue(), '心衰患者之家 · 唐山');
+  assert.ok(await page.getByLabel('全体群成员').isChecked());
+  await shot(page, 'new-group-error');
+  await page.getByLabel('疾病编码（可选，如 ICD-10 C50）').fill('I50');
+  await page.getByRole('button', { name: '创建群' }).click();
+  await page.getByRole('heading', { name: '心衰患者之家 · 唐山' }).waitFor();
+  await page.getByText('慢性心力衰竭 · 唐山 · 1 位成员').waitFor();
+  state.newGroupUrl = page.url();
+  state.newGroupId = new URL(page.url()).pathname.split('/')[2];
+  await shot(page, 'new-group-created');
+  await ctx.close();
+});
+
+test('a moderator admits a join request and removes a member', async () => {
+  // The patient asks to join the new group (with its id, from the doctor).
+  const patient = await apiToken('wang.ayi', 'patient-password-1');
+  const asked = await api(patient, 'POST', `/api/v1/groups/${state.newGroupId}/join-requests`, { message: '我上个月出院，想学习限盐。' });
+  assert.equal(asked.status, 202);
+
+  const ctx = await noJs();
+  const page = await ctx.newPage();
+  await login(page, 'dr.li', PASSWORDS.drli);
+  await page.goto(state.newGroupUrl);
+  await page.getByRole('link', { name: '成员' }).click();
+  await page.getByRole('heading', { name: '入群申请' }).waitFor();
+  await page.getByText('我上个月出院，想学习限盐。').waitFor();
+  await measure(page, 'members');
+  await shot(page, 'members-request');
+  await axeCheck(ctx, page.url(), 'members');
+  await page.getByRole('button', { name: '同意康复中的王阿姨入群' }).click();
+  await page.getByText('目前没有入群申请。').waitFor();
+  await page.getByRole('heading', { name: '2 位成员' }).waitFor();
+  await shot(page, 'members-admitted');
+
+  // The patient is in and sees the group; then the moderator removes them, with a reason.
+  const inGroup = await api(patient, 'GET', `/api/v1/groups/${state.newGroupId}`);
+  assert.equal(inGroup.status, 200);
+  await page.getByText('将康复中的王阿姨移出本群…').click();
+  await page.getByLabel('原因（可选，记入管理日志）').fill('测试移出');
+  await page.getByRole('button', { name: '移出本群', exact: true }).click();
+  await page.getByRole('heading', { name: '1 位成员' }).waitFor();
+  assert.equal(await page.getByText('康复中的王阿姨').count(), 0);
+  const gone = await api(patient, 'GET', `/api/v1/groups/${state.newGroupId}`);
+  assert.equal(gone.status, 404);
+  // Both decisions are in the moderation log.
+  await page.goto(`${node.base}/g/${state.newGroupId}/moderation`);
+  const log = await page.locator('table').innerText();
+  assert.match(log, /remove_member/);
+  assert.match(log, /approve_join/);
+  assert.match(log, /测试移出/);
+  await ctx.close();
+});
+
+test('the feed pages back to older posts with plain links', async () => {
+  const doctor = await apiToken('dr.li', PASSWORDS.drli);
+  const gid = node.groups[1].id;
+  for (let i = 0; i < 25; i++) {
+    const r = await api(doctor, 'POST', `/api/v1/groups/${gid}/posts`, { kind: 'question', title: `饮食问题 ${String(i).padStart(2, '0')}`, body: '每天主食吃多少合适？' });
+    assert.equal(r.status, 201);
+  }
+  const ctx = await noJs();
+  const page = await ctx.newPage();
+  await login(page, 'dr.li', PASSWORDS.drli);
+  await page.goto(`${node.base}/g/${gid}`);
+  const titles = async () => page.locator('main article h3 a').allInnerTexts();
+  const first = await titles();
+  assert.equal(first.length, 20, first.join('|'));
+  assert.ok(first.includes('本周六上午健康讲座'), 'the pinned announcement leads the first page');
+  assert.ok(first.includes('饮食问题 24'));
+  await page.getByRole('link', { name: '更早的帖子' }).click();
+  await page.getByRole('heading', { name: '更早的帖子' }).waitFor();
+  assert.match(page.url(), /\?cursor=/);
+  const second = await titles();
+  assert.equal(second.length, 6, second.join('|'));
+  assert.ok(second.includes('饮食问题 00'));
+  assert.equal(new Set([...first, ...second]).size, 26, 'every post once');
+  assert.equal(await page.getByRole('link', { name: '更早的帖子' }).count(), 0);
+  await measure(page, 'feed-older');
+  await shot(page, 'feed-older');
+  await page.getByRole('link', { name: '回到最新的帖子' }).click();
+  assert.equal((await titles()).length, 20);
+  await ctx.close();
+});

@@ -61,7 +61,7 @@ export async function startNode() {
     if (Date.now() > deadline) throw new Error('caremesh serve did not become ready');
     await new Promise((r) => setTimeout(r, 100));
   }
-  // Groups are set up through the JSON API (creating groups has no page yet).
+  // The first groups are set up through the JSON API (a journey creates one from the page).
   const login = await fetch(`${base}/api/v1/auth/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },

@@ -28,6 +28,7 @@ on_both_backends!(
     bad_input_gets_clear_errors_and_changes_nothing,
     every_list_pages_by_cursor,
     cookie_writes_from_other_sites_are_refused,
+    patients_choose_their_name_in_each_group,
 );
 
 fn g(gid: &str, rest: &str) -> String {
@@ -1784,4 +1785,102 @@ async fn cookie_writes_from_other_sites_are_refused(b: Backend) {
     assert_eq!(ok.status(), 201);
     assert_eq!(feed_ids(&node, &w.member, &w.gid, "").await.len(), 1);
     node.stop().await;
+}
+
+async fn patients_choose_their_name_in_each_group(b: Backend) {
+    let Some(node) = TestNode::spawn(b).await else {
+        return;
+    };
+    let w = world(&node).await;
+    let me = g(&w.gid, "/me");
+    let put = |token: &str, body: Value| {
+        let token = token.to_owned();
+        let node = &node;
+        let me = me.clone();
+        async move { call(node, Some(&token), Method::PUT, &me, Some(body)).await }
+    };
+    let q = question(&node, &w.member, &w.gid, "术后锻炼").await;
+    let body = expect(
+        put(&w.member, json!({"display_name": "  康复中的小王 "})).await,
+        200,
+    );
+    assert_eq!(body["display_name"], "康复中的小王");
+    assert_eq!(body["id"], w.member_id);
+    // The group shows the name on posts and in the member list; other groups do not.
+    let post = expect(
+        get(&node, &w.owner, &g(&w.gid, &format!("/posts/{q}"))).await,
+        200,
+    );
+    assert_eq!(post["author"]["name"], "康复中的小王");
+    let members = expect(get(&node, &w.owner, &g(&w.gid, "/members")).await, 200);
+    assert!(
+        members["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["display_name"] == "康复中的小王")
+    );
+    join(&node, &w.other_doctor, &w.other_gid, &w.member).await;
+    let q2 = question(&node, &w.member, &w.other_gid, "另一个群").await;
+    let post = expect(
+        get(&node, &w.member, &g(&w.other_gid, &format!("/posts/{q2}"))).await,
+        200,
+    );
+    assert_eq!(post["author"]["name"], "patient.member (display)");
+
+    // Refusals change nothing.
+    for (token, body, status, code) in [
+        (
+            &w.member,
+            json!({"display_name": "   "}),
+            422,
+            "invalid_field",
+        ),
+        (
+            &w.member,
+            json!({"display_name": "名".repeat(65)}),
+            422,
+            "invalid_field",
+        ),
+        (&w.member, json!({"display_name": 5}), 422, "invalid_body"),
+        (&w.member, json!({"name": "x"}), 422, "invalid_body"),
+        // Doctors and staff are known by their account's name.
+        (&w.doctor, json!({"display_name": "x"}), 403, "forbidden"),
+        (&w.moderator, json!({"display_name": "x"}), 403, "forbidden"),
+        (&w.admin, json!({"display_name": "x"}), 403, "forbidden"),
+        // Outsiders learn nothing about the group.
+        (&w.outsider, json!({"display_name": "x"}), 404, "not_found"),
+    ] {
+        let (st, b) = put(token, body.clone()).await;
+        assert_eq!(
+            (st.as_u16(), b["error"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+    }
+    let (st, _) = call(
+        &node,
+        None,
+        Method::PUT,
+        &me,
+        Some(json!({"display_name": "x"})),
+    )
+    .await;
+    assert_eq!(st.as_u16(), 401);
+    let post = expect(
+        get(&node, &w.owner, &g(&w.gid, &format!("/posts/{q}"))).await,
+        200,
+    );
+    assert_eq!(post["author"]["name"], "康复中的小王");
+    // Who has left cannot choose a name there any more.
+    expect(
+        post_empty(&node, &w.member, &g(&w.gid, "/leave")).await,
+        204,
+    );
+    let (st, b) = put(&w.member, json!({"display_name": "x"})).await;
+    assert_eq!((st.as_u16(), b["error"].as_str()), (404, Some("not_found")));
+}
+
+async fn post_empty(node: &TestNode, token: &str, path: &str) -> (reqwest::StatusCode, Value) {
+    call(node, Some(token), Method::POST, path, None).await
 }

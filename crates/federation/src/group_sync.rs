@@ -256,6 +256,67 @@ impl Federation {
             .await
     }
 
+    /// A patient chose a new name for a group hosted elsewhere: the host is told with an `Update`
+    /// of the pseudonym, fetches it again and shows the new name (and forwards the `Update` to its
+    /// other members' nodes, which do the same).
+    pub async fn pseudonym_renamed(
+        &self,
+        group: &Group,
+        user: &User,
+    ) -> Result<(), FederationError> {
+        let Some(group_url) = &group.remote_actor_id else {
+            return Ok(());
+        };
+        let Some(p) = self.store.pseudonym_of(user.id, group.id).await? else {
+            return Ok(());
+        };
+        let actor = self.urls.pseudonym(&p.public_id);
+        let update = json!({
+            "@context": AS,
+            "id": self.urls.activity(&format!("rename-{}", random_id()?)),
+            "type": "Update",
+            "actor": actor,
+            "object": actor,
+        });
+        self.publish(&update, &[self.partner_of(group_url).await?])
+            .await
+    }
+
+    /// An actor of another node was updated (and fetched again by the inbox): if it is a member
+    /// of groups here, its new name is shown, and a host passes the `Update` on to its groups'
+    /// other members' nodes.
+    pub(crate) async fn remote_actor_updated(
+        &self,
+        activity: &Value,
+        actor: &str,
+        from: &str,
+        forward: bool,
+    ) -> Result<(), FederationError> {
+        let Some(doc) = self.store.remote_actor(actor).await? else {
+            return Ok(());
+        };
+        let Some(name) = serde_json::from_str::<Value>(&doc.document)
+            .ok()
+            .and_then(|d| {
+                d["name"]
+                    .as_str()
+                    .map(|n| n.chars().take(64).collect::<String>())
+            })
+        else {
+            return Ok(());
+        };
+        self.store.rename_remote_actor(actor, &name).await?;
+        if forward {
+            let mut entries = Vec::new();
+            for group in self.store.groups_with_remote_member(actor).await? {
+                entries.extend(self.announce_entries(&group, activity, Some(from)).await?);
+            }
+            self.store.enqueue(entries, self.clock.now()).await?;
+            self.wake();
+        }
+        Ok(())
+    }
+
     /// The local account behind an actor that is a member of a mirrored group: a pseudonym of
     /// that group, or a person of this node.
     pub(crate) async fn local_member_account(

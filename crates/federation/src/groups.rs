@@ -218,7 +218,11 @@ impl Federation {
                 public_id: random_id()?,
                 user_id: user.id,
                 group_id: group.id,
-                display_name: user.display_name.clone(),
+                // A new pseudonym takes the name the patient shows in the group.
+                display_name: match self.store.membership(group.id, user.id).await? {
+                    Some(m) => m.display_name,
+                    None => user.display_name.clone(),
+                },
                 created_at: self.clock.now(),
             })
             .await?;
@@ -512,6 +516,10 @@ impl Federation {
                 }
                 self.wake();
             }
+            "Update" if object.as_str() == Some(actor.as_str()) => {
+                self.remote_actor_updated(activity, &actor, from, true)
+                    .await?;
+            }
             "Update" => {
                 if let Some(group) = self.store.group_by_remote_actor(&actor).await? {
                     // The host of a group mirrored here: a post's state or a membership.
@@ -568,6 +576,13 @@ impl Federation {
                         let object_id = inner["id"].as_str().unwrap_or_default();
                         self.apply_newest_edit(object_id, &inner_actor, Vec::new())
                             .await?;
+                    }
+                    "Update" if inner.as_str() == Some(inner_actor.as_str()) => {
+                        // A member renamed: take the actor from its own node.
+                        if self.resolver.fetch_actor(&inner_actor).await.is_ok() {
+                            self.remote_actor_updated(object, &inner_actor, from, false)
+                                .await?;
+                        }
                     }
                     "Delete" => {
                         if let Some(object_id) = inner["id"].as_str().or(inner.as_str()) {

@@ -185,7 +185,7 @@ macro_rules! impl_group_store {
             // ---- members ----
 
             pub(super) const MEMBER_SELECT: &str = "select gm.id, gm.group_id, gm.user_id, gm.actor_id,
-                   coalesce(u.display_name, gm.actor_name, '') as display_name, u.role as account_role,
+                   coalesce(gm.member_name, u.display_name, gm.actor_name, '') as display_name, u.role as account_role,
                    gm.role, gm.state, gm.request_message, gm.created_at, gm.updated_at
                  from group_members gm left join users u on u.id = gm.user_id";
 
@@ -313,7 +313,9 @@ macro_rules! impl_group_store {
                      (select t.public_id from posts t where t.id = p.thread_id) end as thread_public_id,
                    p.author_user_id, p.author_actor_id,
                    coalesce(case when p.author_user_id is not null then
-                              (select u.display_name from users u where u.id = p.author_user_id) end,
+                              coalesce((select m.member_name from group_members m
+                                         where m.group_id = p.group_id and m.user_id = p.author_user_id),
+                                       (select u.display_name from users u where u.id = p.author_user_id)) end,
                             case when p.author_actor_id is not null then
                               (select r.actor_name from group_members r
                                 where r.group_id = p.group_id and r.actor_id = p.author_actor_id) end,
@@ -1109,6 +1111,36 @@ macro_rules! impl_group_store {
                     Ok(member)
                 }
 
+                async fn set_member_name(
+                    &self,
+                    group_id: i64,
+                    user: UserId,
+                    name: String,
+                ) -> Result<Member> {
+                    let mut tx = self.begin_write().await?;
+                    let m = member_of_user(&mut tx, group_id, user).await?;
+                    let Some(m) = m.filter(|m| matches!(m.state, MemberState::Active | MemberState::Pending)) else {
+                        return Err(StoreError::conflict("not_a_member", "this account is not a member of the group"));
+                    };
+                    // `updated_at` stays: it says since when the membership is in its state.
+                    sqlx::query("update group_members set member_name = $1 where id = $2")
+                        .bind(&name)
+                        .bind(m.id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    sqlx::query("update pseudonyms set display_name = $1 where user_id = $2 and group_id = $3")
+                        .bind(&name)
+                        .bind(user.0)
+                        .bind(group_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let member = load_member(&mut tx, group_id, m.id).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(member)
+                }
+
                 async fn create_group_invite(&self, n: NewGroupInvite) -> Result<GroupInvite> {
                     let row = sqlx::query(
                         "insert into group_invites (group_id, token, label, created_by, created_at, expires_at, max_uses, uses)
@@ -1279,7 +1311,7 @@ macro_rules! impl_group_store {
                     // One round trip: every group request starts here.
                     let row = sqlx::query(
                         "select g.*, gm.id as m_id, gm.group_id as m_group_id, gm.user_id as m_user_id,
-                           gm.actor_id as m_actor_id, coalesce(u.display_name, gm.actor_name, '') as m_display_name,
+                           gm.actor_id as m_actor_id, coalesce(gm.member_name, u.display_name, gm.actor_name, '') as m_display_name,
                            u.role as m_account_role, gm.role as m_role, gm.state as m_state,
                            gm.request_message as m_request_message, gm.created_at as m_created_at,
                            gm.updated_at as m_updated_at
@@ -1316,7 +1348,7 @@ macro_rules! impl_group_store {
                            u.created_at as u_created_at, u.updated_at as u_updated_at,
                            g.*,
                            gm.id as m_id, gm.group_id as m_group_id, gm.user_id as m_user_id,
-                           gm.actor_id as m_actor_id, u.display_name as m_display_name,
+                           gm.actor_id as m_actor_id, coalesce(gm.member_name, u.display_name) as m_display_name,
                            u.role as m_account_role, gm.role as m_role, gm.state as m_state,
                            gm.request_message as m_request_message, gm.created_at as m_created_at,
                            gm.updated_at as m_updated_at
@@ -2248,7 +2280,7 @@ macro_rules! impl_group_store {
                 ) -> Result<Vec<ModerationEntry>> {
                     let rows = sqlx::query(
                         "select l.id, l.group_id, l.moderator_user_id, u.display_name as moderator_name, l.action,
-                           l.target_member_id, coalesce(tu.display_name, tm.actor_name) as target_name,
+                           l.target_member_id, coalesce(tm.member_name, tu.display_name, tm.actor_name) as target_name,
                            p.public_id as target_post_public_id, l.detail, l.created_at
                          from moderation_log l
                          left join users u on u.id = l.moderator_user_id

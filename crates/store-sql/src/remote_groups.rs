@@ -177,6 +177,37 @@ macro_rules! impl_remote_group_store {
                     remote_member_in(&mut conn, group_id, actor_id).await
                 }
 
+                async fn rename_remote_actor(&self, actor_id: &str, name: &str) -> Result<()> {
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query("update group_members set actor_name = $1 where actor_id = $2")
+                        .bind(name)
+                        .bind(actor_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    sqlx::query("update posts set author_name = $1 where author_actor_id = $2")
+                        .bind(name)
+                        .bind(actor_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(())
+                }
+
+                async fn groups_with_remote_member(&self, actor_id: &str) -> Result<Vec<Group>> {
+                    let rows = sqlx::query(
+                        "select g.* from groups g join group_members gm on gm.group_id = g.id
+                         where gm.actor_id = $1 and gm.state = 'active' and g.remote_actor_id is null
+                         order by g.id",
+                    )
+                    .bind(actor_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    rows.iter().map(group_from_row).collect()
+                }
+
                 async fn remote_member_actors(&self, group_id: i64) -> Result<Vec<String>> {
                     sqlx::query_scalar(
                         "select actor_id from group_members
@@ -635,6 +666,15 @@ macro_rules! impl_remote_group_store {
                         )
                         .await?,
                     };
+                    if let Some(p) = &pseudonym {
+                        // The name chosen for the group is also the member's name in it here.
+                        sqlx::query("update group_members set member_name = $1 where id = $2")
+                            .bind(&p.display_name)
+                            .bind(member_id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                    }
                     enqueue_in(&mut tx, &follow, now).await?;
                     let m = load_member(&mut tx, group_id, member_id).await?;
                     tx.commit().await.map_err(db_err)?;

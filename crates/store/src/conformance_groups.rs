@@ -10,7 +10,8 @@ use caremesh_domain::{
 
 use crate::{
     DeletedBy, FeedPosition, FeedSort, GroupSettings, ImportedPost, InviteState, NewAttachment,
-    NewGroup, NewGroupInvite, NewLibraryItem, NewPost, NewUser, ReplySort, Store, StoreError,
+    NewGroup, NewGroupInvite, NewLibraryItem, NewPost, NewUser, Pseudonym, ReplySort, Store,
+    StoreError,
 };
 
 /// Expands to one `#[tokio::test]` per group conformance check.
@@ -37,6 +38,7 @@ macro_rules! group_conformance_suite {
             import_posts_in_bulk,
             groups_of_user_and_all_groups,
             post_views_are_counted_once_per_account,
+            members_choose_their_name_in_each_group,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -1196,4 +1198,153 @@ pub async fn post_views_are_counted_once_per_account(s: S) {
         vec![(a.id, 2), (b.id, 1)]
     );
     assert_eq!(s.post_view_counts(&[]).await.unwrap(), vec![]);
+}
+
+pub async fn members_choose_their_name_in_each_group(s: S) {
+    let c = cast(&s).await;
+    let other = group(&s, "other", c.owner).await;
+    invite(&s, other, "tok2", c.owner, None).await;
+    join(&s, other, "tok2", c.p1).await;
+    let q = s
+        .create_post(post(c.g, "q1", PostKind::Question, c.p1, 10))
+        .await
+        .unwrap();
+    s.create_post(reply(c.g, "r1", q.id, c.p1, 11))
+        .await
+        .unwrap();
+    s.create_post(post(other, "q2", PostKind::Question, c.p1, 12))
+        .await
+        .unwrap();
+
+    let m = s
+        .set_member_name(c.g, c.p1, "康复中的小王".into())
+        .await
+        .unwrap();
+    assert_eq!(m.display_name, "康复中的小王");
+    assert_eq!(m.state, MemberState::Active);
+    assert_eq!(
+        m.updated_at,
+        t(1),
+        "a new name is not a change of membership state"
+    );
+    let again = s.membership(c.g, c.p1).await.unwrap().unwrap();
+    assert_eq!(again.display_name, "康复中的小王");
+    assert_eq!(
+        s.group_access("grp", c.p1)
+            .await
+            .unwrap()
+            .1
+            .unwrap()
+            .display_name,
+        "康复中的小王"
+    );
+    let listed = s
+        .list_members(c.g, MemberState::Active, None, 10)
+        .await
+        .unwrap();
+    assert!(listed.iter().any(|m| m.display_name == "康复中的小王"));
+    // Posts show the name of the group they are in: the feed (read as one JSON row), a single
+    // post, a thread's replies and search.
+    let feed = s
+        .feed(c.g, Some(c.p2), FeedSort::Newest, None, 10, t(100))
+        .await
+        .unwrap();
+    assert_eq!(feed[0].author.name, "康复中的小王");
+    assert_eq!(
+        s.post_by_public_id(c.g, "q1", None)
+            .await
+            .unwrap()
+            .author
+            .name,
+        "康复中的小王"
+    );
+    let replies = s
+        .replies(q.id, None, ReplySort::Oldest, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(replies[0].author.name, "康复中的小王");
+    let found = s
+        .search_posts(c.g, None, "q1", None, 10, t(100))
+        .await
+        .unwrap();
+    assert_eq!(found[0].author.name, "康复中的小王");
+    // The other group still shows the account's name.
+    let other_feed = s
+        .feed(other, None, FeedSort::Newest, None, 10, t(100))
+        .await
+        .unwrap();
+    assert_eq!(other_feed[0].author.name, "p1 显示");
+    assert_eq!(
+        s.membership(other, c.p1)
+            .await
+            .unwrap()
+            .unwrap()
+            .display_name,
+        "p1 显示"
+    );
+    // The moderation log names the member as the group knows them.
+    s.remove_member(c.g, m.id, false, None, c.moderator, t(20))
+        .await
+        .unwrap();
+    let log = s.moderation_log(c.g, None, 1).await.unwrap();
+    assert_eq!(log[0].target_name.as_deref(), Some("康复中的小王"));
+    // Who is no longer a member (or never was) cannot choose a name there; nothing changes.
+    let err = s.set_member_name(c.g, c.p1, "x".into()).await.unwrap_err();
+    assert_eq!(err.conflict_code(), Some("not_a_member"));
+    let stranger = user(&s, "stranger", Role::Patient).await;
+    let err = s
+        .set_member_name(c.g, stranger, "x".into())
+        .await
+        .unwrap_err();
+    assert_eq!(err.conflict_code(), Some("not_a_member"));
+    assert_eq!(
+        s.membership(c.g, c.p1).await.unwrap().unwrap().display_name,
+        "康复中的小王"
+    );
+
+    // In a group mirrored from another node the name is the pseudonym's, changed together; a
+    // member still waiting for the host's answer may already change it.
+    let mirror = s
+        .upsert_mirror_group(
+            "https://b.example/groups/g1",
+            "mirror1",
+            settings("远方的群"),
+            t(30),
+        )
+        .await
+        .unwrap();
+    let pending = s
+        .join_remote_group(
+            c.p2,
+            mirror.id,
+            Some(Pseudonym {
+                id: 0,
+                public_id: "pseudo1".into(),
+                user_id: c.p2,
+                group_id: mirror.id,
+                display_name: "旧名字".into(),
+                created_at: t(30),
+            }),
+            Vec::new(),
+            t(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pending.state, MemberState::Pending);
+    assert_eq!(pending.display_name, "旧名字");
+    let renamed = s
+        .set_member_name(mirror.id, c.p2, "新名字".into())
+        .await
+        .unwrap();
+    assert_eq!(renamed.display_name, "新名字");
+    let p = s.pseudonym_of(c.p2, mirror.id).await.unwrap().unwrap();
+    assert_eq!(
+        (p.public_id.as_str(), p.display_name.as_str()),
+        ("pseudo1", "新名字")
+    );
+    // Other pseudonyms of the account keep their names.
+    assert_eq!(
+        s.membership(c.g, c.p2).await.unwrap().unwrap().display_name,
+        "p2 显示"
+    );
 }

@@ -56,6 +56,8 @@ pub struct Member {
     pub group_id: i64,
     pub user_id: Option<UserId>,
     pub actor_id: Option<String>,
+    /// The name shown in this group: the one the member chose for it, else the account's display
+    /// name (local members) or the actor's name (remote members).
     pub display_name: String,
     /// The account's role on this node, for local members.
     pub account_role: Option<Role>,

@@ -132,6 +132,13 @@ pub trait GroupStore: Send + Sync {
         now: Timestamp,
     ) -> Result<Member>;
 
+    /// Sets the name the account shows in the group (`name`, already checked), as a member who is
+    /// active or waiting to be admitted; conflict `not_a_member` otherwise. Posts and member lists
+    /// show it instead of the account's display name. When the account has a pseudonym in the
+    /// group (always so in a group mirrored from another node), the pseudonym's display name
+    /// changes in the same transaction: it is the same name, as other nodes see it.
+    async fn set_member_name(&self, group_id: i64, user: UserId, name: String) -> Result<Member>;
+
     // ---- group invites ----
 
     /// Conflict `invite_exists` if the token is taken.

@@ -84,6 +84,10 @@ pub trait RemoteGroupStore: Send + Sync {
         now: Timestamp,
     ) -> Result<Option<Member>>;
     async fn remote_member(&self, group_id: i64, actor_id: &str) -> Result<Option<Member>>;
+    /// An actor of another node has a new name: its memberships and posts here show it.
+    async fn rename_remote_actor(&self, actor_id: &str, name: &str) -> Result<()>;
+    /// Groups hosted here of which the actor is an active member.
+    async fn groups_with_remote_member(&self, actor_id: &str) -> Result<Vec<Group>>;
     /// Actor ids of the group's active remote members.
     async fn remote_member_actors(&self, group_id: i64) -> Result<Vec<String>>;
 

@@ -104,6 +104,19 @@ async fn join_remote_group(
             req.invite.as_deref(),
         )
         .await?;
+    // The name chosen for the group is also the one this node shows there (the pseudonym has it
+    // already). The membership exists either way: a failure here only leaves the account's name.
+    let member = match state
+        .store
+        .set_member_name(group.id, auth.user.id, req.display_name.trim().to_owned())
+        .await
+    {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, group = %group.public_id, "cannot record the member's name");
+            member
+        }
+    };
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({

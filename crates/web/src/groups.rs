@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use caremesh_domain::{
-    GroupRole, Language, MemberListVisibility, MemberState, Role, Timestamp, clean_line,
-    clean_text, group::limits, validate_condition_code,
+    GroupRole, Language, MemberListVisibility, MemberState, Role, Timestamp, ValidationError,
+    clean_line, clean_text, group::limits, validate_condition_code, validate_display_name,
 };
 use caremesh_store::{Group, GroupInvite, GroupSettings, InviteState, Member, NewGroup, User};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -41,6 +41,7 @@ pub fn router() -> Router<AppState> {
             post(ban_member).delete(unban_member),
         )
         .route("/api/v1/groups/{gid}/leave", post(leave))
+        .route("/api/v1/groups/{gid}/me", put(set_my_name))
         .route(
             "/api/v1/groups/{gid}/join-requests",
             get(list_join_requests).post(request_join),
@@ -350,22 +351,44 @@ async fn list_groups(
     }
 }
 
-#[derive(Deserialize)]
+/// What a group's creator fills in: the JSON API's body, and the fields of the page's form.
+#[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
-struct CreateGroup {
-    name: String,
-    condition: String,
-    condition_code: Option<String>,
-    city: String,
-    language: String,
+pub struct NewGroupFields {
+    pub name: String,
+    pub condition: String,
+    pub condition_code: Option<String>,
+    pub city: String,
+    pub language: String,
     #[serde(default)]
-    description: String,
+    pub description: String,
     #[serde(default)]
-    rules: String,
-    member_list: Option<String>,
+    pub rules: String,
+    /// `moderators` (default) or `members`.
+    pub member_list: Option<String>,
 }
 
-fn clean_code(code: Option<String>) -> ApiResult<Option<String>> {
+impl NewGroupFields {
+    /// The group's settings, cleaned; the first rule broken names its field.
+    pub fn settings(&self) -> Result<GroupSettings, ValidationError> {
+        Ok(GroupSettings {
+            name: clean_line("name", &self.name, limits::GROUP_NAME)?,
+            condition: clean_line("condition", &self.condition, limits::CONDITION)?,
+            condition_code: clean_code(self.condition_code.clone())?,
+            city: clean_line("city", &self.city, limits::CITY)?,
+            language: self.language.parse()?,
+            description: clean_text("description", &self.description, limits::DESCRIPTION, true)?,
+            rules: clean_text("rules", &self.rules, limits::RULES, true)?,
+            member_list: self
+                .member_list
+                .as_deref()
+                .unwrap_or("moderators")
+                .parse()?,
+        })
+    }
+}
+
+fn clean_code(code: Option<String>) -> Result<Option<String>, ValidationError> {
     match code.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()) {
         None => Ok(None),
         Some(c) => {
@@ -375,38 +398,46 @@ fn clean_code(code: Option<String>) -> ApiResult<Option<String>> {
     }
 }
 
-async fn create_group(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    ApiJson(req): ApiJson<CreateGroup>,
-) -> ApiResult<(StatusCode, Json<GroupView>)> {
-    if !matches!(auth.user.role, Role::Doctor | Role::Admin) {
-        return Err(ApiError::forbidden(
+/// Who may create groups: doctors and hospital administrators.
+pub fn may_create_groups(user: &User) -> ApiResult<()> {
+    if matches!(user.role, Role::Doctor | Role::Admin) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
             "only doctors and hospital administrators create groups",
-        ));
+        ))
     }
-    let settings = GroupSettings {
-        name: clean_line("name", &req.name, limits::GROUP_NAME)?,
-        condition: clean_line("condition", &req.condition, limits::CONDITION)?,
-        condition_code: clean_code(req.condition_code)?,
-        city: clean_line("city", &req.city, limits::CITY)?,
-        language: req.language.parse()?,
-        description: clean_text("description", &req.description, limits::DESCRIPTION, true)?,
-        rules: clean_text("rules", &req.rules, limits::RULES, true)?,
-        member_list: req.member_list.as_deref().unwrap_or("moderators").parse()?,
-    };
+}
+
+/// Creates a group with `user` as its owner; shared with the web pages.
+pub async fn create_group_as(
+    state: &AppState,
+    user: &User,
+    settings: GroupSettings,
+) -> ApiResult<Group> {
+    may_create_groups(user)?;
     let group = state
         .store
         .create_group(
             NewGroup {
                 public_id: new_public_id()?,
                 settings,
-                owner: auth.user.id,
+                owner: user.id,
             },
             state.clock.now(),
         )
         .await?;
-    tracing::info!(user = %auth.user.id, group = %group.public_id, "group created");
+    tracing::info!(user = %user.id, group = %group.public_id, "group created");
+    Ok(group)
+}
+
+async fn create_group(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(req): ApiJson<NewGroupFields>,
+) -> ApiResult<(StatusCode, Json<GroupView>)> {
+    may_create_groups(&auth.user)?;
+    let group = create_group_as(&state, &auth.user, req.settings()?).await?;
     Ok((
         StatusCode::CREATED,
         Json(GroupView::new(group, Some(GroupRole::Owner))),
@@ -495,12 +526,7 @@ async fn list_members(
                 "state must be active, pending, banned, removed, left or rejected",
             )
         })?;
-    let open_list = ctx.group.settings.member_list == MemberListVisibility::Members
-        && wanted == MemberState::Active
-        && ctx.member.is_some();
-    if !open_list {
-        ctx.moderate()?;
-    }
+    may_list_members(&ctx, wanted)?;
     let (after, limit) = PageQuery {
         cursor: q.cursor,
         limit: q.limit,
@@ -517,13 +543,22 @@ async fn list_members(
     Ok(Json(Page::from_overfetch(items, limit)))
 }
 
+/// Who may list the group's members in a state: moderators any, members the active ones when
+/// the owner opened the list to them.
+pub fn may_list_members(ctx: &GroupCtx, wanted: MemberState) -> ApiResult<()> {
+    let open_list = ctx.group.settings.member_list == MemberListVisibility::Members
+        && wanted == MemberState::Active
+        && ctx.member.is_some();
+    if open_list { Ok(()) } else { ctx.moderate() }
+}
+
 /// The member `mid` of the group, or 404.
 async fn target(state: &AppState, ctx: &GroupCtx, mid: i64) -> ApiResult<Member> {
     Ok(state.store.member_by_id(ctx.group.id, mid).await?)
 }
 
 /// Moderators act only on members ranked below them.
-fn check_outranks(ctx: &GroupCtx, target: &Member) -> ApiResult<()> {
+pub fn check_outranks(ctx: &GroupCtx, target: &Member) -> ApiResult<()> {
     if ctx.acting_rank() > target.role.rank() || target.role == GroupRole::Owner {
         // The store refuses the owner with its own clear conflict.
         Ok(())
@@ -540,7 +575,7 @@ struct Reason {
     reason: Option<String>,
 }
 
-fn clean_reason(r: Option<String>) -> ApiResult<Option<String>> {
+pub fn clean_reason(r: Option<String>) -> ApiResult<Option<String>> {
     Ok(match r {
         None => None,
         Some(r) => {
@@ -549,28 +584,53 @@ fn clean_reason(r: Option<String>) -> ApiResult<Option<String>> {
     })
 }
 
+/// Removes (or bans) the member `mid`, a moderator's action logged with its reason; shared with
+/// the web pages.
+pub async fn remove_or_ban(
+    state: &AppState,
+    ctx: &GroupCtx,
+    mid: i64,
+    ban: bool,
+    reason: Option<String>,
+) -> ApiResult<Member> {
+    ctx.moderate()?;
+    let t = target(state, ctx, mid).await?;
+    check_outranks(ctx, &t)?;
+    let reason = clean_reason(reason)?;
+    let m = state
+        .store
+        .remove_member(
+            ctx.group.id,
+            t.id,
+            ban,
+            reason,
+            ctx.user.id,
+            state.clock.now(),
+        )
+        .await?;
+    member_changed(state, &ctx.group, &m).await;
+    Ok(m)
+}
+
+/// Lifts the ban of the member `mid` (moderators); shared with the web pages.
+pub async fn unban(state: &AppState, ctx: &GroupCtx, mid: i64) -> ApiResult<Member> {
+    ctx.moderate()?;
+    let m = state
+        .store
+        .unban_member(ctx.group.id, mid, ctx.user.id, state.clock.now())
+        .await?;
+    member_changed(state, &ctx.group, &m).await;
+    Ok(m)
+}
+
 async fn remove_member(
     State(state): State<AppState>,
     ctx: GroupCtx,
     ApiPath((_gid, mid)): ApiPath<(String, i64)>,
     body: Option<ApiJson<Reason>>,
 ) -> ApiResult<Json<MemberView>> {
-    ctx.moderate()?;
-    let t = target(&state, &ctx, mid).await?;
-    check_outranks(&ctx, &t)?;
-    let reason = clean_reason(body.and_then(|b| b.0.reason))?;
-    let m = state
-        .store
-        .remove_member(
-            ctx.group.id,
-            t.id,
-            false,
-            reason,
-            ctx.user.id,
-            state.clock.now(),
-        )
-        .await?;
-    member_changed(&state, &ctx.group, &m).await;
+    let reason = body.and_then(|b| b.0.reason);
+    let m = remove_or_ban(&state, &ctx, mid, false, reason).await?;
     Ok(Json(MemberView::new(m)))
 }
 
@@ -580,22 +640,8 @@ async fn ban_member(
     ApiPath((_gid, mid)): ApiPath<(String, i64)>,
     body: Option<ApiJson<Reason>>,
 ) -> ApiResult<Json<MemberView>> {
-    ctx.moderate()?;
-    let t = target(&state, &ctx, mid).await?;
-    check_outranks(&ctx, &t)?;
-    let reason = clean_reason(body.and_then(|b| b.0.reason))?;
-    let m = state
-        .store
-        .remove_member(
-            ctx.group.id,
-            t.id,
-            true,
-            reason,
-            ctx.user.id,
-            state.clock.now(),
-        )
-        .await?;
-    member_changed(&state, &ctx.group, &m).await;
+    let reason = body.and_then(|b| b.0.reason);
+    let m = remove_or_ban(&state, &ctx, mid, true, reason).await?;
     Ok(Json(MemberView::new(m)))
 }
 
@@ -604,13 +650,7 @@ async fn unban_member(
     ctx: GroupCtx,
     ApiPath((_gid, mid)): ApiPath<(String, i64)>,
 ) -> ApiResult<Json<MemberView>> {
-    ctx.moderate()?;
-    let m = state
-        .store
-        .unban_member(ctx.group.id, mid, ctx.user.id, state.clock.now())
-        .await?;
-    member_changed(&state, &ctx.group, &m).await;
-    Ok(Json(MemberView::new(m)))
+    Ok(Json(MemberView::new(unban(&state, &ctx, mid).await?)))
 }
 
 #[derive(Deserialize)]
@@ -619,26 +659,38 @@ struct SetRole {
     role: GroupRole,
 }
 
+/// Appoints or dismisses a doctor or moderator (the owner); shared with the web pages.
+pub async fn change_role(
+    state: &AppState,
+    ctx: &GroupCtx,
+    mid: i64,
+    role: GroupRole,
+) -> ApiResult<Member> {
+    ctx.govern()?;
+    if role == GroupRole::Owner {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "role: must be doctor, moderator or member",
+        ));
+    }
+    check_remote_role(state, &ctx.group, mid, role).await?;
+    let m = state
+        .store
+        .set_member_role(ctx.group.id, mid, role, ctx.user.id, state.clock.now())
+        .await?;
+    member_changed(state, &ctx.group, &m).await;
+    Ok(m)
+}
+
 async fn set_role(
     State(state): State<AppState>,
     ctx: GroupCtx,
     ApiPath((_gid, mid)): ApiPath<(String, i64)>,
     ApiJson(req): ApiJson<SetRole>,
 ) -> ApiResult<Json<MemberView>> {
-    ctx.govern()?;
-    if req.role == GroupRole::Owner {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
-            "role: must be doctor, moderator or member",
-        ));
-    }
-    check_remote_role(&state, &ctx.group, mid, req.role).await?;
-    let m = state
-        .store
-        .set_member_role(ctx.group.id, mid, req.role, ctx.user.id, state.clock.now())
-        .await?;
-    member_changed(&state, &ctx.group, &m).await;
-    Ok(Json(MemberView::new(m)))
+    Ok(Json(MemberView::new(
+        change_role(&state, &ctx, mid, req.role).await?,
+    )))
 }
 
 /// A member of another node teaches in a group hosted here only with a credential that their
@@ -708,6 +760,65 @@ async fn leave(State(state): State<AppState>, ctx: GroupCtx) -> ApiResult<Status
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MyName {
+    display_name: String,
+}
+
+/// Chooses the name the asker shows in this group (patients only: doctors and staff are known by
+/// their account's name, under which the hospital vouches for them).
+async fn set_my_name(
+    State(state): State<AppState>,
+    ctx: GroupCtx,
+    ApiJson(req): ApiJson<MyName>,
+) -> ApiResult<Json<MemberView>> {
+    let m = set_member_name(&state, &ctx, &req.display_name).await?;
+    Ok(Json(MemberView::new(m)))
+}
+
+/// Whether the asker may choose a name in this group: active members who are patients.
+pub fn may_choose_name(ctx: &GroupCtx) -> ApiResult<()> {
+    ctx.read()?;
+    if ctx.user.role != Role::Patient {
+        return Err(ApiError::forbidden(
+            "doctors and staff are shown by their account's name in every group",
+        ));
+    }
+    Ok(())
+}
+
+/// A name for one group, by the rules of account display names, with control characters and
+/// direction overrides removed.
+pub fn clean_member_name(name: &str) -> Result<String, ValidationError> {
+    let name = clean_line(
+        "display_name",
+        name,
+        caremesh_domain::account::DISPLAY_NAME_MAX,
+    )?;
+    validate_display_name(&name)?;
+    Ok(name)
+}
+
+/// Checks and stores a member's name for one group; shared with the web pages. In a group
+/// mirrored from another node the name is the member's pseudonym there, changed together.
+pub async fn set_member_name(state: &AppState, ctx: &GroupCtx, name: &str) -> ApiResult<Member> {
+    may_choose_name(ctx)?;
+    let name = clean_member_name(name)?;
+    let m = state
+        .store
+        .set_member_name(ctx.group.id, ctx.user.id, name)
+        .await?;
+    if ctx.group.remote_actor_id.is_some() {
+        crate::posts::federate(
+            "a new name",
+            state.federation.pseudonym_renamed(&ctx.group, &ctx.user),
+        )
+        .await;
+    }
+    Ok(m)
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct JoinRequest {
@@ -760,12 +871,14 @@ async fn list_join_requests(
     Ok(Json(Page::from_overfetch(items, limit)))
 }
 
-async fn decide(
-    state: AppState,
-    ctx: GroupCtx,
+/// Approves or rejects the join request of the member `mid` (moderators); a remote member's node
+/// is told the answer. Shared with the web pages.
+pub async fn decide_join(
+    state: &AppState,
+    ctx: &GroupCtx,
     mid: i64,
     approve: bool,
-) -> ApiResult<Json<MemberView>> {
+) -> ApiResult<Member> {
     ctx.moderate()?;
     let m = state
         .store
@@ -786,7 +899,18 @@ async fn decide(
     {
         tracing::error!(error = %e, %actor, "cannot send the answer to the member's node");
     }
-    Ok(Json(MemberView::new(m)))
+    Ok(m)
+}
+
+async fn decide(
+    state: AppState,
+    ctx: GroupCtx,
+    mid: i64,
+    approve: bool,
+) -> ApiResult<Json<MemberView>> {
+    Ok(Json(MemberView::new(
+        decide_join(&state, &ctx, mid, approve).await?,
+    )))
 }
 
 async fn approve_join(

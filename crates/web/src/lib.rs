@@ -83,11 +83,14 @@ async fn method_not_allowed() -> ApiError {
 
 /// Refuses a request whose declared length is over the limit before reading any of it.
 /// Uploads have their own, larger limit (`media.max_file_bytes`), enforced here and again while
-/// the upload handler reads the body.
+/// the upload handler reads the body; so do the pages' forms with a photo (one file and the text).
 async fn refuse_oversized(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let upload = media::is_upload(req.method(), req.uri().path());
+    let page_upload = pages::is_page_upload(req.method(), req.uri().path());
     let limit = if upload {
         state.settings.max_file_bytes
+    } else if page_upload {
+        pages::page_upload_limit(&state)
     } else {
         state.settings.max_body_bytes
     };
@@ -99,6 +102,9 @@ async fn refuse_oversized(State(state): State<AppState>, req: Request, next: Nex
     if declared.is_some_and(|n| n > limit as u64) {
         if upload {
             return media::file_too_large(limit).into_response();
+        }
+        if page_upload {
+            return pages::oversized_upload(&state, req).await;
         }
         return ApiError::payload_too_large(limit).into_response();
     }

@@ -264,6 +264,26 @@ async fn upload(
     let bytes = to_bytes(body, limit)
         .await
         .map_err(|_| file_too_large(limit))?;
+    let attachment = save_upload(&state, &ctx, bytes, q.name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(AttachmentView::new(attachment, &ctx.group.public_id)),
+    ))
+}
+
+/// Checks one uploaded file, cleans it (images are decoded and encoded again, without their
+/// metadata), stores it and records it for the group against its quota. The JSON API's upload and
+/// the pages' photo fields both come here. The caller has checked that the asker may post.
+pub async fn save_upload(
+    state: &AppState,
+    ctx: &GroupCtx,
+    bytes: axum::body::Bytes,
+    name: Option<String>,
+) -> ApiResult<Attachment> {
+    let limit = state.settings.max_file_bytes;
+    if bytes.len() > limit {
+        return Err(file_too_large(limit));
+    }
     if bytes.is_empty() {
         return Err(ApiError::unprocessable("empty_file", "the upload is empty"));
     }
@@ -279,11 +299,11 @@ async fn upload(
             (out, Some(w), Some(h))
         }
     };
-    let file_name = upload_name(q.name, kind)?;
+    let file_name = upload_name(name, kind)?;
     let sha256 = hex::encode(Sha256::digest(&stored));
     let size = i64::try_from(stored.len()).map_err(ApiError::internal)?;
-    store_file(&state, &stored, &sha256).await?;
-    let attachment = state
+    store_file(state, &stored, &sha256).await?;
+    state
         .store
         .add_attachment(
             NewAttachment {
@@ -308,11 +328,7 @@ async fn upload(
                 e.to_string(),
             ),
             _ => e.into(),
-        })?;
-    Ok((
-        StatusCode::CREATED,
-        Json(AttachmentView::new(attachment, &ctx.group.public_id)),
-    ))
+        })
 }
 
 fn unsupported() -> ApiError {

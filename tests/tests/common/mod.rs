@@ -2,6 +2,8 @@
 //! role in it.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub mod images;
+
 use caremesh_domain::Role;
 use caremesh_testkit::TestNode;
 use reqwest::{Method, StatusCode};

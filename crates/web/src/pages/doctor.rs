@@ -2,13 +2,15 @@
 //! one announcement posted to one or several groups at once, now or scheduled.
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::routing::get;
 use caremesh_domain::{Role, clean_line, clean_text, group::limits};
 use caremesh_store::Post;
+use serde::Deserialize;
 
-use super::{Form, PageResult, Viewer, esc, esc_text, parse_local_time, see_other, seg};
+use super::{Form, PageResult, Viewer, esc, esc_text, pager, parse_local_time, see_other, seg};
 use crate::error::ApiError;
+use crate::page::{PageQuery, encode_cursor_parts};
 use crate::posts::{Announcement, announce_to_groups, publish_time};
 use crate::state::AppState;
 
@@ -18,16 +20,52 @@ pub fn router() -> Router<AppState> {
         .route("/doctor/announce", get(announce_page).post(announce))
 }
 
-async fn queue(v: Viewer, State(state): State<AppState>) -> PageResult {
+/// Questions on one page of the queue.
+const QUEUE_PAGE: u32 = 20;
+
+#[derive(Deserialize, Default)]
+struct QueueQuery {
+    /// Where the queue continues (the JSON API's queue cursor).
+    cursor: Option<String>,
+}
+
+async fn queue(
+    v: Viewer,
+    State(state): State<AppState>,
+    Query(q): Query<QueueQuery>,
+) -> PageResult {
     let auth = v.require_role(|r| r == Role::Doctor)?;
-    let items = state
+    let (position, _) = PageQuery {
+        cursor: q.cursor,
+        limit: None,
+    }
+    .decode_parts(2)?;
+    let first_page = position.is_none();
+    let mut items = state
         .store
-        .doctor_queue(auth.user.id, None, 50, state.clock.now())
+        .doctor_queue(
+            auth.user.id,
+            position.map(|p| (p[0], p[1])),
+            QUEUE_PAGE + 1,
+            state.clock.now(),
+        )
         .await?;
-    let mut h = format!(
-        r#"<p class="lead">{}</p>"#,
-        esc(&v.tf("queue-count", &[("n", &v.num(items.len() as u64))]))
-    );
+    let more = items.len() > QUEUE_PAGE as usize;
+    items.truncate(QUEUE_PAGE as usize);
+    let next = if more {
+        items
+            .last()
+            .map(|i| encode_cursor_parts(&[i.post.publish_at.as_millis(), i.post.id]))
+    } else {
+        None
+    };
+    let n = v.num(items.len() as u64);
+    let lead = match (first_page, more) {
+        (true, false) => v.tf("queue-count", &[("n", &n)]),
+        (true, true) => v.tf("queue-count-more", &[("n", &n)]),
+        (false, _) => v.t("queue-later").to_owned(),
+    };
+    let mut h = format!(r#"<p class="lead">{}</p>"#, esc(&lead));
     if items.is_empty() {
         h.push_str(&format!("<p>{}</p>", esc(v.t("queue-empty"))));
     }
@@ -50,6 +88,15 @@ async fn queue(v: Viewer, State(state): State<AppState>) -> PageResult {
             ab = esc(v.t("answer-submit")),
         ));
     }
+    h.push_str(&pager(
+        &v,
+        "/doctor/queue",
+        next.as_deref(),
+        !first_page,
+        "next-page",
+        "first-page",
+        "",
+    ));
     Ok(v.page(v.t("nav-queue"), &h))
 }
 

@@ -40,6 +40,11 @@ pub fn t(lang: Language, key: &str) -> &'static str {
     }
 }
 
+/// The text for `key` if the language has it (for keys made at run time, such as error codes).
+pub fn lookup(lang: Language, key: &str) -> Option<&'static str> {
+    table(lang).get(key).copied()
+}
+
 /// The text for `key` with `{name}` placeholders filled in (values are not escaped here).
 pub fn tf(lang: Language, key: &str, args: &[(&str, &str)]) -> String {
     let mut s = t(lang, key).to_owned();
@@ -95,6 +100,7 @@ mod tests {
             include_str!("patient.rs"),
             include_str!("doctor.rs"),
             include_str!("admin.rs"),
+            include_str!("manage.rs"),
         ];
         for src in sources {
             for pat in [".t(", ".tf(", "t(v.lang, ", "t(viewer.lang, "] {

@@ -11,13 +11,14 @@
 mod admin;
 mod doctor;
 pub mod i18n;
+mod manage;
 mod patient;
 
 use std::convert::Infallible;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -51,9 +52,12 @@ fn css_url() -> &'static str {
 
 /// The HTML pages' routes, merged into the node's router.
 pub fn router(state: AppState) -> Router<AppState> {
+    let upload_limit = page_upload_limit(&state);
     Router::new()
         .route("/static/{file}", get(static_file))
         .merge(patient::router())
+        .merge(manage::router())
+        .merge(patient::upload_router().layer(DefaultBodyLimit::max(upload_limit)))
         .merge(doctor::router())
         .merge(admin::router())
         .route("/prefs", post(prefs))
@@ -495,15 +499,99 @@ fn layout(v: &Viewer, title: &str, body: &str) -> String {
     )
 }
 
+/// A rule a form field broke, said in the visitor's language; `label` is the field's label.
+pub fn field_error(v: &Viewer, label: &str, e: &caremesh_domain::ValidationError) -> String {
+    let m = e.message.as_str();
+    if m == "must not be empty" {
+        v.tf("err-field-empty", &[("field", label)])
+    } else if let Some(n) = m
+        .strip_prefix("must be at most ")
+        .and_then(|r| r.strip_suffix(" characters long"))
+    {
+        v.tf("err-field-too-long", &[("field", label), ("max", n)])
+    } else if m == "must be a single line" {
+        v.tf("err-field-one-line", &[("field", label)])
+    } else if e.field == "condition_code" {
+        v.tf("err-condition-code", &[("field", label)])
+    } else {
+        v.tf("err-field-invalid", &[("field", label)])
+    }
+}
+
+/// What went wrong with a photo, said in the visitor's language; `None` for failures that are not
+/// about the file (those become error pages).
+pub fn upload_error(v: &Viewer, state: &AppState, e: &ApiError) -> Option<String> {
+    let limit = mb(state.settings.max_file_bytes);
+    let problem = match e.code {
+        "file_too_large" => v.tf("photo-too-large", &[("mb", &limit)]),
+        "unsupported_file_type" => v.t("photo-unsupported").to_owned(),
+        "corrupt_file" => v.t("photo-corrupt").to_owned(),
+        "image_too_large" => v.t("photo-too-many-pixels").to_owned(),
+        "group_storage_full" => v.t("photo-quota-full").to_owned(),
+        "empty_file" => v.t("photo-empty").to_owned(),
+        _ => return None,
+    };
+    let space = if v.lang == Language::ZhCn { "" } else { " " };
+    Some(format!("{problem}{space}{}", v.t("photo-choose-again")))
+}
+
+/// Links between the pages of a list that work without JavaScript: to the next page (when there
+/// is one, by the list's cursor) and back to the first.
+pub fn pager(
+    v: &Viewer,
+    base: &str,
+    next_cursor: Option<&str>,
+    not_first: bool,
+    next_key: &str,
+    first_key: &str,
+    anchor: &str,
+) -> String {
+    if next_cursor.is_none() && !not_first {
+        return String::new();
+    }
+    let mut h = format!(r#"<nav class="pager" aria-label="{}">"#, esc(v.t("pages")));
+    if let Some(c) = next_cursor {
+        h.push_str(&format!(
+            r#"<a rel="next" href="{base}?cursor={c}{anchor}">{}</a>"#,
+            esc(v.t(next_key)),
+            base = esc(base),
+            c = seg(c),
+            anchor = esc(anchor),
+        ));
+    }
+    if not_first {
+        h.push_str(&format!(
+            r#"<a href="{}">{}</a>"#,
+            esc(base),
+            esc(v.t(first_key))
+        ));
+    }
+    h.push_str("</nav>");
+    h
+}
+
 // ---------------------------------------------------------------------------------------------
 // Forms
 
-/// An `application/x-www-form-urlencoded` body, names possibly repeated (checkboxes).
-pub struct Form(pub Vec<(String, String)>);
+/// A form as sent: `application/x-www-form-urlencoded`, or `multipart/form-data` when it carries
+/// files. Names may repeat (checkboxes).
+pub struct Form {
+    fields: Vec<(String, String)>,
+    files: Vec<FormFile>,
+}
+
+/// A file chosen in a form's file field. Files over `media.max_file_bytes` are read to the end
+/// but not kept ([`FormFile::too_large`]), so that the page can answer with the form and its text.
+pub struct FormFile {
+    pub field: String,
+    pub file_name: String,
+    pub bytes: Bytes,
+    pub too_large: bool,
+}
 
 impl Form {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        self.fields
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
@@ -514,7 +602,7 @@ impl Form {
     }
 
     pub fn all(&self, name: &str) -> Vec<String> {
-        self.0
+        self.fields
             .iter()
             .filter(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
@@ -523,6 +611,62 @@ impl Form {
 
     pub fn checked(&self, name: &str) -> bool {
         self.get(name).is_some_and(|v| !v.is_empty())
+    }
+
+    /// The file chosen in the field `name`; `None` when none was chosen.
+    pub fn file(&self, name: &str) -> Option<&FormFile> {
+        self.files.iter().find(|f| f.field == name)
+    }
+}
+
+/// The page routes whose forms carry a photo, and so may be as large as one file and the text.
+pub fn is_page_upload(method: &Method, path: &str) -> bool {
+    if method != Method::POST {
+        return false;
+    }
+    let Some(rest) = path.strip_prefix("/g/") else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let ok = |s: &str| !s.is_empty();
+    matches!(parts.as_slice(), [g, "ask"] if ok(g))
+        || matches!(parts.as_slice(), [g, "p", p, "reply"] if ok(g) && ok(p))
+}
+
+/// The largest body of a form with a photo: the photo and as much again as any other form.
+pub fn page_upload_limit(state: &AppState) -> usize {
+    state
+        .settings
+        .max_file_bytes
+        .saturating_add(state.settings.max_body_bytes)
+}
+
+/// The page shown when a photo form announces a body too large to read: nothing was read, so the
+/// visitor is asked to go back, where the browser still has their text.
+pub async fn oversized_upload(state: &AppState, req: Request) -> Response {
+    let (mut parts, _) = req.into_parts();
+    let v = match Viewer::from_request_parts(&mut parts, state).await {
+        Ok(v) => v,
+        Err(never) => match never {},
+    };
+    let body = format!(
+        r#"<p class="error" role="alert">{}</p><p>{}</p>"#,
+        esc(&v.tf(
+            "photo-too-large",
+            &[("mb", &mb(state.settings.max_file_bytes))]
+        )),
+        esc(v.t("go-back-text-kept")),
+    );
+    v.page_with_status(StatusCode::PAYLOAD_TOO_LARGE, v.t("err-title"), &body)
+}
+
+/// A size in megabytes, as forms state their limits: `10`, or `0.5` below one.
+pub fn mb(bytes: usize) -> String {
+    let mb = bytes as f64 / (1024.0 * 1024.0);
+    if mb >= 1.0 {
+        format!("{}", mb.floor())
+    } else {
+        format!("{:.1}", mb.max(0.1))
     }
 }
 
@@ -539,25 +683,90 @@ impl FromRequest<AppState> for Form {
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let req = Request::from_parts(parts, body);
+        if ct.starts_with("multipart/form-data") {
+            return read_multipart(req, state).await;
+        }
         if !ct.starts_with("application/x-www-form-urlencoded") {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
-                "send the form as application/x-www-form-urlencoded",
+                "send the form as application/x-www-form-urlencoded or multipart/form-data",
             )
             .into());
         }
-        let req = Request::from_parts(parts, body);
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|_| ApiError::payload_too_large(state.settings.max_body_bytes))?;
-        Ok(Self(
-            url::form_urlencoded::parse(&bytes)
+        Ok(Self {
+            fields: url::form_urlencoded::parse(&bytes)
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
-        ))
+            files: Vec::new(),
+        })
     }
+}
+
+/// Reads a `multipart/form-data` form: text fields up to `http.max_body_bytes` in all, files up to
+/// `media.max_file_bytes` each (larger ones are read to the end and marked). The whole body is
+/// bounded by the route's body limit (see [`page_upload_limit`]).
+async fn read_multipart(req: Request, state: &AppState) -> Result<Form, PageError> {
+    use axum::extract::Multipart;
+    let unreadable = |e: axum::extract::multipart::MultipartError| -> PageError {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            crate::media::file_too_large(state.settings.max_file_bytes).into()
+        } else {
+            ApiError::bad_request("unreadable_body", e.body_text()).into()
+        }
+    };
+    let mut multipart = Multipart::from_request(req, state)
+        .await
+        .map_err(|e| ApiError::bad_request("unreadable_body", e.body_text()))?;
+    let file_limit = state.settings.max_file_bytes;
+    let text_limit = state.settings.max_body_bytes;
+    let mut text_bytes = 0usize;
+    let mut form = Form {
+        fields: Vec::new(),
+        files: Vec::new(),
+    };
+    while let Some(mut field) = multipart.next_field().await.map_err(unreadable)? {
+        let name = field.name().unwrap_or("").to_owned();
+        match field.file_name().map(str::to_owned) {
+            Some(file_name) => {
+                let mut data: Vec<u8> = Vec::new();
+                let mut size = 0usize;
+                while let Some(chunk) = field.chunk().await.map_err(unreadable)? {
+                    size = size.saturating_add(chunk.len());
+                    if size <= file_limit {
+                        data.extend_from_slice(&chunk);
+                    } else if !data.is_empty() {
+                        data = Vec::new();
+                    }
+                }
+                // An empty file field: the browser sends a part with neither name nor bytes.
+                if size == 0 && file_name.is_empty() {
+                    continue;
+                }
+                form.files.push(FormFile {
+                    field: name,
+                    file_name,
+                    bytes: Bytes::from(data),
+                    too_large: size > file_limit,
+                });
+            }
+            None => {
+                let value = field.text().await.map_err(unreadable)?;
+                text_bytes = text_bytes.saturating_add(value.len());
+                if text_bytes > text_limit {
+                    return Err(ApiError::payload_too_large(text_limit).into());
+                }
+                form.fields.push((name, value));
+            }
+        }
+    }
+    Ok(form)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -650,9 +859,12 @@ async fn html_errors(State(state): State<AppState>, req: Request, next: Next) ->
         429 => "err-too-many",
         _ => "err-internal",
     };
+    // Refusals people run into have a sentence of their own; others show the general one and
+    // the node's (English) detail.
+    let specific = i18n::lookup(viewer.lang, &format!("code-{}", failed.code));
     let body = format!(
         r#"<p class="error" role="alert">{}</p><p class="detail">{}</p><p><a href="/">{}</a></p>"#,
-        esc(viewer.t(key)),
+        esc(specific.unwrap_or(viewer.t(key))),
         esc(&failed.message),
         esc(viewer.t("back-home"))
     );

@@ -5,16 +5,22 @@
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
-use caremesh_domain::{GroupRole, PostKind, clean_line, clean_text, group::limits};
-use caremesh_store::{FeedSort, InviteState, Member, NewPost, Post, ReplySort};
+use caremesh_domain::{
+    GroupRole, MemberState, PostKind, Role, clean_line, clean_text, group::limits,
+};
+use caremesh_store::{FeedPosition, FeedSort, InviteState, Member, NewPost, Post, ReplySort};
 use serde::Deserialize;
 
-use super::{Form, PageError, PageResult, Viewer, esc, esc_text, safe_back, see_other, seg};
-use crate::error::ApiError;
+use super::{
+    Form, PageError, PageResult, Viewer, esc, esc_text, field_error, pager, safe_back, see_other,
+    seg, upload_error,
+};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientIp;
 use crate::groups::{GroupCtx, new_public_id};
+use crate::page::{PageQuery, encode_cursor_parts};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -28,13 +34,12 @@ pub fn router() -> Router<AppState> {
             get(group_invite_page).post(group_invite_accept),
         )
         .route("/g/{gid}", get(group_page))
-        .route("/g/{gid}/ask", post(ask))
         .route("/g/{gid}/leave", post(leave))
+        .route("/g/{gid}/me", post(set_name))
         .route("/g/{gid}/library", get(library_page))
         .route("/g/{gid}/library/folders", post(create_folder))
         .route("/g/{gid}/library/{item}/remove", post(remove_library_item))
         .route("/g/{gid}/p/{pid}", get(thread_page))
-        .route("/g/{gid}/p/{pid}/reply", post(reply))
         .route("/g/{gid}/p/{pid}/helpful", post(helpful))
         .route("/g/{gid}/p/{pid}/report", post(report))
         .route("/g/{gid}/p/{pid}/accept", post(accept))
@@ -46,6 +51,13 @@ pub fn router() -> Router<AppState> {
         .route("/g/{gid}/invites/{iid}/revoke", post(revoke_invite))
         .route("/g/{gid}/moderation", get(moderation_page))
         .route("/g/{gid}/reports/{rid}/dismiss", post(dismiss_report))
+}
+
+/// The forms that may carry a photo: their routes take bodies as large as one file and the text.
+pub fn upload_router() -> Router<AppState> {
+    Router::new()
+        .route("/g/{gid}/ask", post(ask))
+        .route("/g/{gid}/p/{pid}/reply", post(reply))
 }
 
 // ---- login, logout, sign-up ----
@@ -205,7 +217,7 @@ async fn join(
 
 // ---- groups ----
 
-fn role_name(v: &Viewer, r: GroupRole) -> &'static str {
+pub(super) fn role_name(v: &Viewer, r: GroupRole) -> &'static str {
     match r {
         GroupRole::Owner => v.t("role-owner"),
         GroupRole::Doctor => v.t("role-doctor"),
@@ -235,10 +247,16 @@ async fn home(v: Viewer, State(state): State<AppState>) -> PageResult {
         }
         h.push_str("</ul>");
     }
+    if crate::groups::may_create_groups(&auth.user).is_ok() {
+        h.push_str(&format!(
+            r#"<p><a class="button" href="/groups/new">{}</a></p>"#,
+            esc(v.t("new-group"))
+        ));
+    }
     Ok(v.page(v.t("my-groups"), &h))
 }
 
-async fn load(state: &AppState, v: &Viewer, gid: &str) -> Result<GroupCtx, PageError> {
+pub(super) async fn load(state: &AppState, v: &Viewer, gid: &str) -> Result<GroupCtx, PageError> {
     let auth = v.require()?;
     Ok(GroupCtx::load(state, auth, gid).await?)
 }
@@ -296,22 +314,90 @@ fn sees_reach(ctx: &GroupCtx) -> bool {
     ctx.role().is_some_and(GroupRole::can_teach)
 }
 
+/// How many posts one feed page shows; older ones are a link away.
+const FEED_PAGE: u32 = 20;
+
+#[derive(Deserialize, Default)]
+struct GroupQuery {
+    /// Where the feed continues (the JSON API's feed cursor).
+    cursor: Option<String>,
+    /// What was just done, for a confirmation (`name`).
+    done: Option<String>,
+}
+
+/// What a visitor typed into the group page's forms, shown again with the problem when it could
+/// not be stored.
+#[derive(Default)]
+struct GroupDraft {
+    ask_error: Option<String>,
+    title: String,
+    body: String,
+    name_error: Option<String>,
+    name: Option<String>,
+}
+
 async fn group_page(
     v: Viewer,
     State(state): State<AppState>,
     Path(gid): Path<String>,
+    Query(q): Query<GroupQuery>,
 ) -> PageResult {
     let ctx = load(&state, &v, &gid).await?;
     if ctx.read().is_err() {
         // Administrators who are not members see the group's moderation page instead.
         return Ok(see_other(&format!("/g/{}/moderation", seg(&gid))));
     }
+    render_group(&v, &state, &ctx, &q, GroupDraft::default(), StatusCode::OK).await
+}
+
+/// Whether the asker may see the group's member list: moderators always, members when the owner
+/// opened the list to them (the JSON API's rule).
+fn sees_members(ctx: &GroupCtx) -> bool {
+    crate::groups::may_list_members(ctx, MemberState::Active).is_ok()
+}
+
+async fn render_group(
+    v: &Viewer,
+    state: &AppState,
+    ctx: &GroupCtx,
+    q: &GroupQuery,
+    draft: GroupDraft,
+    status: StatusCode,
+) -> PageResult {
+    let gid = ctx.group.public_id.as_str();
     let uid = ctx.user.id;
     let now = state.clock.now();
-    let posts = state
+    let (position, _) = PageQuery {
+        cursor: q.cursor.clone(),
+        limit: None,
+    }
+    .decode_parts(3)?;
+    let first_page = position.is_none();
+    let after = position.map(|p| FeedPosition {
+        pinned: p[0] != 0,
+        key: p[1],
+        id: p[2],
+    });
+    let mut posts = state
         .store
-        .feed(ctx.group.id, Some(uid), FeedSort::Newest, None, 40, now)
+        .feed(
+            ctx.group.id,
+            Some(uid),
+            FeedSort::Newest,
+            after,
+            FEED_PAGE + 1,
+            now,
+        )
         .await?;
+    let more = posts.len() > FEED_PAGE as usize;
+    posts.truncate(FEED_PAGE as usize);
+    let next_cursor = if more {
+        posts
+            .last()
+            .map(|p| encode_cursor_parts(&[i64::from(p.pinned), p.publish_at.as_millis(), p.id]))
+    } else {
+        None
+    };
     let announcements: Vec<i64> = posts
         .iter()
         .filter(|p| p.kind == PostKind::Announcement)
@@ -324,7 +410,7 @@ async fn group_page(
         .map(|p| p.id)
         .collect();
     state.store.record_post_views(&seen_now, uid, now).await?;
-    let counts = if sees_reach(&ctx) {
+    let counts = if sees_reach(ctx) {
         state.store.post_view_counts(&announcements).await?
     } else {
         Vec::new()
@@ -334,85 +420,174 @@ async fn group_page(
             .iter()
             .find(|(id, _)| *id == p.id)
             .map(|(_, n)| *n)
-            .or(if sees_reach(&ctx) && p.kind == PostKind::Announcement {
+            .or(if sees_reach(ctx) && p.kind == PostKind::Announcement {
                 Some(0)
             } else {
                 None
             })
     };
     let g = &ctx.group;
-    let mut h = format!(
+    let mut h = String::new();
+    for e in [&draft.ask_error, &draft.name_error].into_iter().flatten() {
+        h.push_str(&format!(r#"<p class="error" role="alert">{}</p>"#, esc(e)));
+    }
+    if q.done.as_deref() == Some("name")
+        && let Some(m) = &ctx.member
+    {
+        h.push_str(&format!(
+            r#"<p class="ok" role="status">{}</p>"#,
+            esc(&v.tf("my-name-saved", &[("name", &m.display_name)]))
+        ));
+    }
+    h.push_str(&format!(
         r#"<p class="lead">{cond} · {city} · {members}</p>"#,
         cond = esc(&g.settings.condition),
         city = esc(&g.settings.city),
         members = esc(&v.tf("member-count", &[("n", &v.num(u64::from(g.member_count)))])),
-    );
-    if !g.settings.description.is_empty() {
+    ));
+    if first_page && !g.settings.description.is_empty() {
         h.push_str(&format!(r#"<p>{}</p>"#, esc_text(&g.settings.description)));
     }
     h.push_str(&format!(
         r#"<nav class="subnav" aria-label="{}"><a href="/g/{gid}/library">{}</a>"#,
         esc(v.t("group-menu")),
         esc(v.t("library")),
-        gid = seg(&gid)
+        gid = seg(gid)
     ));
+    if sees_members(ctx) {
+        h.push_str(&format!(
+            r#"<a href="/g/{}/members">{}</a>"#,
+            seg(gid),
+            esc(v.t("members"))
+        ));
+    }
     if ctx.moderate().is_ok() {
         h.push_str(&format!(
             r#"<a href="/g/{gid}/invites">{}</a><a href="/g/{gid}/moderation">{}</a>"#,
             esc(v.t("invites")),
             esc(v.t("moderation")),
-            gid = seg(&gid)
+            gid = seg(gid)
         ));
     }
     h.push_str("</nav>");
-    let pinned: Vec<&Post> = posts.iter().filter(|p| p.pinned).collect();
-    if !pinned.is_empty() {
-        h.push_str(&format!(
-            r#"<section aria-labelledby="pinned-h"><h2 id="pinned-h">{}</h2>"#,
-            esc(v.t("pinned"))
-        ));
-        for p in pinned {
-            h.push_str(&post_summary(&v, &gid, p, seen(p)));
+    if first_page {
+        let pinned: Vec<&Post> = posts.iter().filter(|p| p.pinned).collect();
+        if !pinned.is_empty() {
+            h.push_str(&format!(
+                r#"<section aria-labelledby="pinned-h"><h2 id="pinned-h">{}</h2>"#,
+                esc(v.t("pinned"))
+            ));
+            for p in pinned {
+                h.push_str(&post_summary(v, gid, p, seen(p)));
+            }
+            h.push_str("</section>");
         }
-        h.push_str("</section>");
-    }
-    // The one main action: ask a question.
-    h.push_str(&format!(
-        r#"<section aria-labelledby="ask-h" class="box"><h2 id="ask-h">{ask}</h2>
+        // The one main action: ask a question.
+        h.push_str(&format!(
+            r#"<section aria-labelledby="ask-h" class="box"><h2 id="ask-h">{ask}</h2>
 <p class="notice">{notice}</p>
-<form method="post" action="/g/{gid}/ask" class="stack">{csrf}
-<label for="title">{tl}</label><input id="title" name="title" maxlength="200">
-<label for="body">{bl}</label><textarea id="body" name="body" rows="4" required></textarea>
-<button type="submit" class="primary">{b}</button></form></section>"#,
-        ask = esc(v.t("ask-title")),
-        notice = esc(v.t("disclaimer")),
-        gid = seg(&gid),
-        csrf = v.csrf_field(),
-        tl = esc(v.t("question-title")),
-        bl = esc(v.t("question-body")),
-        b = esc(v.t("ask-submit")),
-    ));
+<form method="post" action="/g/{gid}/ask" class="stack" enctype="multipart/form-data">{csrf}
+<label for="title">{tl}</label><input id="title" name="title" maxlength="200" value="{title}">
+<label for="body">{bl}</label><textarea id="body" name="body" rows="4" required>{body}</textarea>
+{photo}<button type="submit" class="primary">{b}</button></form></section>"#,
+            ask = esc(v.t("ask-title")),
+            notice = esc(v.t("disclaimer")),
+            gid = seg(gid),
+            csrf = v.csrf_field(),
+            tl = esc(v.t("question-title")),
+            title = esc(&draft.title),
+            bl = esc(v.t("question-body")),
+            body = esc(&draft.body),
+            photo = photo_field(v, state, "photo"),
+            b = esc(v.t("ask-submit")),
+        ));
+    }
     h.push_str(&format!(
         r#"<section aria-labelledby="feed-h"><h2 id="feed-h">{}</h2>"#,
-        esc(v.t("feed"))
+        esc(v.t(if first_page { "feed" } else { "older-posts" }))
     ));
-    let rest: Vec<&Post> = posts.iter().filter(|p| !p.pinned).collect();
+    let rest: Vec<&Post> = posts.iter().filter(|p| !first_page || !p.pinned).collect();
     if rest.is_empty() {
         h.push_str(&format!("<p>{}</p>", esc(v.t("feed-empty"))));
     }
     for p in rest {
-        h.push_str(&post_summary(&v, &gid, p, seen(p)));
+        h.push_str(&post_summary(v, gid, p, seen(p)));
     }
+    h.push_str(&pager(
+        v,
+        &format!("/g/{}", seg(gid)),
+        next_cursor.as_deref(),
+        !first_page,
+        "older-posts",
+        "newest-posts",
+        "#feed-h",
+    ));
     h.push_str("</section>");
-    if ctx.role() != Some(GroupRole::Owner) {
+    if first_page && ctx.user.role == Role::Patient {
+        let current = ctx
+            .member
+            .as_ref()
+            .map_or(ctx.user.display_name.as_str(), |m| m.display_name.as_str());
+        let hint = if g.remote_actor_id.is_some() {
+            v.t("my-name-hint-remote")
+        } else {
+            v.t("my-name-hint")
+        };
+        h.push_str(&format!(
+            r#"<section aria-labelledby="name-h" class="box" id="my-name"><h2 id="name-h">{t}</h2>
+<form method="post" action="/g/{gid}/me" class="stack">{csrf}
+<label for="display_name">{l}</label><input id="display_name" name="display_name" required maxlength="64" value="{value}" aria-describedby="name-hint"{invalid}>
+<p id="name-hint" class="hint">{hint}</p><button type="submit">{b}</button></form></section>"#,
+            t = esc(v.t("my-name-title")),
+            gid = seg(gid),
+            csrf = v.csrf_field(),
+            l = esc(v.t("my-name-label")),
+            value = esc(draft.name.as_deref().unwrap_or(current)),
+            invalid = if draft.name_error.is_some() {
+                r#" aria-invalid="true""#
+            } else {
+                ""
+            },
+            hint = esc(hint),
+            b = esc(v.t("save")),
+        ));
+    }
+    if first_page && ctx.role() != Some(GroupRole::Owner) {
         h.push_str(&format!(
             r#"<section aria-labelledby="leave-h" class="quiet"><h2 id="leave-h">{}</h2><p>{}</p>{}</section>"#,
             esc(v.t("leave-title")),
             esc(v.t("leave-hint")),
-            v.button_form(&format!("/g/{}/leave", seg(&gid)), &[], v.t("leave"), "danger")
+            v.button_form(&format!("/g/{}/leave", seg(gid)), &[], v.t("leave"), "danger")
         ));
     }
-    Ok(v.page(&g.settings.name, &h))
+    Ok(v.page_with_status(status, &g.settings.name, &h))
+}
+
+/// The photo field of the forms that take one, with what happens to photos and the limits.
+fn photo_field(v: &Viewer, state: &AppState, id: &str) -> String {
+    format!(
+        r#"<label for="{id}">{l}</label><input id="{id}" name="photo" type="file" accept="image/jpeg,image/png,image/webp,application/pdf" aria-describedby="{id}-hint">
+<p id="{id}-hint" class="hint">{hint}</p>"#,
+        l = esc(v.t("photo-label")),
+        hint = esc(&v.tf(
+            "photo-hint",
+            &[("mb", &super::mb(state.settings.max_file_bytes))]
+        )),
+    )
+}
+
+/// The photo chosen in a form, cleaned of its metadata and stored for the group: the attachment
+/// ids for the post (none when no photo was chosen).
+async fn form_photo(state: &AppState, ctx: &GroupCtx, form: &Form) -> ApiResult<Vec<String>> {
+    let Some(f) = form.file("photo") else {
+        return Ok(Vec::new());
+    };
+    if f.too_large {
+        return Err(crate::media::file_too_large(state.settings.max_file_bytes));
+    }
+    let a =
+        crate::media::save_upload(state, ctx, f.bytes.clone(), Some(f.file_name.clone())).await?;
+    Ok(vec![a.public_id])
 }
 
 async fn ask(
@@ -424,11 +599,50 @@ async fn ask(
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
     ctx.read()?;
-    let title = form.text("title");
-    let title = if title.trim().is_empty() {
-        None
-    } else {
-        Some(clean_line("title", &title, limits::POST_TITLE)?)
+    let mut draft = GroupDraft {
+        title: form.text("title"),
+        body: form.text("body"),
+        ..GroupDraft::default()
+    };
+    let checked = (|| {
+        let title = if draft.title.trim().is_empty() {
+            None
+        } else {
+            Some(
+                clean_line("title", &draft.title, limits::POST_TITLE)
+                    .map_err(|e| field_error(&v, v.t("question-title"), &e))?,
+            )
+        };
+        let body = clean_text("body", &draft.body, limits::POST_BODY, false)
+            .map_err(|e| field_error(&v, v.t("question-body"), &e))?;
+        Ok::<_, String>((title, body))
+    })();
+    let (title, body) = match checked {
+        Ok(ok) => ok,
+        Err(message) => {
+            draft.ask_error = Some(message);
+            let q = GroupQuery::default();
+            return render_group(
+                &v,
+                &state,
+                &ctx,
+                &q,
+                draft,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    let attachments = match form_photo(&state, &ctx, &form).await {
+        Ok(a) => a,
+        Err(e) => {
+            let Some(message) = upload_error(&v, &state, &e) else {
+                return Err(e.into());
+            };
+            draft.ask_error = Some(message);
+            let q = GroupQuery::default();
+            return render_group(&v, &state, &ctx, &q, draft, e.status).await;
+        }
     };
     let now = state.clock.now();
     let post = state
@@ -440,11 +654,11 @@ async fn ask(
             thread_id: None,
             author: ctx.user.id,
             title,
-            body: clean_text("body", &form.text("body"), limits::POST_BODY, false)?,
+            body,
             pinned: false,
             publish_at: now,
             created_at: now,
-            attachments: Vec::new(),
+            attachments,
         })
         .await?;
     Ok(see_other(&format!(
@@ -452,6 +666,38 @@ async fn ask(
         seg(&gid),
         seg(&post.public_id)
     )))
+}
+
+/// Chooses the name the patient shows in this group.
+async fn set_name(
+    v: Viewer,
+    State(state): State<AppState>,
+    Path(gid): Path<String>,
+    form: Form,
+) -> PageResult {
+    v.check_csrf(&form)?;
+    let ctx = load(&state, &v, &gid).await?;
+    crate::groups::may_choose_name(&ctx)?;
+    let name = form.text("display_name");
+    if let Err(e) = crate::groups::clean_member_name(&name) {
+        let draft = GroupDraft {
+            name_error: Some(field_error(&v, v.t("my-name-label"), &e)),
+            name: Some(name),
+            ..GroupDraft::default()
+        };
+        let q = GroupQuery::default();
+        return render_group(
+            &v,
+            &state,
+            &ctx,
+            &q,
+            draft,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    crate::groups::set_member_name(&state, &ctx, &name).await?;
+    Ok(see_other(&format!("/g/{}?done=name#my-name", seg(&gid))))
 }
 
 async fn leave(
@@ -542,6 +788,13 @@ fn attachments_html(v: &Viewer, gid: &str, p: &Post) -> String {
     h
 }
 
+/// A reply that could not be posted, shown again with the problem.
+#[derive(Default)]
+struct ReplyDraft {
+    error: Option<String>,
+    body: String,
+}
+
 async fn thread_page(
     v: Viewer,
     State(state): State<AppState>,
@@ -553,6 +806,26 @@ async fn thread_page(
     if let Some(t) = &post.thread_public_id {
         return Ok(see_other(&format!("/g/{}/p/{}", seg(&gid), seg(t))));
     }
+    render_thread(
+        &v,
+        &state,
+        &ctx,
+        post,
+        ReplyDraft::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn render_thread(
+    v: &Viewer,
+    state: &AppState,
+    ctx: &GroupCtx,
+    post: Post,
+    draft: ReplyDraft,
+    status: StatusCode,
+) -> PageResult {
+    let gid = ctx.group.public_id.clone();
     let now = state.clock.now();
     if post.kind == PostKind::Announcement && post.author.user_id != Some(ctx.user.id) {
         state
@@ -566,14 +839,18 @@ async fn thread_page(
         .await?;
     let teach = ctx.teach().is_ok();
     let g = &ctx.group;
-    let mut h = format!(
+    let mut h = String::new();
+    if let Some(e) = &draft.error {
+        h.push_str(&format!(r#"<p class="error" role="alert">{}</p>"#, esc(e)));
+    }
+    h.push_str(&format!(
         r#"<p class="crumbs"><a href="/g/{gid}">{name}</a></p><article class="post main-post"><p class="byline">{by}</p><div class="body">{body}</div>{att}"#,
         gid = seg(&gid),
         name = esc(&g.settings.name),
-        by = post_author(&v, &post),
+        by = post_author(v, &post),
         body = esc_text(&post.body),
-        att = attachments_html(&v, &gid, &post),
-    );
+        att = attachments_html(v, &gid, &post),
+    ));
     if post.deleted_at.is_some() {
         h.push_str(&format!(r#"<p class="meta">{}</p>"#, esc(v.t("deleted"))));
     }
@@ -596,7 +873,7 @@ async fn thread_page(
         }
     }
     h.push_str(r#"<div class="actions">"#);
-    h.push_str(&helpful_form(&v, &gid, &post));
+    h.push_str(&helpful_form(v, &gid, &post));
     if teach && post.kind == PostKind::Announcement {
         h.push_str(&v.button_form(
             &format!("/g/{}/p/{}/pin", seg(&gid), seg(&post.public_id)),
@@ -631,7 +908,7 @@ async fn thread_page(
         }
     }
     h.push_str("</div>");
-    h.push_str(&report_form(&v, &gid, &post));
+    h.push_str(&report_form(v, &gid, &post));
     h.push_str("</article>");
     h.push_str(&format!(
         r#"<section aria-labelledby="replies-h"><h2 id="replies-h">{}</h2>"#,
@@ -648,14 +925,14 @@ async fn thread_page(
             } else {
                 String::new()
             },
-            by = post_author(&v, r),
+            by = post_author(v, r),
             body = if r.deleted_at.is_some() {
                 esc(v.t("deleted"))
             } else {
                 esc_text(&r.body)
             },
-            att = attachments_html(&v, &gid, r),
-            help = helpful_form(&v, &gid, r),
+            att = attachments_html(v, &gid, r),
+            help = helpful_form(v, &gid, r),
         ));
         if teach && post.kind == PostKind::Question && !accepted && r.deleted_at.is_none() {
             h.push_str(&v.button_form(
@@ -666,30 +943,30 @@ async fn thread_page(
             ));
         }
         h.push_str("</div>");
-        h.push_str(&report_form(&v, &gid, r));
+        h.push_str(&report_form(v, &gid, r));
         h.push_str("</article>");
     }
     h.push_str("</section>");
     h.push_str(&format!(
         r#"<section aria-labelledby="reply-h" class="box"><h2 id="reply-h">{t}</h2><p class="notice">{notice}</p>
-<form method="post" action="/g/{gid}/p/{pid}/reply" class="stack">{csrf}
-<label for="reply-body">{l}</label><textarea id="reply-body" name="body" rows="4" required></textarea>
-<button type="submit" class="primary">{b}</button></form>
-<p class="hint">{photo}</p></section>"#,
+<form method="post" action="/g/{gid}/p/{pid}/reply" class="stack" enctype="multipart/form-data">{csrf}
+<label for="reply-body">{l}</label><textarea id="reply-body" name="body" rows="4" required>{body}</textarea>
+{photo}<button type="submit" class="primary">{b}</button></form></section>"#,
         t = esc(v.t("reply-title")),
         notice = esc(v.t("disclaimer")),
         gid = seg(&gid),
         pid = seg(&post.public_id),
         csrf = v.csrf_field(),
         l = esc(v.t("reply-body")),
+        body = esc(&draft.body),
         b = esc(v.t("reply-submit")),
-        photo = esc(v.t("photo-note")),
+        photo = photo_field(v, state, "reply-photo"),
     ));
     let title = post.title.clone().unwrap_or_else(|| match post.kind {
         PostKind::Announcement => v.t("kind-announcement").to_owned(),
         _ => v.t("kind-question").to_owned(),
     });
-    Ok(v.page(&title, &h))
+    Ok(v.page_with_status(status, &title, &h))
 }
 
 async fn reply(
@@ -709,6 +986,35 @@ async fn reply(
         )
         .into());
     }
+    let mut draft = ReplyDraft {
+        error: None,
+        body: form.text("body"),
+    };
+    let body = match clean_text("body", &draft.body, limits::POST_BODY, false) {
+        Ok(b) => b,
+        Err(e) => {
+            draft.error = Some(field_error(&v, v.t("reply-body"), &e));
+            return render_thread(
+                &v,
+                &state,
+                &ctx,
+                thread,
+                draft,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    let attachments = match form_photo(&state, &ctx, &form).await {
+        Ok(a) => a,
+        Err(e) => {
+            let Some(message) = upload_error(&v, &state, &e) else {
+                return Err(e.into());
+            };
+            draft.error = Some(message);
+            return render_thread(&v, &state, &ctx, thread, draft, e.status).await;
+        }
+    };
     let now = state.clock.now();
     state
         .store
@@ -719,11 +1025,11 @@ async fn reply(
             thread_id: Some(thread.id),
             author: ctx.user.id,
             title: None,
-            body: clean_text("body", &form.text("body"), limits::POST_BODY, false)?,
+            body,
             pinned: false,
             publish_at: now,
             created_at: now,
-            attachments: Vec::new(),
+            attachments,
         })
         .await?;
     let back = match form.get("back") {
@@ -1214,10 +1520,11 @@ async fn moderation_page(
         .await?;
     let log = state.store.moderation_log(ctx.group.id, None, 50).await?;
     let mut h = format!(
-        r#"<p class="crumbs"><a href="/g/{}">{}</a></p><section><h2>{}</h2>"#,
-        seg(&gid),
+        r#"<p class="crumbs"><a href="/g/{gid}">{}</a> · <a href="/g/{gid}/members">{}</a></p><section><h2>{}</h2>"#,
         esc(&ctx.group.settings.name),
-        esc(v.t("open-reports"))
+        esc(v.t("members")),
+        esc(v.t("open-reports")),
+        gid = seg(&gid),
     );
     if reports.is_empty() {
         h.push_str(&format!("<p>{}</p>", esc(v.t("no-reports"))));
