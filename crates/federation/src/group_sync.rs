@@ -14,7 +14,7 @@
 //! so activities that arrive late, twice or out of order converge to the same state. A state or an
 //! edit that arrives before its post waits there and is applied when the post arrives.
 
-use caremesh_domain::{GroupRole, MemberState, Role, UserId};
+use caremesh_domain::{GroupRole, MemberState, Role, Timestamp, UserId};
 use caremesh_store::{
     DeletedBy, Group, HostedPostState, Member, NewOutboxEntry, Partner, Post, StoreError, User,
 };
@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::Federation;
 use crate::error::FederationError;
-use crate::groups::{note_text, random_id, sha_short};
+use crate::groups::{NoteDraft, note_text, random_id, sha_short};
 use crate::outbox::entries_for;
 use crate::urls::authority_of_str;
 
@@ -81,7 +81,7 @@ impl Federation {
 
     /// Where a signed activity of a local author in `group` goes: to the host of a mirrored
     /// group, or forwarded by a group hosted here to every node with a member.
-    async fn route(
+    pub(crate) async fn route(
         &self,
         group: &Group,
         signed: &Value,
@@ -92,29 +92,39 @@ impl Federation {
         }
     }
 
-    /// Its author edited a post written on this node: the new version follows the post.
-    pub async fn local_post_edited(
+    /// What goes to the other nodes when its author edits a post written on this node, to be
+    /// queued in the same transaction as the edit: an `Update` of the whole `Note`, routed like the
+    /// post.
+    pub async fn post_edited_entries(
         &self,
         group: &Group,
         post: &Post,
+        title: Option<&str>,
+        body: &str,
+        edited_at: Timestamp,
         author: &User,
-    ) -> Result<(), FederationError> {
+    ) -> Result<Vec<NewOutboxEntry>, FederationError> {
         if post.origin_id.is_some() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let thread = match &post.thread_public_id {
             Some(t) => Some(self.store.post_by_public_id(group.id, t, None).await?),
             None => None,
         };
         let actor = self.author_actor(author, group).await?;
-        let note = self.post_note(group, post, &actor, thread.as_ref());
-        let edited = post.edited_at.unwrap_or_else(|| self.clock.now());
+        let draft = NoteDraft {
+            title,
+            body,
+            edited_at: Some(edited_at),
+            ..NoteDraft::of_post(post)
+        };
+        let note = self.post_note(group, &draft, &actor, thread.as_ref());
         let update = json!({
             "@context": [AS, DATA_INTEGRITY],
             "id": self.urls.activity(&format!(
                 "update-{}-{}",
                 post.public_id,
-                edited.as_millis()
+                edited_at.as_millis()
             )),
             "type": "Update",
             "actor": actor,
@@ -122,10 +132,7 @@ impl Federation {
             "object": note,
         });
         let signed = self.sign_as(&actor, &update).await?;
-        let entries = self.route(group, &signed).await?;
-        self.store.enqueue(entries, self.clock.now()).await?;
-        self.wake();
-        Ok(())
+        self.route(group, &signed).await
     }
 
     /// A post's state changed on this node: pinned, accepted answer, helpful marks, a doctor's
@@ -219,17 +226,19 @@ impl Federation {
         self.publish(&signed, peers).await
     }
 
-    /// A local member marked a post helpful (or took the mark back). In a group hosted elsewhere
-    /// the host is told, and its count comes back to every node; here the new state goes out.
-    pub async fn local_helpful_changed(
+    /// What goes to the host when a local member marks a post of a group hosted elsewhere helpful
+    /// (or takes the mark back), to be queued with the mark: a `Like` (or its `Undo`). The host
+    /// counts it and sends the count to every node. In a group hosted here there is nothing to
+    /// send with the mark; the new state goes out after it (`post_state_changed`).
+    pub async fn helpful_entries(
         &self,
         group: &Group,
         post: &Post,
         user: &User,
         helpful: bool,
-    ) -> Result<(), FederationError> {
+    ) -> Result<Vec<NewOutboxEntry>, FederationError> {
         let Some(group_url) = &group.remote_actor_id else {
-            return self.post_state_changed(group, post).await;
+            return Ok(Vec::new());
         };
         let actor = self.author_actor(user, group).await?;
         let like = json!({
@@ -252,8 +261,7 @@ impl Federation {
                 "object": like,
             })
         };
-        self.publish(&activity, &[self.partner_of(group_url).await?])
-            .await
+        Ok(entries_for(&activity, &[self.partner_of(group_url).await?]))
     }
 
     /// A patient chose a new name for a group hosted elsewhere: the host is told with an `Update`
@@ -489,10 +497,7 @@ impl Federation {
         let Some(note) = self.newest(post_ref).await? else {
             return Ok(false);
         };
-        let Some(updated) = note["updated"]
-            .as_str()
-            .and_then(caremesh_domain::Timestamp::parse_rfc3339)
-        else {
+        let Some(updated) = note["updated"].as_str().and_then(Timestamp::parse_rfc3339) else {
             return Ok(false);
         };
         let (title, body) = note_text(&note);

@@ -270,50 +270,43 @@ impl Federation {
             .unwrap_or_else(|| "—".to_owned())
     }
 
-    /// A post written on this node, in a hosted group or a mirrored one, goes to the other nodes:
-    /// to the host (mirrored group) or to every node with a member (hosted group). A scheduled
+    /// What goes to the other nodes of the group when a post is written on this node, to be
+    /// queued in the same transaction as the post: its `Create`, signed by the author, to the host
+    /// (mirrored group) or forwarded to every node with a member (hosted group). A scheduled
     /// announcement goes at once with its future `published` time, and every node shows it from
     /// then on, so it appears on time even where the host cannot be reached at that moment.
-    pub async fn local_post_created(
+    pub async fn post_created_entries(
         &self,
         group: &Group,
-        post: &Post,
+        draft: &NoteDraft<'_>,
         author: &User,
         thread: Option<&Post>,
-    ) -> Result<(), FederationError> {
-        let group_url = self.group_url(group);
+    ) -> Result<Vec<NewOutboxEntry>, FederationError> {
         let actor = self.author_actor(author, group).await?;
-        let note = self.post_note(group, post, &actor, thread);
+        let note = self.post_note(group, draft, &actor, thread);
         let create = json!({
             "@context": [AS, "https://w3id.org/security/data-integrity/v2"],
-            "id": self.urls.activity(&format!("create-{}", post.public_id)),
+            "id": self.urls.activity(&format!("create-{}", draft.public_id)),
             "type": "Create",
             "actor": actor,
-            "to": [group_url],
+            "to": [self.group_url(group)],
             "object": note,
         });
         let signed = self.sign_as(&actor, &create).await?;
-        let entries = if group.remote_actor_id.is_some() {
-            entries_for(&signed, &[self.partner_of(&group_url).await?])
-        } else {
-            self.announce_entries(group, &signed, None).await?
-        };
-        self.store.enqueue(entries, self.clock.now()).await?;
-        self.wake();
-        Ok(())
+        self.route(group, &signed).await
     }
 
     /// The `Note` of a post written on this node, as its author signs it.
     pub(crate) fn post_note(
         &self,
         group: &Group,
-        post: &Post,
+        post: &NoteDraft<'_>,
         actor: &str,
         thread: Option<&Post>,
     ) -> Value {
         let group_url = self.group_url(group);
         let mut note = json!({
-            "id": self.object_url(&post.public_id),
+            "id": self.object_url(post.public_id),
             "type": "Note",
             "attributedTo": actor,
             "context": group_url,
@@ -326,7 +319,7 @@ impl Federation {
         if post.kind == PostKind::Announcement {
             note["caremesh:pinned"] = json!(post.pinned);
         }
-        if let Some(t) = &post.title {
+        if let Some(t) = post.title {
             note["name"] = json!(t);
         }
         if let Some(t) = thread {
@@ -365,33 +358,29 @@ impl Federation {
             .await
     }
 
-    /// An author deleted their own post written on this node: the deletion follows it to the
-    /// host (mirrored group) or to every member's node (hosted group).
-    pub async fn local_post_deleted(
+    /// What goes to the other nodes when an author deletes their own post written on this node,
+    /// to be queued in the same transaction: the `Delete`, to the host (mirrored group) or to every
+    /// member's node (hosted group).
+    pub async fn post_deleted_entries(
         &self,
         group: &Group,
         post: &Post,
         author: &User,
-    ) -> Result<(), FederationError> {
+    ) -> Result<Vec<NewOutboxEntry>, FederationError> {
+        if post.origin_id.is_some() {
+            return Ok(Vec::new());
+        }
         let actor = self.author_actor(author, group).await?;
-        let group_url = self.group_url(group);
         let delete = json!({
             "@context": [AS, "https://w3id.org/security/data-integrity/v2"],
             "id": self.urls.activity(&format!("delete-{}", post.public_id)),
             "type": "Delete",
             "actor": actor,
-            "to": [group_url],
+            "to": [self.group_url(group)],
             "object": { "id": self.object_url(&post.public_id), "type": "Tombstone" },
         });
         let signed = self.sign_as(&actor, &delete).await?;
-        let entries = if group.remote_actor_id.is_some() {
-            entries_for(&signed, &[self.partner_of(&group_url).await?])
-        } else {
-            self.announce_entries(group, &signed, None).await?
-        };
-        self.store.enqueue(entries, self.clock.now()).await?;
-        self.wake();
-        Ok(())
+        self.route(group, &signed).await
     }
 
     /// `Announce`s of `activity` by a hosted group to every node with an active member, except
@@ -577,12 +566,13 @@ impl Federation {
                         self.apply_newest_edit(object_id, &inner_actor, Vec::new())
                             .await?;
                     }
-                    "Update" if inner.as_str() == Some(inner_actor.as_str()) => {
-                        // A member renamed: take the actor from its own node.
-                        if self.resolver.fetch_actor(&inner_actor).await.is_ok() {
-                            self.remote_actor_updated(object, &inner_actor, from, false)
-                                .await?;
-                        }
+                    // A member renamed: take the actor from its own node.
+                    "Update"
+                        if inner.as_str() == Some(inner_actor.as_str())
+                            && self.resolver.fetch_actor(&inner_actor).await.is_ok() =>
+                    {
+                        self.remote_actor_updated(object, &inner_actor, from, false)
+                            .await?;
                     }
                     "Delete" => {
                         if let Some(object_id) = inner["id"].as_str().or(inner.as_str()) {
@@ -775,6 +765,45 @@ pub(crate) fn note_text(note: &Value) -> (Option<String>, String) {
         .as_str()
         .map(|t| t.chars().take(limits::POST_TITLE).collect());
     (title, body)
+}
+
+/// What a `Note` says about a post written on this node, from the post or from the post about
+/// to be stored.
+#[derive(Clone, Copy, Debug)]
+pub struct NoteDraft<'a> {
+    pub public_id: &'a str,
+    pub kind: PostKind,
+    pub title: Option<&'a str>,
+    pub body: &'a str,
+    pub pinned: bool,
+    pub publish_at: Timestamp,
+    pub edited_at: Option<Timestamp>,
+}
+
+impl<'a> NoteDraft<'a> {
+    pub fn of_post(p: &'a Post) -> Self {
+        Self {
+            public_id: &p.public_id,
+            kind: p.kind,
+            title: p.title.as_deref(),
+            body: &p.body,
+            pinned: p.pinned,
+            publish_at: p.publish_at,
+            edited_at: p.edited_at,
+        }
+    }
+
+    pub fn of_new(n: &'a caremesh_store::NewPost) -> Self {
+        Self {
+            public_id: &n.public_id,
+            kind: n.kind,
+            title: n.title.as_deref(),
+            body: &n.body,
+            pinned: n.pinned,
+            publish_at: n.publish_at,
+            edited_at: None,
+        }
+    }
 }
 
 pub(crate) fn sha_short(s: &str) -> [u8; 12] {

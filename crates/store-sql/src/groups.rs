@@ -20,7 +20,8 @@ macro_rules! impl_group_store {
             use caremesh_store::{
                 Attachment, DeletedBy, FeedPosition, FeedSort, Group, GroupInvite, GroupSettings,
                 GroupStore, ImportedPost, LibraryFolder, LibraryItem, Member, ModerationEntry,
-                NewAttachment, NewGroup, NewGroupInvite, NewLibraryItem, NewPost, Post, PostAuthor,
+                NewAttachment, NewGroup, NewGroupInvite, NewLibraryItem, NewOutboxEntry, NewPost, Post,
+                PostAuthor,
                 PostEdit, QueueItem, ReplySort, Report,
             };
 
@@ -1218,7 +1219,7 @@ macro_rules! impl_group_store {
                     group_invite_from_row(&row)
                 }
 
-                async fn create_post(&self, n: NewPost) -> Result<Post> {
+                async fn create_post_with(&self, n: NewPost, outbox: Vec<NewOutboxEntry>) -> Result<Post> {
                     let mut tx = self.begin_write().await?;
                     let author = member_of_user(&mut tx, n.group_id, n.author)
                         .await?
@@ -1299,6 +1300,7 @@ macro_rules! impl_group_store {
                             .map_err(db_err)?;
                     }
                     let post = load_post(&mut tx, id, Some(n.author)).await?;
+                    super::federation_sql::enqueue_in(&mut tx, &outbox, n.created_at).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(post)
                 }
@@ -1525,13 +1527,14 @@ macro_rules! impl_group_store {
                     }
                 }
 
-                async fn edit_post(
+                async fn edit_post_with(
                     &self,
                     post_id: i64,
                     editor: UserId,
                     title: Option<String>,
                     body: String,
                     now: Timestamp,
+                    outbox: Vec<NewOutboxEntry>,
                 ) -> Result<Post> {
                     let mut tx = self.begin_write().await?;
                     let f = post_facts(&mut tx, post_id).await?;
@@ -1561,16 +1564,18 @@ macro_rules! impl_group_store {
                         .await
                         .map_err(db_err)?;
                     let post = load_post(&mut tx, post_id, Some(editor)).await?;
+                    super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(post)
                 }
 
-                async fn delete_post(
+                async fn delete_post_with(
                     &self,
                     post_id: i64,
                     by: UserId,
                     moderator_reason: Option<Option<String>>,
                     now: Timestamp,
+                    outbox: Vec<NewOutboxEntry>,
                 ) -> Result<Post> {
                     let mut tx = self.begin_write().await?;
                     let f = post_facts(&mut tx, post_id).await?;
@@ -1656,6 +1661,7 @@ macro_rules! impl_group_store {
                         .await
                         .map_err(db_err)?;
                     let post = load_post(&mut tx, post_id, Some(by)).await?;
+                    super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(post)
                 }
@@ -1679,12 +1685,13 @@ macro_rules! impl_group_store {
                         .collect()
                 }
 
-                async fn set_helpful(
+                async fn set_helpful_with(
                     &self,
                     post_id: i64,
                     user: UserId,
                     helpful: bool,
                     now: Timestamp,
+                    outbox: Vec<NewOutboxEntry>,
                 ) -> Result<Post> {
                     let mut tx = self.begin_write().await?;
                     let f = post_facts(&mut tx, post_id).await?;
@@ -1715,6 +1722,9 @@ macro_rules! impl_group_store {
                             .map_err(db_err)?
                             .rows_affected()
                     };
+                    if changed > 0 {
+                        super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
+                    }
                     if changed > 0 {
                         let delta: i32 = if helpful { 1 } else { -1 };
                         sqlx::query("update posts set helpful_count = helpful_count + $1 where id = $2")

@@ -12,7 +12,8 @@ use caremesh_domain::{GroupRole, MemberState, Timestamp, UserId};
 use crate::{
     Attachment, FeedPosition, FeedSort, Group, GroupInvite, GroupSettings, ImportedPost,
     LibraryFolder, LibraryItem, Member, ModerationEntry, NewAttachment, NewGroup, NewGroupInvite,
-    NewLibraryItem, NewPost, Post, PostEdit, QueueItem, ReplySort, Report, Result, Session, User,
+    NewLibraryItem, NewOutboxEntry, NewPost, Post, PostEdit, QueueItem, ReplySort, Report, Result,
+    Session, User,
 };
 
 #[async_trait]
@@ -166,7 +167,11 @@ pub trait GroupStore: Send + Sync {
     /// thread must be a top-level post of the same group that is not deleted (`not_found` /
     /// `thread_deleted`); attachments must be the author's, of this group and unused
     /// (`attachment_unusable`). A reply by a doctor of the group marks its question answered.
-    async fn create_post(&self, new: NewPost) -> Result<Post>;
+    async fn create_post(&self, new: NewPost) -> Result<Post> {
+        self.create_post_with(new, Vec::new()).await
+    }
+    /// `create_post`, queueing `outbox` (the post for other nodes) in the same transaction.
+    async fn create_post_with(&self, new: NewPost, outbox: Vec<NewOutboxEntry>) -> Result<Post>;
     /// A post of the group (any kind, also deleted or scheduled), as `viewer` sees it.
     async fn post_by_public_id(
         &self,
@@ -211,6 +216,19 @@ pub trait GroupStore: Send + Sync {
         title: Option<String>,
         body: String,
         now: Timestamp,
+    ) -> Result<Post> {
+        self.edit_post_with(post_id, editor, title, body, now, Vec::new())
+            .await
+    }
+    /// `edit_post`, queueing `outbox` (the edit for other nodes) in the same transaction.
+    async fn edit_post_with(
+        &self,
+        post_id: i64,
+        editor: UserId,
+        title: Option<String>,
+        body: String,
+        now: Timestamp,
+        outbox: Vec<NewOutboxEntry>,
     ) -> Result<Post>;
     /// Deletes a post, leaving a tombstone. By its author (`moderator_reason` is `None`): the
     /// text and its history are erased. By a moderator: the text is kept in the history for
@@ -222,6 +240,18 @@ pub trait GroupStore: Send + Sync {
         by: UserId,
         moderator_reason: Option<Option<String>>,
         now: Timestamp,
+    ) -> Result<Post> {
+        self.delete_post_with(post_id, by, moderator_reason, now, Vec::new())
+            .await
+    }
+    /// `delete_post`, queueing `outbox` (the deletion for other nodes) in the same transaction.
+    async fn delete_post_with(
+        &self,
+        post_id: i64,
+        by: UserId,
+        moderator_reason: Option<Option<String>>,
+        now: Timestamp,
+        outbox: Vec<NewOutboxEntry>,
     ) -> Result<Post>;
     /// Earlier versions, oldest first.
     async fn post_history(&self, post_id: i64) -> Result<Vec<PostEdit>>;
@@ -232,6 +262,19 @@ pub trait GroupStore: Send + Sync {
         user: UserId,
         helpful: bool,
         now: Timestamp,
+    ) -> Result<Post> {
+        self.set_helpful_with(post_id, user, helpful, now, Vec::new())
+            .await
+    }
+    /// `set_helpful`, queueing `outbox` (the mark for the group's host) in the same transaction
+    /// when the mark changed.
+    async fn set_helpful_with(
+        &self,
+        post_id: i64,
+        user: UserId,
+        helpful: bool,
+        now: Timestamp,
+        outbox: Vec<NewOutboxEntry>,
     ) -> Result<Post>;
     /// Marks `reply_id` the accepted answer of its question (or clears it with `None`).
     /// Conflicts: `not_a_question`, `not_in_thread`, `post_deleted`.

@@ -81,8 +81,9 @@ async fn pseudonym_actor(
 struct JoinRemote {
     /// The group's actor URL on its host node.
     group: String,
-    /// The name to show in that group (only this crosses to other nodes).
-    display_name: String,
+    /// For patients: the name to show in that group (only this crosses to other nodes about
+    /// them). Doctors and staff appear under their own name.
+    display_name: Option<String>,
     /// A group invite token from the host, if the patient has one.
     invite: Option<String>,
 }
@@ -94,29 +95,19 @@ async fn join_remote_group(
     auth: AuthUser,
     ApiJson(req): ApiJson<JoinRemote>,
 ) -> Result<Response, ApiError> {
-    caremesh_domain::validate_display_name(&req.display_name)?;
+    // Patients join as a pseudonym under a name chosen for the group (also their name in the
+    // group here); doctors and staff join under their own name, and `display_name` is not used.
+    let name = if auth.user.role == caremesh_domain::Role::Patient {
+        let name = req.display_name.as_deref().map(str::trim).unwrap_or("");
+        caremesh_domain::validate_display_name(name)?;
+        name.to_owned()
+    } else {
+        auth.user.display_name.clone()
+    };
     let (group, member) = state
         .federation
-        .join_remote_group(
-            &auth.user,
-            req.group.trim(),
-            req.display_name.trim(),
-            req.invite.as_deref(),
-        )
+        .join_remote_group(&auth.user, req.group.trim(), &name, req.invite.as_deref())
         .await?;
-    // The name chosen for the group is also the one this node shows there (the pseudonym has it
-    // already). The membership exists either way: a failure here only leaves the account's name.
-    let member = match state
-        .store
-        .set_member_name(group.id, auth.user.id, req.display_name.trim().to_owned())
-        .await
-    {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::error!(error = %e, group = %group.public_id, "cannot record the member's name");
-            member
-        }
-    };
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
@@ -130,6 +121,10 @@ async fn join_remote_group(
 
 impl From<FederationError> for ApiError {
     fn from(e: FederationError) -> Self {
+        if let FederationError::Store(store) = e {
+            // What the store refused (a conflict, something missing) keeps its own answer.
+            return store.into();
+        }
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
         if status.is_server_error() {
             return ApiError::internal(e);

@@ -744,20 +744,26 @@ pub(crate) async fn member_changed(state: &AppState, group: &Group, m: &Member) 
 }
 
 async fn leave(State(state): State<AppState>, ctx: GroupCtx) -> ApiResult<StatusCode> {
+    leave_as(&state, &ctx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A member leaves the group; the host of a group hosted elsewhere is told. Shared with the
+/// pages.
+pub async fn leave_as(state: &AppState, ctx: &GroupCtx) -> ApiResult<()> {
     ctx.read()?;
     state
         .store
         .leave_group(ctx.group.id, ctx.user.id, state.clock.now())
         .await?;
-    if ctx.group.remote_actor_id.is_some()
-        && let Err(e) = state
-            .federation
-            .leave_remote_group(&ctx.group, &ctx.user)
-            .await
-    {
-        tracing::error!(error = %e, group = %ctx.group.public_id, "cannot tell the host");
+    if ctx.group.remote_actor_id.is_some() {
+        crate::posts::federate(
+            "leaving",
+            state.federation.leave_remote_group(&ctx.group, &ctx.user),
+        )
+        .await;
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[derive(Deserialize)]

@@ -15,6 +15,7 @@ use caremesh_domain::{
 use std::collections::HashMap;
 
 use caremesh_federation::credentials::CredentialBadge;
+use caremesh_federation::groups::NoteDraft;
 use caremesh_store::{DeletedBy, FeedPosition, FeedSort, NewPost, Post, ReplySort};
 use serde::{Deserialize, Serialize};
 
@@ -157,6 +158,14 @@ pub(crate) async fn post_views(
             v
         })
         .collect()
+}
+
+/// The badge of a post's author, from `author_badges`.
+pub(crate) fn badge_of<'a>(
+    badges: &'a HashMap<String, CredentialBadge>,
+    p: &Post,
+) -> Option<&'a CredentialBadge> {
+    badge_key(p).and_then(|k| badges.get(&k))
 }
 
 fn badge_key(p: &Post) -> Option<String> {
@@ -340,23 +349,20 @@ pub(crate) async fn announce_to_groups(
     let now = state.clock.now();
     let mut posted = Vec::with_capacity(ctxs.len());
     for ctx in ctxs {
-        let post = state
-            .store
-            .create_post(NewPost {
-                public_id: new_public_id()?,
-                group_id: ctx.group.id,
-                kind: PostKind::Announcement,
-                thread_id: None,
-                author: auth.user.id,
-                title: a.title.clone(),
-                body: a.body.clone(),
-                pinned: a.pinned,
-                publish_at: a.publish_at,
-                created_at: now,
-                attachments: Vec::new(),
-            })
-            .await?;
-        federate_post(state, &ctx, &post, None).await;
+        let new = NewPost {
+            public_id: new_public_id()?,
+            group_id: ctx.group.id,
+            kind: PostKind::Announcement,
+            thread_id: None,
+            author: auth.user.id,
+            title: a.title.clone(),
+            body: a.body.clone(),
+            pinned: a.pinned,
+            publish_at: a.publish_at,
+            created_at: now,
+            attachments: Vec::new(),
+        };
+        let post = write_post(state, &ctx, new, None).await?;
         posted.push((ctx, post));
     }
     Ok(posted)
@@ -480,45 +486,41 @@ async fn create_post(
     let now = state.clock.now();
     let publish_at = publish_time(req.publish_at, now)?;
     check_attachments(&req.attachments)?;
-    let post = state
-        .store
-        .create_post(NewPost {
-            public_id: new_public_id()?,
-            group_id: ctx.group.id,
-            kind,
-            thread_id: None,
-            author: ctx.user.id,
-            title: clean_title(req.title)?,
-            body: clean_text("body", &req.body, limits::POST_BODY, false)?,
-            pinned: req.pinned,
-            publish_at,
-            created_at: now,
-            attachments: req.attachments,
-        })
-        .await?;
-    federate_post(&state, &ctx, &post, None).await;
+    let new = NewPost {
+        public_id: new_public_id()?,
+        group_id: ctx.group.id,
+        kind,
+        thread_id: None,
+        author: ctx.user.id,
+        title: clean_title(req.title)?,
+        body: clean_text("body", &req.body, limits::POST_BODY, false)?,
+        pinned: req.pinned,
+        publish_at,
+        created_at: now,
+        attachments: req.attachments,
+    };
+    let post = write_post(&state, &ctx, new, None).await?;
     Ok((
         StatusCode::CREATED,
         Json(PostView::new(post, &ctx.group.public_id)),
     ))
 }
 
-/// Sends a new post to the other nodes of the group (its host, or its members' nodes). The post is
-/// stored either way; a failure to queue it is logged.
-pub(crate) async fn federate_post(
+/// Writes a post on this node. What the group's other nodes must receive (the post, signed by
+/// its author) is queued in the same transaction; a doctor's answer also tells members' nodes that
+/// the question is answered. Shared by the API and the pages.
+pub(crate) async fn write_post(
     state: &AppState,
     ctx: &GroupCtx,
-    post: &Post,
+    new: NewPost,
     thread: Option<&Post>,
-) {
-    federate(
-        "a new post",
-        state
-            .federation
-            .local_post_created(&ctx.group, post, &ctx.user, thread),
-    )
-    .await;
-    // A doctor's answer: every member's node shows the question as answered.
+) -> ApiResult<Post> {
+    let outbox = state
+        .federation
+        .post_created_entries(&ctx.group, &NoteDraft::of_new(&new), &ctx.user, thread)
+        .await?;
+    let post = state.store.create_post_with(new, outbox).await?;
+    state.federation.wake();
     if let Some(t) = thread
         && ctx.role().is_some_and(GroupRole::can_teach)
         && let Ok(t) = state
@@ -532,6 +534,133 @@ pub(crate) async fn federate_post(
         )
         .await;
     }
+    Ok(post)
+}
+
+/// Its author edits a post; the new version is queued for the other nodes with the edit.
+pub(crate) async fn edit_own_post(
+    state: &AppState,
+    ctx: &GroupCtx,
+    post: &Post,
+    title: Option<String>,
+    body: String,
+) -> ApiResult<Post> {
+    if post.author.user_id != Some(ctx.user.id) {
+        return Err(ApiError::forbidden("only its author can edit a post"));
+    }
+    let now = state.clock.now();
+    let outbox = state
+        .federation
+        .post_edited_entries(&ctx.group, post, title.as_deref(), &body, now, &ctx.user)
+        .await?;
+    let edited = state
+        .store
+        .edit_post_with(post.id, ctx.user.id, title, body, now, outbox)
+        .await?;
+    state.federation.wake();
+    Ok(edited)
+}
+
+/// Its author deletes a post (the deletion is queued for the other nodes with it), or a
+/// moderator removes someone else's (`moderator_reason` is `Some`; logged, and the group's other
+/// nodes show the removal).
+pub(crate) async fn delete_or_remove(
+    state: &AppState,
+    ctx: &GroupCtx,
+    post: &Post,
+    moderator_reason: Option<Option<String>>,
+) -> ApiResult<Post> {
+    let by_moderator = moderator_reason.is_some();
+    let outbox = if by_moderator {
+        Vec::new()
+    } else {
+        state
+            .federation
+            .post_deleted_entries(&ctx.group, post, &ctx.user)
+            .await?
+    };
+    let deleted = state
+        .store
+        .delete_post_with(
+            post.id,
+            ctx.user.id,
+            moderator_reason,
+            state.clock.now(),
+            outbox,
+        )
+        .await?;
+    state.federation.wake();
+    if by_moderator {
+        federate(
+            "a removal",
+            state.federation.post_state_changed(&ctx.group, &deleted),
+        )
+        .await;
+    }
+    Ok(deleted)
+}
+
+/// A member marks a post helpful or takes the mark back. In a group hosted elsewhere the mark
+/// goes to the host with it; in a group hosted here the new count goes to the members' nodes.
+pub(crate) async fn mark_helpful_as(
+    state: &AppState,
+    ctx: &GroupCtx,
+    post: &Post,
+    on: bool,
+) -> ApiResult<Post> {
+    ctx.read()?;
+    let outbox = state
+        .federation
+        .helpful_entries(&ctx.group, post, &ctx.user, on)
+        .await?;
+    let post = state
+        .store
+        .set_helpful_with(post.id, ctx.user.id, on, state.clock.now(), outbox)
+        .await?;
+    state.federation.wake();
+    federate(
+        "a helpful mark",
+        state.federation.post_state_changed(&ctx.group, &post),
+    )
+    .await;
+    Ok(post)
+}
+
+/// A doctor of the group accepts a reply as the answer to a question (or clears it).
+pub(crate) async fn accept_as(
+    state: &AppState,
+    ctx: &GroupCtx,
+    question: &Post,
+    reply: Option<&Post>,
+) -> ApiResult<Post> {
+    ctx.teach()?;
+    let post = state
+        .store
+        .accept_answer(question.id, reply.map(|r| r.id))
+        .await?;
+    federate(
+        "an accepted answer",
+        state.federation.post_state_changed(&ctx.group, &post),
+    )
+    .await;
+    Ok(post)
+}
+
+/// A doctor of the group pins a post or unpins it.
+pub(crate) async fn pin_as(
+    state: &AppState,
+    ctx: &GroupCtx,
+    post: &Post,
+    pinned: bool,
+) -> ApiResult<Post> {
+    ctx.teach()?;
+    let post = state.store.set_pinned(post.id, pinned).await?;
+    federate(
+        "a pin",
+        state.federation.post_state_changed(&ctx.group, &post),
+    )
+    .await;
+    Ok(post)
 }
 
 async fn get_post(
@@ -621,23 +750,20 @@ async fn create_reply(
     }
     check_attachments(&req.attachments)?;
     let now = state.clock.now();
-    let post = state
-        .store
-        .create_post(NewPost {
-            public_id: new_public_id()?,
-            group_id: ctx.group.id,
-            kind: PostKind::Reply,
-            thread_id: Some(thread.id),
-            author: ctx.user.id,
-            title: None,
-            body: clean_text("body", &req.body, limits::POST_BODY, false)?,
-            pinned: false,
-            publish_at: now,
-            created_at: now,
-            attachments: req.attachments,
-        })
-        .await?;
-    federate_post(&state, &ctx, &post, Some(&thread)).await;
+    let new = NewPost {
+        public_id: new_public_id()?,
+        group_id: ctx.group.id,
+        kind: PostKind::Reply,
+        thread_id: Some(thread.id),
+        author: ctx.user.id,
+        title: None,
+        body: clean_text("body", &req.body, limits::POST_BODY, false)?,
+        pinned: false,
+        publish_at: now,
+        created_at: now,
+        attachments: req.attachments,
+    };
+    let post = write_post(&state, &ctx, new, Some(&thread)).await?;
     Ok((
         StatusCode::CREATED,
         Json(PostView::new(post, &ctx.group.public_id)),
@@ -668,17 +794,7 @@ async fn edit_post(
         clean_title(req.title)?
     };
     let body = clean_text("body", &req.body, limits::POST_BODY, false)?;
-    let edited = state
-        .store
-        .edit_post(post.id, ctx.user.id, title, body, state.clock.now())
-        .await?;
-    federate(
-        "an edit",
-        state
-            .federation
-            .local_post_edited(&ctx.group, &edited, &ctx.user),
-    )
-    .await;
+    let edited = edit_own_post(&state, &ctx, &post, title, body).await?;
     Ok(Json(PostView::new(edited, &ctx.group.public_id)))
 }
 
@@ -716,25 +832,7 @@ async fn delete_post(
         };
         Some(reason)
     };
-    let deleted = state
-        .store
-        .delete_post(post.id, ctx.user.id, moderator_reason, state.clock.now())
-        .await?;
-    if own && post.origin_id.is_none() {
-        federate(
-            "a deletion",
-            state
-                .federation
-                .local_post_deleted(&ctx.group, &post, &ctx.user),
-        )
-        .await;
-    } else if !own {
-        federate(
-            "a removal",
-            state.federation.post_state_changed(&ctx.group, &deleted),
-        )
-        .await;
-    }
+    let deleted = delete_or_remove(&state, &ctx, &post, moderator_reason).await?;
     Ok(Json(PostView::new(deleted, &ctx.group.public_id)))
 }
 
@@ -780,17 +878,7 @@ async fn set_helpful(
 ) -> ApiResult<Json<PostView>> {
     ctx.read()?;
     let post = visible_post(&state, &ctx, &pid).await?;
-    let post = state
-        .store
-        .set_helpful(post.id, ctx.user.id, on, state.clock.now())
-        .await?;
-    federate(
-        "a helpful mark",
-        state
-            .federation
-            .local_helpful_changed(&ctx.group, &post, &ctx.user, on),
-    )
-    .await;
+    let post = mark_helpful_as(&state, &ctx, &post, on).await?;
     Ok(Json(PostView::new(post, &ctx.group.public_id)))
 }
 
@@ -826,15 +914,7 @@ async fn accept_answer(
     ctx.teach()?;
     let question = visible_post(&state, &ctx, &pid).await?;
     let reply = visible_post(&state, &ctx, &req.reply).await?;
-    let post = state
-        .store
-        .accept_answer(question.id, Some(reply.id))
-        .await?;
-    federate(
-        "an accepted answer",
-        state.federation.post_state_changed(&ctx.group, &post),
-    )
-    .await;
+    let post = accept_as(&state, &ctx, &question, Some(&reply)).await?;
     Ok(Json(PostView::new(post, &ctx.group.public_id)))
 }
 
@@ -845,12 +925,7 @@ async fn clear_answer(
 ) -> ApiResult<Json<PostView>> {
     ctx.teach()?;
     let question = visible_post(&state, &ctx, &pid).await?;
-    let post = state.store.accept_answer(question.id, None).await?;
-    federate(
-        "an accepted answer",
-        state.federation.post_state_changed(&ctx.group, &post),
-    )
-    .await;
+    let post = accept_as(&state, &ctx, &question, None).await?;
     Ok(Json(PostView::new(post, &ctx.group.public_id)))
 }
 
@@ -862,12 +937,7 @@ async fn set_pin(
 ) -> ApiResult<Json<PostView>> {
     ctx.teach()?;
     let post = visible_post(&state, &ctx, &pid).await?;
-    let post = state.store.set_pinned(post.id, pinned).await?;
-    federate(
-        "a pin",
-        state.federation.post_state_changed(&ctx.group, &post),
-    )
-    .await;
+    let post = pin_as(&state, &ctx, &post, pinned).await?;
     Ok(Json(PostView::new(post, &ctx.group.public_id)))
 }
 

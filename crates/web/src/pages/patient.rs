@@ -21,7 +21,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientIp;
 use crate::groups::{GroupCtx, new_public_id};
 use crate::page::{PageQuery, encode_cursor_parts};
+use crate::posts;
 use crate::state::AppState;
+use caremesh_federation::credentials::{BadgeStatus, CredentialBadge};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -261,13 +263,34 @@ pub(super) async fn load(state: &AppState, v: &Viewer, gid: &str) -> Result<Grou
     Ok(GroupCtx::load(state, auth, gid).await?)
 }
 
-fn post_author(v: &Viewer, p: &Post) -> String {
-    let badge = match p.author.role {
+/// The credential badges of posts' authors (see `posts::author_badges`).
+pub(super) type Badges = std::collections::HashMap<String, CredentialBadge>;
+
+fn post_author(v: &Viewer, p: &Post, badges: &Badges) -> String {
+    let mut badge = match p.author.role {
         Some(GroupRole::Doctor) | Some(GroupRole::Owner) => {
             format!(r#" <span class="badge">{}</span>"#, esc(v.t("role-doctor")))
         }
         _ => String::new(),
     };
+    if let Some(b) = posts::badge_of(badges, p) {
+        let (cls, text) = match b.status {
+            BadgeStatus::Verified => (
+                "ok",
+                v.tf(
+                    "badge-verified-by",
+                    &[("hospital", b.issuer_name.as_deref().unwrap_or("?"))],
+                ),
+            ),
+            BadgeStatus::Expired => ("warn", v.t("badge-expired").to_owned()),
+            BadgeStatus::Revoked => ("warn", v.t("badge-revoked").to_owned()),
+            BadgeStatus::Unverified => ("warn", v.t("badge-unverified").to_owned()),
+        };
+        badge.push_str(&format!(
+            r#" <span class="badge {cls} credential">{}</span>"#,
+            esc(&text)
+        ));
+    }
     format!(
         r#"<span class="author">{}</span>{badge} · <time>{}</time>"#,
         esc(&p.author.name),
@@ -275,7 +298,7 @@ fn post_author(v: &Viewer, p: &Post) -> String {
     )
 }
 
-fn post_summary(v: &Viewer, gid: &str, p: &Post, seen: Option<u64>) -> String {
+fn post_summary(v: &Viewer, gid: &str, p: &Post, seen: Option<u64>, badges: &Badges) -> String {
     let title = p.title.clone().unwrap_or_else(|| {
         let s: String = p.body.chars().take(60).collect();
         s
@@ -303,7 +326,7 @@ fn post_summary(v: &Viewer, gid: &str, p: &Post, seen: Option<u64>) -> String {
         gid = seg(gid),
         pid = seg(&p.public_id),
         title = esc(&title),
-        by = post_author(v, p),
+        by = post_author(v, p, badges),
         body = esc(&p.body.chars().take(200).collect::<String>()),
         meta = meta.join(" · "),
     )
@@ -391,6 +414,7 @@ async fn render_group(
         .await?;
     let more = posts.len() > FEED_PAGE as usize;
     posts.truncate(FEED_PAGE as usize);
+    let badges = posts::author_badges(state, &posts).await;
     let next_cursor = if more {
         posts
             .last()
@@ -478,7 +502,7 @@ async fn render_group(
                 esc(v.t("pinned"))
             ));
             for p in pinned {
-                h.push_str(&post_summary(v, gid, p, seen(p)));
+                h.push_str(&post_summary(v, gid, p, seen(p), &badges));
             }
             h.push_str("</section>");
         }
@@ -511,7 +535,7 @@ async fn render_group(
         h.push_str(&format!("<p>{}</p>", esc(v.t("feed-empty"))));
     }
     for p in rest {
-        h.push_str(&post_summary(v, gid, p, seen(p)));
+        h.push_str(&post_summary(v, gid, p, seen(p), &badges));
     }
     h.push_str(&pager(
         v,
@@ -645,22 +669,20 @@ async fn ask(
         }
     };
     let now = state.clock.now();
-    let post = state
-        .store
-        .create_post(NewPost {
-            public_id: new_public_id()?,
-            group_id: ctx.group.id,
-            kind: PostKind::Question,
-            thread_id: None,
-            author: ctx.user.id,
-            title,
-            body,
-            pinned: false,
-            publish_at: now,
-            created_at: now,
-            attachments,
-        })
-        .await?;
+    let new = NewPost {
+        public_id: new_public_id()?,
+        group_id: ctx.group.id,
+        kind: PostKind::Question,
+        thread_id: None,
+        author: ctx.user.id,
+        title,
+        body,
+        pinned: false,
+        publish_at: now,
+        created_at: now,
+        attachments,
+    };
+    let post = posts::write_post(&state, &ctx, new, None).await?;
     Ok(see_other(&format!(
         "/g/{}/p/{}",
         seg(&gid),
@@ -708,11 +730,7 @@ async fn leave(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    ctx.read()?;
-    state
-        .store
-        .leave_group(ctx.group.id, ctx.user.id, state.clock.now())
-        .await?;
+    crate::groups::leave_as(&state, &ctx).await?;
     Ok(see_other("/"))
 }
 
@@ -837,6 +855,8 @@ async fn render_thread(
         .store
         .replies(post.id, Some(ctx.user.id), ReplySort::Oldest, None, 200)
         .await?;
+    let mut badges = posts::author_badges(state, &replies).await;
+    badges.extend(posts::author_badges(state, std::slice::from_ref(&post)).await);
     let teach = ctx.teach().is_ok();
     let g = &ctx.group;
     let mut h = String::new();
@@ -847,7 +867,7 @@ async fn render_thread(
         r#"<p class="crumbs"><a href="/g/{gid}">{name}</a></p><article class="post main-post"><p class="byline">{by}</p><div class="body">{body}</div>{att}"#,
         gid = seg(&gid),
         name = esc(&g.settings.name),
-        by = post_author(v, &post),
+        by = post_author(v, &post, &badges),
         body = esc_text(&post.body),
         att = attachments_html(v, &gid, &post),
     ));
@@ -925,7 +945,7 @@ async fn render_thread(
             } else {
                 String::new()
             },
-            by = post_author(v, r),
+            by = post_author(v, r, &badges),
             body = if r.deleted_at.is_some() {
                 esc(v.t("deleted"))
             } else {
@@ -1016,22 +1036,20 @@ async fn reply(
         }
     };
     let now = state.clock.now();
-    state
-        .store
-        .create_post(NewPost {
-            public_id: new_public_id()?,
-            group_id: ctx.group.id,
-            kind: PostKind::Reply,
-            thread_id: Some(thread.id),
-            author: ctx.user.id,
-            title: None,
-            body,
-            pinned: false,
-            publish_at: now,
-            created_at: now,
-            attachments,
-        })
-        .await?;
+    let new = NewPost {
+        public_id: new_public_id()?,
+        group_id: ctx.group.id,
+        kind: PostKind::Reply,
+        thread_id: Some(thread.id),
+        author: ctx.user.id,
+        title: None,
+        body,
+        pinned: false,
+        publish_at: now,
+        created_at: now,
+        attachments,
+    };
+    posts::write_post(&state, &ctx, new, Some(&thread)).await?;
     let back = match form.get("back") {
         Some(b) => safe_back(Some(b)),
         None => format!("/g/{}/p/{}", seg(&gid), seg(&pid)),
@@ -1049,15 +1067,7 @@ async fn helpful(
     let ctx = load(&state, &v, &gid).await?;
     ctx.read()?;
     let post = visible(&state, &ctx, &pid).await?;
-    state
-        .store
-        .set_helpful(
-            post.id,
-            ctx.user.id,
-            form.get("on") != Some("0"),
-            state.clock.now(),
-        )
-        .await?;
+    posts::mark_helpful_as(&state, &ctx, &post, form.get("on") != Some("0")).await?;
     Ok(see_other(&safe_back(form.get("back"))))
 }
 
@@ -1106,10 +1116,7 @@ async fn accept(
     ctx.teach()?;
     let question = visible(&state, &ctx, &pid).await?;
     let reply = visible(&state, &ctx, &form.text("reply")).await?;
-    state
-        .store
-        .accept_answer(question.id, Some(reply.id))
-        .await?;
+    posts::accept_as(&state, &ctx, &question, Some(&reply)).await?;
     Ok(see_other(&format!("/g/{}/p/{}", seg(&gid), seg(&pid))))
 }
 
@@ -1123,10 +1130,7 @@ async fn pin(
     let ctx = load(&state, &v, &gid).await?;
     ctx.teach()?;
     let post = visible(&state, &ctx, &pid).await?;
-    state
-        .store
-        .set_pinned(post.id, form.get("on") != Some("0"))
-        .await?;
+    posts::pin_as(&state, &ctx, &post, form.get("on") != Some("0")).await?;
     Ok(see_other(&format!("/g/{}/p/{}", seg(&gid), seg(&pid))))
 }
 
@@ -1609,14 +1613,6 @@ async fn remove_post(
         Some(clean_text("reason", &reason, limits::REPORT_REASON, true)?)
     };
     let own = post.author.user_id == Some(ctx.user.id);
-    state
-        .store
-        .delete_post(
-            post.id,
-            ctx.user.id,
-            if own { None } else { Some(reason) },
-            state.clock.now(),
-        )
-        .await?;
+    posts::delete_or_remove(&state, &ctx, &post, if own { None } else { Some(reason) }).await?;
     Ok(see_other(&format!("/g/{}/moderation", seg(&gid))))
 }

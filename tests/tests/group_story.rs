@@ -1,0 +1,767 @@
+//! The whole story of a group across hospitals, on three real nodes on loopback with their own
+//! databases (the host on PostgreSQL in the PostgreSQL run): patients of A and C join a group
+//! hosted on B, a verified doctor of C announces to groups on B and on A in one action, questions
+//! and answers flow, the host's doctor accepts an answer and pins a question, a member's helpful
+//! mark and an author's edit reach everyone, a moderator removes a post, an author deletes one, and
+//! in the end every node shows the same group. Then a ban and a revoked credential follow.
+//!
+//! A second test delivers a host's activities in reverse order and checks that the member's node
+//! still ends up showing what the host shows.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use caremesh_domain::Role;
+use caremesh_testkit::{Backend, TestNode, on_both_backends, wait_for};
+use common::{call, expect, get, post};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+on_both_backends!(
+    the_story_of_a_group_across_three_hospitals,
+    activities_that_arrive_out_of_order_converge,
+);
+
+async fn mesh(nodes: &[&TestNode]) {
+    for a in nodes {
+        for b in nodes {
+            if a.authority() != b.authority() {
+                a.add_partner(b).await;
+            }
+        }
+    }
+}
+
+async fn node(backend: Backend, name: &str) -> Option<TestNode> {
+    let name = name.to_owned();
+    TestNode::spawn_with(backend, move |c| c.hospital_name = name).await
+}
+
+/// An invite token of the group, usable ten times.
+async fn invite(node: &TestNode, token: &str, gid: &str) -> String {
+    let invite = expect(
+        post(
+            node,
+            token,
+            &format!("/api/v1/groups/{gid}/invites"),
+            json!({ "max_uses": 10 }),
+        )
+        .await,
+        201,
+    );
+    invite["url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Joins a group hosted on another node through `node`; returns the local mirror's id once the
+/// host accepted.
+async fn join_remote(
+    node: &TestNode,
+    token: &str,
+    group_url: &str,
+    name: &str,
+    invite: &str,
+) -> String {
+    let body = expect(
+        post(
+            node,
+            token,
+            "/api/v1/remote-groups",
+            json!({ "group": group_url, "display_name": name, "invite": invite }),
+        )
+        .await,
+        202,
+    );
+    let mirror = body["group"].as_str().unwrap().to_owned();
+    wait_for("the host's Accept", || async {
+        get(node, token, &format!("/api/v1/groups/{mirror}"))
+            .await
+            .0
+            == 200
+    })
+    .await;
+    mirror
+}
+
+async fn feed(node: &TestNode, token: &str, gid: &str) -> Vec<Value> {
+    let (status, page) = get(node, token, &format!("/api/v1/groups/{gid}/posts?limit=50")).await;
+    if status != 200 {
+        return Vec::new();
+    }
+    page["items"].as_array().unwrap().clone()
+}
+
+async fn replies(node: &TestNode, token: &str, gid: &str, pid: &str) -> Vec<Value> {
+    let (_, page) = get(
+        node,
+        token,
+        &format!("/api/v1/groups/{gid}/posts/{pid}/replies?limit=50"),
+    )
+    .await;
+    page["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// The post of the feed with this text (`Null` if there is none).
+async fn find(node: &TestNode, token: &str, gid: &str, body: &str) -> Value {
+    feed(node, token, gid)
+        .await
+        .into_iter()
+        .find(|p| p["body"] == body)
+        .unwrap_or(Value::Null)
+}
+
+/// What a member sees of a group, independent of the node's own ids: each thread with its
+/// state and its replies, in feed order.
+async fn snapshot(node: &TestNode, token: &str, gid: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in feed(node, token, gid).await {
+        let pid = p["id"].as_str().unwrap();
+        let rs = replies(node, token, gid, pid).await;
+        let accepted = rs
+            .iter()
+            .find(|r| Some(r["id"].as_str().unwrap()) == p["accepted_answer"].as_str())
+            .map(|r| r["body"].to_string());
+        out.push(format!(
+            "{} {} by {}: {:?} {} pinned={} deleted={} by={} helpful={} edited={} answered={} accepted={:?}",
+            p["kind"],
+            p["title"],
+            p["author"]["name"],
+            p["body"].as_str().unwrap(),
+            p["publish_at"],
+            p["pinned"],
+            p["deleted"],
+            p["deleted_by"],
+            p["helpful_count"],
+            p["edited"],
+            p["answered_by_doctor"],
+            accepted,
+        ));
+        for r in rs {
+            out.push(format!(
+                "  reply by {}: {:?} deleted={} helpful={} edited={}",
+                r["author"]["name"], r["body"], r["deleted"], r["helpful_count"], r["edited"],
+            ));
+        }
+    }
+    out
+}
+
+/// Waits until `node` shows the group as `expected`; shows the difference if it never does.
+async fn converge(node: &TestNode, token: &str, gid: &str, expected: &[String], name: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = snapshot(node, token, gid).await;
+        if got == expected {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            assert_eq!(got.join("\n"), expected.join("\n"), "node {name}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn the_story_of_a_group_across_three_hospitals(b: Backend) {
+    let Some(a) = node(Backend::Sqlite, "Hospital A").await else {
+        return;
+    };
+    let Some(host) = node(b, "Hospital B").await else {
+        return;
+    };
+    let Some(c) = node(Backend::Sqlite, "Hospital C").await else {
+        return;
+    };
+    mesh(&[&a, &host, &c]).await;
+
+    // C's administrator records the credential of C's doctor.
+    let admin_c = c.account_with_token(Role::Admin, "admin").await;
+    let zhang = c.account_with_token(Role::Doctor, "dr.zhang").await;
+    let credential_path = "/api/v1/admin/accounts/dr.zhang/credential";
+    expect(
+        call(
+            &c,
+            Some(&admin_c),
+            Method::PUT,
+            credential_path,
+            Some(json!({
+                "title": "主任医师", "specialty": "心血管内科", "licence_number": "110108",
+                "checked_on": "2026-11-20", "valid_until": "2027-11-20T00:00:00Z"
+            })),
+        )
+        .await,
+        200,
+    );
+
+    // B hosts the heart-failure group; A hosts a second group; both hand out invite links.
+    let li = host.account_with_token(Role::Doctor, "dr.li").await;
+    let g1 = common::create_group(&host, &li, "心衰康复 · 唐山").await;
+    let g1_url = host.federation.urls.group(&g1);
+    let g1_invite = invite(&host, &li, &g1).await;
+    let wang_doctor = a.account_with_token(Role::Doctor, "dr.wang").await;
+    let g2 = common::create_group(&a, &wang_doctor, "冠心病随访 · 北京").await;
+    let g2_url = a.federation.urls.group(&g2);
+    let g2_invite = invite(&a, &wang_doctor, &g2).await;
+
+    // Patients of A and C join as pseudonyms; C's doctor joins both groups as herself.
+    let pa = a.account_with_token(Role::Patient, "wang.xiaoli").await;
+    let pc = c.account_with_token(Role::Patient, "zhao.min").await;
+    let a_g1 = join_remote(&a, &pa, &g1_url, "康复中的小李", &g1_invite).await;
+    let c_g1 = join_remote(&c, &pc, &g1_url, "老赵", &g1_invite).await;
+    let zhang_g1 = join_remote(&c, &zhang, &g1_url, "", &g1_invite).await;
+    let zhang_g2 = join_remote(&c, &zhang, &g2_url, "", &g2_invite).await;
+    assert_eq!(zhang_g1, c_g1, "one mirror of the group on C");
+
+    // Each host lets C's doctor teach, after checking the credential C signed; a patient's
+    // pseudonym cannot be made a doctor.
+    let members = expect(
+        get(&host, &li, &format!("/api/v1/groups/{g1}/members")).await,
+        200,
+    );
+    let member_id = |name: &str| {
+        members["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["display_name"] == name)
+            .unwrap_or_else(|| panic!("no member {name} in {members}"))["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let refused = call(
+        &host,
+        Some(&li),
+        Method::PUT,
+        &format!(
+            "/api/v1/groups/{g1}/members/{}/role",
+            member_id("康复中的小李")
+        ),
+        Some(json!({ "role": "doctor" })),
+    )
+    .await;
+    assert_eq!(refused.0, 409, "{}", refused.1);
+    assert_eq!(refused.1["error"], "credential_unverified");
+    common::set_role(&host, &li, &g1, member_id("dr.zhang (display)"), "doctor").await;
+    let a_members = expect(
+        get(&a, &wang_doctor, &format!("/api/v1/groups/{g2}/members")).await,
+        200,
+    );
+    let zhang_on_a = a_members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["display_name"] == "dr.zhang (display)")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    common::set_role(&a, &wang_doctor, &g2, zhang_on_a, "doctor").await;
+    for gid in [&zhang_g1, &zhang_g2] {
+        wait_for("C to learn that its doctor teaches", || async {
+            get(&c, &zhang, &format!("/api/v1/groups/{gid}")).await.1["my_role"] == "doctor"
+        })
+        .await;
+    }
+
+    // One announcement to both groups, in one action.
+    let announced = expect(
+        post(
+            &c,
+            &zhang,
+            "/api/v1/announcements",
+            json!({ "groups": [zhang_g1, zhang_g2], "title": "冬季提醒", "body": "天冷注意保暖，每天称体重。" }),
+        )
+        .await,
+        201,
+    );
+    assert_eq!(announced["items"].as_array().unwrap().len(), 2);
+    let announcement = "天冷注意保暖，每天称体重。";
+    for (n, token, gid) in [
+        (&host, &li, &g1),
+        (&a, &pa, &a_g1),
+        (&c, &pc, &c_g1),
+        (&a, &wang_doctor, &g2),
+    ] {
+        wait_for("the announcement on every node", || async {
+            find(n, token, gid, announcement).await["pinned"] == true
+        })
+        .await;
+        let post = find(n, token, gid, announcement).await;
+        let badge = &post["author"]["credential"];
+        assert_eq!(badge["status"], "verified", "{post}");
+        assert_eq!(badge["issuer_name"], "Hospital C", "{post}");
+    }
+
+    // The group's page on A shows who vouches for the doctor.
+    let page = a
+        .http
+        .get(a.url(&format!("/g/{a_g1}")))
+        .header("cookie", format!("caremesh_session={pa}"))
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Verified by Hospital C"), "{page}");
+
+    // A's patient asks on A; C's doctor answers on C; the host's doctor accepts the answer.
+    let question = "晚上腿肿要紧吗？";
+    expect(
+        post(
+            &a,
+            &pa,
+            &format!("/api/v1/groups/{a_g1}/posts"),
+            json!({ "kind": "question", "body": question }),
+        )
+        .await,
+        201,
+    );
+    wait_for("the question on C", || async {
+        !find(&c, &zhang, &c_g1, question).await.is_null()
+    })
+    .await;
+    let q_on_c = find(&c, &zhang, &c_g1, question).await;
+    let answer = "抬高双腿，记录体重，三天增加两公斤请就诊。";
+    let reply_on_c = expect(
+        post(
+            &c,
+            &zhang,
+            &format!(
+                "/api/v1/groups/{c_g1}/posts/{}/replies",
+                q_on_c["id"].as_str().unwrap()
+            ),
+            json!({ "body": answer }),
+        )
+        .await,
+        201,
+    );
+    wait_for("the answer on the host", || async {
+        let q = find(&host, &li, &g1, question).await;
+        q["reply_count"] == 1 && q["answered_by_doctor"] == true
+    })
+    .await;
+    let q_on_b = find(&host, &li, &g1, question).await;
+    let q_b = q_on_b["id"].as_str().unwrap();
+    let reply_on_b = replies(&host, &li, &g1, q_b).await[0].clone();
+    assert_eq!(reply_on_b["body"], answer);
+    assert_eq!(reply_on_b["author"]["credential"]["status"], "verified");
+    expect(
+        call(
+            &host,
+            Some(&li),
+            Method::PUT,
+            &format!("/api/v1/groups/{g1}/posts/{q_b}/accepted-answer"),
+            Some(json!({ "reply": reply_on_b["id"] })),
+        )
+        .await,
+        200,
+    );
+
+    // C's patient finds the answer helpful; the host counts it and every node shows the count.
+    expect(
+        call(
+            &c,
+            Some(&pc),
+            Method::PUT,
+            &format!(
+                "/api/v1/groups/{c_g1}/posts/{}/helpful",
+                reply_on_c["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await,
+        200,
+    );
+    wait_for("the helpful mark on the host", || async {
+        replies(&host, &li, &g1, q_b).await[0]["helpful_count"] == 1
+    })
+    .await;
+
+    // A's patient edits the question; the host pins it.
+    let q_on_a = find(&a, &pa, &a_g1, question).await;
+    let edited = "晚上腿肿要紧吗？已经三天了。";
+    expect(
+        call(
+            &a,
+            Some(&pa),
+            Method::PATCH,
+            &format!(
+                "/api/v1/groups/{a_g1}/posts/{}",
+                q_on_a["id"].as_str().unwrap()
+            ),
+            Some(json!({ "body": edited })),
+        )
+        .await,
+        200,
+    );
+    wait_for("the edit on the host", || async {
+        !find(&host, &li, &g1, edited).await.is_null()
+    })
+    .await;
+    expect(
+        call(
+            &host,
+            Some(&li),
+            Method::PUT,
+            &format!("/api/v1/groups/{g1}/posts/{q_b}/pin"),
+            None,
+        )
+        .await,
+        200,
+    );
+
+    // C's patient posts an advertisement, which the host's doctor removes; A's patient posts by
+    // mistake and deletes it.
+    let advert = "加我微信买特效药";
+    expect(
+        post(
+            &c,
+            &pc,
+            &format!("/api/v1/groups/{c_g1}/posts"),
+            json!({ "kind": "question", "body": advert }),
+        )
+        .await,
+        201,
+    );
+    wait_for("the advert on the host", || async {
+        !find(&host, &li, &g1, advert).await.is_null()
+    })
+    .await;
+    let advert_b = find(&host, &li, &g1, advert).await;
+    expect(
+        call(
+            &host,
+            Some(&li),
+            Method::DELETE,
+            &format!(
+                "/api/v1/groups/{g1}/posts/{}",
+                advert_b["id"].as_str().unwrap()
+            ),
+            Some(json!({ "reason": "广告" })),
+        )
+        .await,
+        200,
+    );
+    let oops = expect(
+        post(
+            &a,
+            &pa,
+            &format!("/api/v1/groups/{a_g1}/posts"),
+            json!({ "kind": "question", "body": "发错群了" }),
+        )
+        .await,
+        201,
+    );
+    wait_for("the mistake on C", || async {
+        !find(&c, &pc, &c_g1, "发错群了").await.is_null()
+    })
+    .await;
+    expect(
+        call(
+            &a,
+            Some(&pa),
+            Method::DELETE,
+            &format!(
+                "/api/v1/groups/{a_g1}/posts/{}",
+                oops["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await,
+        200,
+    );
+
+    wait_for("the deletion on the host", || async {
+        find(&host, &li, &g1, "发错群了").await.is_null()
+    })
+    .await;
+
+    // Every node shows the same group; removed and deleted posts are gone from every feed.
+    let expected = snapshot(&host, &li, &g1).await;
+    let check = expected.join("\n");
+    for needle in [
+        "pinned=true",
+        "helpful=1",
+        "edited=true",
+        "answered=true",
+        &format!("accepted=Some(\"\\\"{answer}\\\"\")"),
+    ] {
+        assert!(
+            check.contains(needle),
+            "{needle} missing from the host's view:\n{check}"
+        );
+    }
+    assert!(
+        !check.contains(advert) && !check.contains("发错群了"),
+        "{check}"
+    );
+    for (n, token, gid, name) in [(&a, &pa, &a_g1, "A"), (&c, &pc, &c_g1, "C")] {
+        converge(n, token, gid, &expected, name).await;
+    }
+
+    // The host bans C's patient: C stops showing the group to them and refuses their posts.
+    let zhao = member_id("老赵");
+    expect(
+        post(
+            &host,
+            &li,
+            &format!("/api/v1/groups/{g1}/members/{zhao}/ban"),
+            json!({ "reason": "广告" }),
+        )
+        .await,
+        200,
+    );
+    wait_for("C to learn of the ban", || async {
+        get(&c, &pc, &format!("/api/v1/groups/{c_g1}")).await.0 == 404
+    })
+    .await;
+    let refused = post(
+        &c,
+        &pc,
+        &format!("/api/v1/groups/{c_g1}/posts"),
+        json!({ "kind": "question", "body": "还能发吗" }),
+    )
+    .await;
+    assert_eq!(refused.0, 404, "{}", refused.1);
+    let rejoin = post(
+        &c,
+        &pc,
+        "/api/v1/remote-groups",
+        json!({ "group": g1_url, "display_name": "老赵", "invite": g1_invite }),
+    )
+    .await;
+    assert_eq!(rejoin.0, 409, "{}", rejoin.1);
+
+    // C revokes its doctor's credential: the other nodes show it on her posts after the update.
+    expect(
+        call(&c, Some(&admin_c), Method::DELETE, credential_path, None).await,
+        200,
+    );
+    for (n, token, gid) in [(&a, &pa, &a_g1), (&host, &li, &g1)] {
+        wait_for("the revocation beside the doctor's posts", || async {
+            find(n, token, gid, announcement).await["author"]["credential"]["status"] == "revoked"
+        })
+        .await;
+    }
+}
+
+async fn activities_that_arrive_out_of_order_converge(b: Backend) {
+    let Some(mut a) = TestNode::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let Some(mut host) = TestNode::spawn(b).await else {
+        return;
+    };
+    mesh(&[&a, &host]).await;
+    let li = host.account_with_token(Role::Doctor, "dr.li").await;
+    let g = common::create_group(&host, &li, "卒中康复").await;
+    let g_url = host.federation.urls.group(&g);
+    let token = invite(&host, &li, &g).await;
+    let local = host
+        .account_with_token(Role::Patient, "local.patient")
+        .await;
+    expect(
+        post(
+            &host,
+            &local,
+            &format!("/api/v1/group-invites/{token}/accept"),
+            json!({}),
+        )
+        .await,
+        201,
+    );
+    let pa = a.account_with_token(Role::Patient, "chen.jie").await;
+    let mirror = join_remote(&a, &pa, &g_url, "陈阿姨", &token).await;
+
+    // First, one of each kind in order, so that A knows every key it will need.
+    let warm = expect(
+        post(
+            &host,
+            &local,
+            &format!("/api/v1/groups/{g}/posts"),
+            json!({ "kind": "question", "body": "热身" }),
+        )
+        .await,
+        201,
+    );
+    let warm_id = warm["id"].as_str().unwrap();
+    expect(
+        call(
+            &host,
+            Some(&li),
+            Method::PUT,
+            &format!("/api/v1/groups/{g}/posts/{warm_id}/pin"),
+            None,
+        )
+        .await,
+        200,
+    );
+    expect(
+        post(
+            &host,
+            &li,
+            &format!("/api/v1/groups/{g}/posts/{warm_id}/replies"),
+            json!({ "body": "热身回复" }),
+        )
+        .await,
+        201,
+    );
+    wait_for("the warm-up on A", || async {
+        let p = find(&a, &pa, &mirror, "热身").await;
+        p["pinned"] == true && p["reply_count"] == 1
+    })
+    .await;
+
+    // A is unreachable while the host's members write, edit, answer, pin, remove and delete.
+    a.pause().await;
+    let q = expect(
+        post(
+            &host,
+            &local,
+            &format!("/api/v1/groups/{g}/posts"),
+            json!({ "kind": "question", "body": "吞咽困难怎么练习？" }),
+        )
+        .await,
+        201,
+    );
+    let qid = q["id"].as_str().unwrap();
+    expect(
+        call(
+            &host,
+            Some(&local),
+            Method::PATCH,
+            &format!("/api/v1/groups/{g}/posts/{qid}"),
+            Some(json!({ "body": "吞咽困难怎么练习？喝水会呛。" })),
+        )
+        .await,
+        200,
+    );
+    let r = expect(
+        post(
+            &host,
+            &li,
+            &format!("/api/v1/groups/{g}/posts/{qid}/replies"),
+            json!({ "body": "先练习空吞咽，喝水用增稠剂。" }),
+        )
+        .await,
+        201,
+    );
+    expect(
+        call(
+            &host,
+            Some(&li),
+            Method::PUT,
+            &format!("/api/v1/groups/{g}/posts/{qid}/accepted-answer"),
+            Some(json!({ "reply": r["id"] })),
+        )
+        .await,
+        200,
+    );
+    expect(
+        call(
+            &host,
+            Some(&local),
+            Method::PUT,
+            &format!(
+                "/api/v1/groups/{g}/posts/{}/helpful",
+                r["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await,
+        200,
+    );
+    expect(
+        call(
+            &host,
+            Some(&li),
+            Method::PUT,
+            &format!("/api/v1/groups/{g}/posts/{qid}/pin"),
+            None,
+        )
+        .await,
+        200,
+    );
+    let spam = expect(
+        post(
+            &host,
+            &local,
+            &format!("/api/v1/groups/{g}/posts"),
+            json!({ "kind": "question", "body": "代购药品" }),
+        )
+        .await,
+        201,
+    );
+    expect(
+        call(
+            &host,
+            Some(&li),
+            Method::DELETE,
+            &format!("/api/v1/groups/{g}/posts/{}", spam["id"].as_str().unwrap()),
+            None,
+        )
+        .await,
+        200,
+    );
+    let gone = expect(
+        post(
+            &host,
+            &local,
+            &format!("/api/v1/groups/{g}/posts"),
+            json!({ "kind": "question", "body": "我删了" }),
+        )
+        .await,
+        201,
+    );
+    expect(
+        call(
+            &host,
+            Some(&local),
+            Method::DELETE,
+            &format!("/api/v1/groups/{g}/posts/{}", gone["id"].as_str().unwrap()),
+            None,
+        )
+        .await,
+        200,
+    );
+    let expected = snapshot(&host, &li, &g).await;
+
+    // The host stops (with its queue for A), A comes back, and the queued activities reach A
+    // newest first.
+    host.pause().await;
+    a.resume().await;
+    let queued = host
+        .store
+        .pending_entries(&a.authority(), 100)
+        .await
+        .unwrap();
+    assert!(queued.len() >= 10, "{} activities queued", queued.len());
+    for e in queued.iter().rev() {
+        let (status, body) = host.deliver_raw(&a, e.payload.as_bytes()).await;
+        assert!(
+            status == 202 || status == 200,
+            "{status} {body} for {}",
+            e.payload
+        );
+    }
+    let got = snapshot(&a, &pa, &mirror).await;
+    assert_eq!(got, expected, "A after activities in reverse order");
+
+    // The host comes back and delivers its queue in order: nothing changes.
+    host.resume().await;
+    wait_for("the host's queue to drain", || async {
+        host.store
+            .peer_queues()
+            .await
+            .unwrap()
+            .iter()
+            .all(|q| q.pending == 0)
+    })
+    .await;
+    assert_eq!(snapshot(&a, &pa, &mirror).await, expected);
+}
