@@ -21,6 +21,7 @@ on_both_backends!(
     doctors_and_admins_create_groups_from_the_page,
     moderators_manage_members_from_the_page,
     feed_and_queue_pages_page_by_cursor,
+    a_patient_of_a_partner_hospital_joins_from_the_invite_link,
 );
 
 /// A browser without JavaScript, logged in with the session cookie of `token`.
@@ -814,4 +815,130 @@ async fn feed_and_queue_pages_page_by_cursor(b: Backend) {
     assert!(third.html.contains("问题编号44") && !third.html.contains(r#"rel="next""#));
     // Patients have no queue.
     assert_eq!(patient.get("/doctor/queue").await.status, 403);
+}
+
+/// A patient of hospital A opens an invite link of a group hosted on B: B's page sends them to
+/// their own hospital, where they choose their name for the group and ask to join; the host
+/// accepts and the group appears among their groups at home. A group of a hospital that is not a
+/// partner is refused, and a missing name stores nothing.
+async fn a_patient_of_a_partner_hospital_joins_from_the_invite_link(b: Backend) {
+    let Some(host) = TestNode::spawn_with(b, |c| c.hospital_name = "Hospital B".into()).await
+    else {
+        return;
+    };
+    let Some(a) = TestNode::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let Some(stranger) = TestNode::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    host.add_partner(&a).await;
+    a.add_partner(&host).await;
+    let doctor = host.account_with_token(Role::Doctor, "dr.li").await;
+    let gid = common::create_group(&host, &doctor, "心衰康复").await;
+    let invite = expect(
+        post(
+            &host,
+            &doctor,
+            &g(&gid, "/invites"),
+            json!({ "max_uses": 5 }),
+        )
+        .await,
+        201,
+    );
+    let link = invite["url"].as_str().unwrap();
+    let token = link.rsplit('/').next().unwrap();
+
+    // On B, without an account there: the invitation leads to the partner hospitals.
+    let visitor = reqwest::Client::new()
+        .get(host.url(&format!("/group-invite/{token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(visitor.status(), 200);
+    let html = visitor.text().await.unwrap();
+    let base = a.url("/");
+    let start = html
+        .find(&format!("href=\"{base}remote-join?"))
+        .unwrap_or_else(|| {
+            panic!("no link to the patient's hospital in {html}");
+        });
+    let href = html[start + 6..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    let path = href
+        .strip_prefix(base.trim_end_matches('/'))
+        .unwrap()
+        .to_owned();
+
+    // At home, logged in: the page asks for the name to show in the group.
+    let pa = a.account_with_token(Role::Patient, "wang.xiaoli").await;
+    let browser = Browser::new(&a, &pa);
+    let page = browser.get(&path).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(
+        page.html.contains(r#"name="display_name""#),
+        "{}",
+        page.html
+    );
+    let group_url = host.federation.urls.group(&gid);
+    let no_name = browser
+        .form(
+            "/remote-join",
+            &[
+                ("group", &group_url),
+                ("invite", token),
+                ("display_name", " "),
+            ],
+        )
+        .await;
+    assert_eq!(no_name.status, 422, "{}", no_name.html);
+    assert!(
+        a.store
+            .group_by_remote_actor(&group_url)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A group of a hospital that is not a partner is refused before anything is fetched.
+    let foreign = stranger.federation.urls.group("abc");
+    let refused = browser
+        .get(&format!(
+            "/remote-join?group={}",
+            url::form_urlencoded::byte_serialize(foreign.as_bytes()).collect::<String>()
+        ))
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.html);
+
+    let sent = browser
+        .form(
+            "/remote-join",
+            &[
+                ("group", &group_url),
+                ("invite", token),
+                ("display_name", "小王"),
+            ],
+        )
+        .await;
+    assert_eq!(sent.status, 200, "{}", sent.html);
+    assert!(sent.html.contains("Hospital B"), "{}", sent.html);
+    caremesh_testkit::wait_for("the group among the patient's groups", || async {
+        let (_, groups) = get(&a, &pa, "/api/v1/groups").await;
+        groups["items"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|g| g["name"] == "心衰康复"))
+    })
+    .await;
+    let members = expect(get(&host, &doctor, &g(&gid, "/members")).await, 200);
+    assert!(
+        members["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["display_name"] == "小王"),
+        "{members}"
+    );
 }

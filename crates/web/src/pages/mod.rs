@@ -13,6 +13,7 @@ mod doctor;
 pub mod i18n;
 mod manage;
 mod patient;
+mod remote;
 
 use std::convert::Infallible;
 
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/static/{file}", get(static_file))
         .merge(patient::router())
         .merge(manage::router())
+        .merge(remote::router())
         .merge(patient::upload_router().layer(DefaultBodyLimit::max(upload_limit)))
         .merge(doctor::router())
         .merge(admin::router())

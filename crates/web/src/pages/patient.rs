@@ -1275,8 +1275,11 @@ async fn group_invite_page(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> PageResult {
-    let auth = v.require()?;
     let invite = state.store.group_invite_by_token(&token).await?;
+    let Some(auth) = v.auth.as_ref() else {
+        // Not logged in here: log in, or take the invitation to one's own hospital.
+        return super::remote::invite_for_visitors(&v, &state, &token, &invite).await;
+    };
     let group = state.store.group_by_id(invite.group_id).await?;
     let member = state
         .store
