@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 on_both_backends!(
     the_story_of_a_group_across_three_hospitals,
     activities_that_arrive_out_of_order_converge,
+    a_node_that_joins_later_gets_the_recent_threads,
 );
 
 async fn mesh(nodes: &[&TestNode]) {
@@ -764,4 +765,115 @@ async fn activities_that_arrive_out_of_order_converge(b: Backend) {
     })
     .await;
     assert_eq!(snapshot(&a, &pa, &mirror).await, expected);
+}
+
+/// A group with a history: a patient of another node who joins later sees its pinned
+/// announcement and recent threads, with their replies, edits and the host's decisions, as the
+/// host shows them; deleted posts stay away.
+async fn a_node_that_joins_later_gets_the_recent_threads(b: Backend) {
+    let Some(host) = TestNode::spawn(b).await else {
+        return;
+    };
+    let Some(a) = TestNode::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let Some(c) = TestNode::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    mesh(&[&a, &host, &c]).await;
+    let li = host.account_with_token(Role::Doctor, "dr.li").await;
+    let g = common::create_group(&host, &li, "糖尿病足护理").await;
+    let g_url = host.federation.urls.group(&g);
+    let token = invite(&host, &li, &g).await;
+    // A patient of C is a member from the start and writes too.
+    let pc = c.account_with_token(Role::Patient, "zhao.min").await;
+    let c_g = join_remote(&c, &pc, &g_url, "老赵", &token).await;
+    expect(
+        post(
+            &host,
+            &li,
+            &format!("/api/v1/groups/{g}/posts"),
+            json!({ "kind": "announcement", "title": "每日检查", "body": "每天睡前检查双脚。", "pinned": true }),
+        )
+        .await,
+        201,
+    );
+    let q = expect(
+        post(
+            &c,
+            &pc,
+            &format!("/api/v1/groups/{c_g}/posts"),
+            json!({ "kind": "question", "body": "脚上起泡怎么办？" }),
+        )
+        .await,
+        201,
+    );
+    expect(
+        call(
+            &c,
+            Some(&pc),
+            Method::PATCH,
+            &format!("/api/v1/groups/{c_g}/posts/{}", q["id"].as_str().unwrap()),
+            Some(json!({ "body": "脚上起泡怎么办？不疼。" })),
+        )
+        .await,
+        200,
+    );
+    wait_for("the edited question on the host", || async {
+        !find(&host, &li, &g, "脚上起泡怎么办？不疼。")
+            .await
+            .is_null()
+    })
+    .await;
+    let q_b = find(&host, &li, &g, "脚上起泡怎么办？不疼。").await;
+    let qid = q_b["id"].as_str().unwrap();
+    let r = expect(
+        post(
+            &host,
+            &li,
+            &format!("/api/v1/groups/{g}/posts/{qid}/replies"),
+            json!({ "body": "不要挑破，保持干燥，来门诊看看。" }),
+        )
+        .await,
+        201,
+    );
+    expect(
+        call(
+            &host,
+            Some(&li),
+            Method::PUT,
+            &format!("/api/v1/groups/{g}/posts/{qid}/accepted-answer"),
+            Some(json!({ "reply": r["id"] })),
+        )
+        .await,
+        200,
+    );
+    let gone = expect(
+        post(
+            &host,
+            &li,
+            &format!("/api/v1/groups/{g}/posts"),
+            json!({ "kind": "announcement", "body": "发错了" }),
+        )
+        .await,
+        201,
+    );
+    expect(
+        call(
+            &host,
+            Some(&li),
+            Method::DELETE,
+            &format!("/api/v1/groups/{g}/posts/{}", gone["id"].as_str().unwrap()),
+            None,
+        )
+        .await,
+        200,
+    );
+    let expected = snapshot(&host, &li, &g).await;
+    assert_eq!(expected.len(), 3, "{expected:?}");
+
+    // A patient of A joins now: A shows the same group.
+    let pa = a.account_with_token(Role::Patient, "wang.xiaoli").await;
+    let a_g = join_remote(&a, &pa, &g_url, "小王", &token).await;
+    converge(&a, &pa, &a_g, &expected, "A").await;
 }

@@ -16,7 +16,8 @@
 
 use caremesh_domain::{GroupRole, MemberState, Role, Timestamp, UserId};
 use caremesh_store::{
-    DeletedBy, Group, HostedPostState, Member, NewOutboxEntry, Partner, Post, StoreError, User,
+    DeletedBy, FeedSort, Group, HostedPostState, Member, NewOutboxEntry, Partner, Post, ReplySort,
+    StoreError, User,
 };
 use serde_json::{Value, json};
 
@@ -29,6 +30,10 @@ use crate::urls::authority_of_str;
 const AS: &str = "https://www.w3.org/ns/activitystreams";
 const DATA_INTEGRITY: &str = "https://w3id.org/security/data-integrity/v2";
 pub const POST_STATE: &str = "caremesh:PostState";
+/// How many of a group's latest threads a node gets when its first member joins, and how many
+/// replies of each.
+const BACKFILL_THREADS: u32 = 30;
+const BACKFILL_REPLIES: u32 = 50;
 pub const MEMBERSHIP: &str = "caremesh:Membership";
 
 impl Federation {
@@ -150,6 +155,16 @@ impl Federation {
         if peers.is_empty() {
             return Ok(());
         }
+        let update = self.post_state_update(group, post).await?;
+        self.publish(&update, &peers).await
+    }
+
+    /// The group's signed `Update` of what it decided about one of its posts.
+    async fn post_state_update(
+        &self,
+        group: &Group,
+        post: &Post,
+    ) -> Result<Value, FederationError> {
         let group_url = self.group_url(group);
         let post_ref = self.post_ref(post);
         let accepted = match &post.accepted_reply_public_id {
@@ -174,7 +189,109 @@ impl Federation {
             "published": post.created_at.to_rfc3339(),
             "updated": now.to_rfc3339(),
         });
-        self.send_as_group(group, state, &peers).await
+        self.group_update(group, state).await
+    }
+
+    /// A node's first member of a group hosted here was accepted: that node gets the group's
+    /// recent threads (the pinned ones and the latest, with scheduled announcements), their replies
+    /// and the group's decisions about them, as the other members' nodes got them: the authors'
+    /// activities, unchanged, forwarded by the group.
+    pub(crate) async fn backfill_node(
+        &self,
+        group: &Group,
+        actor: &str,
+    ) -> Result<(), FederationError> {
+        let Some(node) = authority_of_str(actor) else {
+            return Ok(());
+        };
+        let others = self
+            .store
+            .remote_member_actors(group.id)
+            .await?
+            .into_iter()
+            .filter(|a| a != actor && authority_of_str(a).as_deref() == Some(node.as_str()))
+            .count();
+        if others > 0 || group.remote_actor_id.is_some() {
+            return Ok(());
+        }
+        let peer = [self.partner_of(actor).await?];
+        let now = self.clock.now();
+        let mut threads = self
+            .store
+            .feed(
+                group.id,
+                None,
+                FeedSort::Newest,
+                None,
+                BACKFILL_THREADS,
+                now,
+            )
+            .await?;
+        threads.reverse();
+        threads.extend(
+            self.store
+                .scheduled_posts(group.id, None, BACKFILL_THREADS, now)
+                .await?,
+        );
+        for thread in threads.iter().filter(|t| t.deleted_at.is_none()) {
+            let mut entries = self.backfill_entries(group, thread, None, &peer).await?;
+            let replies = self
+                .store
+                .replies(thread.id, None, ReplySort::Oldest, None, BACKFILL_REPLIES)
+                .await?;
+            for r in replies.iter().filter(|r| r.deleted_at.is_none()) {
+                entries.extend(self.backfill_entries(group, r, Some(thread), &peer).await?);
+            }
+            // The thread's state after its replies, which an accepted answer refers to.
+            if thread.pinned
+                || thread.helpful_count > 0
+                || thread.accepted_reply_public_id.is_some()
+                || thread.answered_by_doctor
+            {
+                let update = self.post_state_update(group, thread).await?;
+                entries.extend(entries_for(&update, &peer));
+            }
+            self.store.enqueue(entries, now).await?;
+        }
+        self.wake();
+        Ok(())
+    }
+
+    /// One post for a node that joins later: its author's activities (the `Create`, and the
+    /// latest `Update` if it was edited) in the group's `Announce`.
+    async fn backfill_entries(
+        &self,
+        group: &Group,
+        post: &Post,
+        thread: Option<&Post>,
+        peer: &[Partner],
+    ) -> Result<Vec<NewOutboxEntry>, FederationError> {
+        let activities: Vec<Value> = match &post.origin_id {
+            None => {
+                let Some(uid) = post.author.user_id else {
+                    return Ok(Vec::new());
+                };
+                let author = self.store.user_by_id(uid).await?;
+                vec![
+                    self.signed_create(group, &NoteDraft::of_post(post), &author, thread)
+                        .await?,
+                ]
+            }
+            Some(origin) => {
+                let stored = self.store.activities_about(origin).await?;
+                let create = stored.iter().find(|a| a.activity_type == "Create");
+                let update = stored.iter().rev().find(|a| a.activity_type == "Update");
+                create
+                    .into_iter()
+                    .chain(update)
+                    .filter_map(|a| serde_json::from_str(&a.payload).ok())
+                    .collect()
+            }
+        };
+        Ok(activities
+            .iter()
+            .flat_map(|a| entries_for(&self.announce_of(group, a), peer))
+            .collect())
     }
 
     /// A member of a group hosted here who belongs to another node: their node is told what the
@@ -213,6 +330,12 @@ impl Federation {
         object: Value,
         peers: &[Partner],
     ) -> Result<(), FederationError> {
+        let update = self.group_update(group, object).await?;
+        self.publish(&update, peers).await
+    }
+
+    /// An `Update` of one of the group's objects, signed by the group.
+    async fn group_update(&self, group: &Group, object: Value) -> Result<Value, FederationError> {
         let group_url = self.group_url(group);
         let update = json!({
             "@context": [AS, DATA_INTEGRITY],
@@ -222,8 +345,7 @@ impl Federation {
             "to": [format!("{group_url}/members")],
             "object": object,
         });
-        let signed = self.sign_as(&group_url, &update).await?;
-        self.publish(&signed, peers).await
+        self.sign_as(&group_url, &update).await
     }
 
     /// What goes to the host when a local member marks a post of a group hosted elsewhere helpful

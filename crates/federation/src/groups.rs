@@ -282,6 +282,18 @@ impl Federation {
         author: &User,
         thread: Option<&Post>,
     ) -> Result<Vec<NewOutboxEntry>, FederationError> {
+        let signed = self.signed_create(group, draft, author, thread).await?;
+        self.route(group, &signed).await
+    }
+
+    /// The `Create` of a post written on this node, signed by its author.
+    pub(crate) async fn signed_create(
+        &self,
+        group: &Group,
+        draft: &NoteDraft<'_>,
+        author: &User,
+        thread: Option<&Post>,
+    ) -> Result<Value, FederationError> {
         let actor = self.author_actor(author, group).await?;
         let note = self.post_note(group, draft, &actor, thread);
         let create = json!({
@@ -292,8 +304,7 @@ impl Federation {
             "to": [self.group_url(group)],
             "object": note,
         });
-        let signed = self.sign_as(&actor, &create).await?;
-        self.route(group, &signed).await
+        self.sign_as(&actor, &create).await
     }
 
     /// The `Note` of a post written on this node, as its author signs it.
@@ -355,7 +366,11 @@ impl Federation {
             "object": { "type": "Follow", "actor": actor, "object": group_url },
         });
         self.publish(&answer, &[self.partner_of(actor).await?])
-            .await
+            .await?;
+        if accepted {
+            self.backfill_node(group, actor).await?;
+        }
+        Ok(())
     }
 
     /// What goes to the other nodes when an author deletes their own post written on this node,
@@ -395,17 +410,21 @@ impl Federation {
         if peers.is_empty() {
             return Ok(Vec::new());
         }
+        Ok(entries_for(&self.announce_of(group, activity), &peers))
+    }
+
+    /// The `Announce` by a hosted group that forwards an activity to its members' nodes.
+    pub(crate) fn announce_of(&self, group: &Group, activity: &Value) -> Value {
         let group_url = self.urls.group(&group.public_id);
         let inner_id = activity["id"].as_str().unwrap_or_default();
-        let announce = json!({
+        json!({
             "@context": AS,
             "id": self.urls.activity(&format!("announce-{}", hex::encode(sha_short(inner_id)))),
             "type": "Announce",
             "actor": group_url,
             "to": [format!("{group_url}/members")],
             "object": activity,
-        });
-        Ok(entries_for(&announce, &peers))
+        })
     }
 
     /// Checks a verified inbound activity against group rules before it is stored: only active
@@ -630,6 +649,10 @@ impl Federation {
             )
             .await;
         match result {
+            Ok(m) if m.state == MemberState::Active => {
+                self.wake();
+                self.backfill_node(&group, actor).await?;
+            }
             Ok(_) => {}
             Err(e) if e.conflict_code().is_some() => {
                 let reject = json!({

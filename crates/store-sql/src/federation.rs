@@ -96,6 +96,22 @@ macro_rules! impl_federation_store {
                 Ok(())
             }
 
+            fn stored_activities(rows: &[Row]) -> Result<Vec<StoredActivity>> {
+                rows.iter()
+                    .map(|row| {
+                        Ok(StoredActivity {
+                            seq: row.try_get("seq").map_err(db_err)?,
+                            activity_id: row.try_get("activity_id").map_err(db_err)?,
+                            activity_type: row.try_get("activity_type").map_err(db_err)?,
+                            actor_id: row.try_get("actor_id").map_err(db_err)?,
+                            peer: row.try_get("peer").map_err(db_err)?,
+                            received_at: ts(row.try_get("received_at").map_err(db_err)?),
+                            payload: row.try_get("payload").map_err(db_err)?,
+                        })
+                    })
+                    .collect()
+            }
+
             #[async_trait]
             impl FederationStore for $store {
                 async fn local_keys(&self, actor_id: &str) -> Result<Vec<LocalKey>> {
@@ -425,6 +441,18 @@ macro_rules! impl_federation_store {
                     Ok(outcomes)
                 }
 
+                async fn activities_about(&self, object_id: &str) -> Result<Vec<StoredActivity>> {
+                    let rows = sqlx::query(
+                        "select seq, activity_id, activity_type, actor_id, peer, received_at, payload
+                         from inbox_activities where object_id = $1 order by seq",
+                    )
+                    .bind(object_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    stored_activities(&rows)
+                }
+
                 async fn received_activities(
                     &self,
                     after_seq: i64,
@@ -439,19 +467,7 @@ macro_rules! impl_federation_store {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(db_err)?;
-                    rows.iter()
-                        .map(|row| {
-                            Ok(StoredActivity {
-                                seq: row.try_get("seq").map_err(db_err)?,
-                                activity_id: row.try_get("activity_id").map_err(db_err)?,
-                                activity_type: row.try_get("activity_type").map_err(db_err)?,
-                                actor_id: row.try_get("actor_id").map_err(db_err)?,
-                                peer: row.try_get("peer").map_err(db_err)?,
-                                received_at: ts(row.try_get("received_at").map_err(db_err)?),
-                                payload: row.try_get("payload").map_err(db_err)?,
-                            })
-                        })
-                        .collect()
+                    stored_activities(&rows)
                 }
 
                 async fn federated_object(&self, object_id: &str) -> Result<Option<FederatedObject>> {

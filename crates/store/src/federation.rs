@@ -209,6 +209,9 @@ pub trait FederationStore: Send + Sync {
     /// Received activities in arrival order, after `after_seq`.
     async fn received_activities(&self, after_seq: i64, limit: u32) -> Result<Vec<StoredActivity>>;
     async fn federated_object(&self, object_id: &str) -> Result<Option<FederatedObject>>;
+    /// The stored activities that changed an object (its `Create`, `Update`s, `Delete`), oldest
+    /// first: what a group's host forwards again to a node that joins later.
+    async fn activities_about(&self, object_id: &str) -> Result<Vec<StoredActivity>>;
 
     // ---- outbox ----
 
