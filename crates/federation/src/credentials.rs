@@ -212,29 +212,34 @@ impl CredentialBadge {
 }
 
 /// Checked badges of remote doctors, by actor: the version of the actor document checked, when.
-pub(crate) type BadgeCache =
-    std::sync::Mutex<std::collections::HashMap<String, (Timestamp, Instant, CredentialBadge)>>;
+pub(crate) type BadgeCache = std::sync::Mutex<
+    std::collections::HashMap<String, (Timestamp, Instant, Option<CredentialBadge>)>,
+>;
 
 impl Federation {
     /// What this node can say about the credential of an actor of another node, from the actor
     /// document it holds: `None` when the actor carries no credential (patients, most staff).
     pub async fn remote_badge(&self, actor_id: &str) -> Option<CredentialBadge> {
-        let actor = self.store.remote_actor(actor_id).await.ok().flatten()?;
-        let doc: Value = serde_json::from_str(&actor.document).ok()?;
-        doc.get("credential")?;
-        let cached = self
+        if let Some((_, checked, badge)) = self
             .badges
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(actor_id)
-            .filter(|(version, checked, _)| {
-                *version == actor.fetched_at && checked.elapsed() < BADGE_TTL
-            })
-            .map(|(_, _, b)| b.clone());
-        if cached.is_some() {
-            return cached;
+            && checked.elapsed() < BADGE_TTL
+        {
+            return badge.clone();
         }
-        let badge = check_credential(&doc, &self.resolver, self.clock.now()).await;
+        let Some(actor) = self.store.remote_actor(actor_id).await.ok().flatten() else {
+            return None;
+        };
+        let doc: Option<Value> = serde_json::from_str(&actor.document).ok();
+        let badge = match doc {
+            Some(d) if d.get("credential").is_some() => {
+                Some(check_credential(&d, &self.resolver, self.clock.now()).await)
+            }
+            // Patients and staff carry no credential; remembered too, so feeds do not ask again.
+            _ => None,
+        };
         self.badges
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -242,7 +247,15 @@ impl Federation {
                 actor_id.to_owned(),
                 (actor.fetched_at, Instant::now(), badge.clone()),
             );
-        Some(badge)
+        badge
+    }
+
+    /// Forgets what was checked of an actor's credential: its node sent a new version.
+    pub fn forget_badge(&self, actor_id: &str) {
+        self.badges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(actor_id);
     }
 
     /// The credential of a doctor of another node, checked on a freshly fetched actor document:

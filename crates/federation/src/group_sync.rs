@@ -422,6 +422,7 @@ impl Federation {
         from: &str,
         forward: bool,
     ) -> Result<(), FederationError> {
+        self.forget_badge(actor);
         let Some(doc) = self.store.remote_actor(actor).await? else {
             return Ok(());
         };

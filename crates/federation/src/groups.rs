@@ -524,7 +524,7 @@ impl Federation {
                 }
                 self.wake();
             }
-            "Update" if object.as_str() == Some(actor.as_str()) => {
+            "Update" if object.as_str().or(object["id"].as_str()) == Some(actor.as_str()) => {
                 self.remote_actor_updated(activity, &actor, from, true)
                     .await?;
             }
@@ -587,7 +587,8 @@ impl Federation {
                     }
                     // A member renamed: take the actor from its own node.
                     "Update"
-                        if inner.as_str() == Some(inner_actor.as_str())
+                        if inner.as_str().or(inner["id"].as_str())
+                            == Some(inner_actor.as_str())
                             && self.resolver.fetch_actor(&inner_actor).await.is_ok() =>
                     {
                         self.remote_actor_updated(object, &inner_actor, from, false)

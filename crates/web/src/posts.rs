@@ -185,7 +185,13 @@ pub(crate) async fn author_badges(
     let mut out = HashMap::new();
     for p in posts {
         let Some(key) = badge_key(p) else { continue };
-        if out.contains_key(&key) || p.deleted_at.is_some() {
+        // Only doctors carry credentials: on this node they teach in the group; authors of other
+        // nodes are looked up in the badge cache first.
+        let teaches = p.author.role.is_some_and(GroupRole::can_teach);
+        if out.contains_key(&key)
+            || p.deleted_at.is_some()
+            || (p.author.actor_id.is_none() && !teaches)
+        {
             continue;
         }
         let badge = match (&p.author.actor_id, p.author.user_id) {
