@@ -229,9 +229,7 @@ impl Federation {
         {
             return badge.clone();
         }
-        let Some(actor) = self.store.remote_actor(actor_id).await.ok().flatten() else {
-            return None;
-        };
+        let actor = self.store.remote_actor(actor_id).await.ok().flatten()?;
         let doc: Option<Value> = serde_json::from_str(&actor.document).ok();
         let badge = match doc {
             Some(d) if d.get("credential").is_some() => {
