@@ -212,6 +212,10 @@ impl CredentialBadge {
 }
 
 /// Checked badges of remote doctors, by actor: the version of the actor document checked, when.
+/// Credentials of this node's own doctors, by account id, with when they were read.
+pub(crate) type LocalCredentialCache =
+    std::sync::Mutex<std::collections::HashMap<i64, (Instant, Option<Credential>)>>;
+
 pub(crate) type BadgeCache = std::sync::Mutex<
     std::collections::HashMap<String, (Timestamp, Instant, Option<CredentialBadge>)>,
 >;
@@ -246,6 +250,40 @@ impl Federation {
                 (actor.fetched_at, Instant::now(), badge.clone()),
             );
         badge
+    }
+
+    /// The badge of one of this node's own doctors (`None` without a credential), from the
+    /// credential it keeps; read again at most once a minute, and at once after it changes
+    /// (`forget_local_badge`).
+    pub async fn local_badge(&self, user: caremesh_domain::UserId) -> Option<CredentialBadge> {
+        let cached = self
+            .local_credentials
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&user.0)
+            .filter(|(checked, _)| checked.elapsed() < BADGE_TTL)
+            .map(|(_, c)| c.clone());
+        let credential = match cached {
+            Some(c) => c,
+            None => {
+                let c = self.store.credential(user).await.ok().flatten();
+                self.local_credentials
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(user.0, (Instant::now(), c.clone()));
+                c
+            }
+        };
+        credential
+            .map(|c| CredentialBadge::local(&self.settings.hospital_name, &c, self.clock.now()))
+    }
+
+    /// Forgets the cached credential of one of this node's doctors: it was recorded or revoked.
+    pub fn forget_local_badge(&self, user: caremesh_domain::UserId) {
+        self.local_credentials
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&user.0);
     }
 
     /// Forgets what was checked of an actor's credential: its node sent a new version.

@@ -90,6 +90,7 @@ pub struct Federation {
     pub inbox: Inbox,
     wake: Arc<Notify>,
     badges: credentials::BadgeCache,
+    local_credentials: credentials::LocalCredentialCache,
 }
 
 impl Federation {
@@ -138,6 +139,7 @@ impl Federation {
             inbox,
             wake: Arc::new(Notify::new()),
             badges: Default::default(),
+            local_credentials: Default::default(),
         }))
     }
 

@@ -325,6 +325,7 @@ pub(crate) async fn record_credential(
         .store
         .set_credential(user.id, &credential, announce)
         .await?;
+    state.federation.forget_local_badge(user.id);
     state.federation.wake();
     tracing::info!(admin = %admin.user.id, doctor = %user.id, "credential recorded");
     Ok(credential)
@@ -364,6 +365,7 @@ pub(crate) async fn revoke_doctor_credential(
         .store
         .revoke_credential(user.id, now, announce)
         .await?;
+    state.federation.forget_local_badge(user.id);
     state.federation.wake();
     tracing::info!(admin = %admin.user.id, doctor = %user.id, "credential revoked");
     Ok(c)

@@ -181,7 +181,6 @@ pub(crate) async fn author_badges(
     state: &AppState,
     posts: &[Post],
 ) -> HashMap<String, CredentialBadge> {
-    let now = state.clock.now();
     let mut out = HashMap::new();
     for p in posts {
         let Some(key) = badge_key(p) else { continue };
@@ -196,14 +195,7 @@ pub(crate) async fn author_badges(
         }
         let badge = match (&p.author.actor_id, p.author.user_id) {
             (Some(actor), _) => state.federation.remote_badge(actor).await,
-            (None, Some(u)) => match state.store.credential(u).await {
-                Ok(Some(c)) => Some(CredentialBadge::local(
-                    &state.federation.settings.hospital_name,
-                    &c,
-                    now,
-                )),
-                _ => None,
-            },
+            (None, Some(u)) => state.federation.local_badge(u).await,
             _ => None,
         };
         if let Some(b) = badge {
