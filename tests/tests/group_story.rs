@@ -869,11 +869,96 @@ async fn a_node_that_joins_later_gets_the_recent_threads(b: Backend) {
         .await,
         200,
     );
+    // The doctor keeps the answered question in the library.
+    let folder = expect(
+        post(
+            &host,
+            &li,
+            &format!("/api/v1/groups/{g}/library/folders"),
+            json!({ "name": "足部护理" }),
+        )
+        .await,
+        201,
+    );
+    expect(
+        post(
+            &host,
+            &li,
+            &format!("/api/v1/groups/{g}/library/items"),
+            json!({ "folder": folder["id"], "post": qid, "title": "水泡的处理" }),
+        )
+        .await,
+        201,
+    );
     let expected = snapshot(&host, &li, &g).await;
     assert_eq!(expected.len(), 3, "{expected:?}");
 
-    // A patient of A joins now: A shows the same group.
+    // A patient of A joins now: A shows the same group, and the same library.
     let pa = a.account_with_token(Role::Patient, "wang.xiaoli").await;
     let a_g = join_remote(&a, &pa, &g_url, "小王", &token).await;
     converge(&a, &pa, &a_g, &expected, "A").await;
+    wait_for("the library on A", || async {
+        library_titles(&a, &pa, &a_g).await == vec!["足部护理/水泡的处理".to_owned()]
+    })
+    .await;
+    // C, a member from the start, got the library when it changed.
+    assert_eq!(
+        library_titles(&c, &pc, &c_g).await,
+        vec!["足部护理/水泡的处理".to_owned()]
+    );
+    // The library of a mirrored group is its host's: it is not changed on a member's node.
+    let refused = post(
+        &a,
+        &pa,
+        &format!("/api/v1/groups/{a_g}/library/folders"),
+        json!({ "name": "我的" }),
+    )
+    .await;
+    assert!(refused.0 == 403 || refused.0 == 409, "{}", refused.1);
+
+    // The host removes the item: members' nodes follow.
+    let items = expect(
+        get(&host, &li, &format!("/api/v1/groups/{g}/library/items")).await,
+        200,
+    );
+    let iid = items["items"][0]["id"].as_i64().unwrap();
+    expect(
+        call(
+            &host,
+            Some(&li),
+            Method::DELETE,
+            &format!("/api/v1/groups/{g}/library/items/{iid}"),
+            None,
+        )
+        .await,
+        204,
+    );
+    for (n, token, gid) in [(&a, &pa, &a_g), (&c, &pc, &c_g)] {
+        wait_for("the removal from the library", || async {
+            library_titles(n, token, gid).await.is_empty()
+        })
+        .await;
+    }
+}
+
+/// `folder/title` of every item of a group's library.
+async fn library_titles(node: &TestNode, token: &str, gid: &str) -> Vec<String> {
+    let (_, items) = get(node, token, &format!("/api/v1/groups/{gid}/library/items")).await;
+    items["items"]
+        .as_array()
+        .map(|i| {
+            i.iter()
+                .map(|x| {
+                    format!(
+                        "{}/{}",
+                        x["folder"]["name"]
+                            .as_str()
+                            .or(x["folder_name"].as_str())
+                            .unwrap_or("?"),
+                        x["title"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -16,8 +16,8 @@
 
 use caremesh_domain::{GroupRole, MemberState, Role, Timestamp, UserId};
 use caremesh_store::{
-    DeletedBy, FeedSort, Group, HostedPostState, Member, NewOutboxEntry, Partner, Post, ReplySort,
-    StoreError, User,
+    DeletedBy, FeedSort, Group, HostedPostState, Member, MirrorFolder, NewOutboxEntry, Partner,
+    Post, ReplySort, StoreError, User,
 };
 use serde_json::{Value, json};
 
@@ -35,6 +35,9 @@ pub const POST_STATE: &str = "caremesh:PostState";
 const BACKFILL_THREADS: u32 = 30;
 const BACKFILL_REPLIES: u32 = 50;
 pub const MEMBERSHIP: &str = "caremesh:Membership";
+pub const LIBRARY: &str = "caremesh:Library";
+/// Most library items a snapshot carries.
+const LIBRARY_ITEMS: u32 = 1000;
 
 impl Federation {
     /// The id every node knows a post by: its object id on the node where it was written.
@@ -253,6 +256,10 @@ impl Federation {
             }
             self.store.enqueue(entries, now).await?;
         }
+        if !self.store.list_folders(group.id).await?.is_empty() {
+            let update = self.library_update(group).await?;
+            self.store.enqueue(entries_for(&update, &peer), now).await?;
+        }
         self.wake();
         Ok(())
     }
@@ -292,6 +299,89 @@ impl Federation {
             .iter()
             .flat_map(|a| entries_for(&self.announce_of(group, a), peer))
             .collect())
+    }
+
+    /// The library of a group hosted here changed: every member's node gets the whole library
+    /// (folders, and the posts they keep) as the group's `caremesh:Library`.
+    pub async fn library_changed(&self, group: &Group) -> Result<(), FederationError> {
+        if group.remote_actor_id.is_some() {
+            return Ok(());
+        }
+        let peers = self.member_nodes(group, None).await?;
+        if peers.is_empty() {
+            return Ok(());
+        }
+        let update = self.library_update(group).await?;
+        self.publish(&update, &peers).await
+    }
+
+    /// The group's signed `Update` of its library. Files saved in it stay with the host for now:
+    /// only posts are listed.
+    async fn library_update(&self, group: &Group) -> Result<Value, FederationError> {
+        let group_url = self.group_url(group);
+        let folders = self.store.list_folders(group.id).await?;
+        let items = self
+            .store
+            .library_items(group.id, None, None, LIBRARY_ITEMS)
+            .await?;
+        let mut out = Vec::with_capacity(folders.len());
+        for f in &folders {
+            let mut listed = Vec::new();
+            for i in items.iter().rev().filter(|i| i.folder_id == f.id) {
+                if let Some(pid) = &i.post_public_id
+                    && let Ok(p) = self.store.post_by_public_id(group.id, pid, None).await
+                {
+                    listed.push(json!({ "title": i.title, "post": self.post_ref(&p) }));
+                }
+            }
+            out.push(json!({ "name": f.name, "items": listed }));
+        }
+        let now = self.clock.now();
+        let library = json!({
+            "id": format!("{group_url}/library"),
+            "type": LIBRARY,
+            "attributedTo": group_url,
+            "context": group_url,
+            "caremesh:folders": out,
+            "published": group.created_at.to_rfc3339(),
+            "updated": now.to_rfc3339(),
+        });
+        self.group_update(group, library).await
+    }
+
+    /// Shows a mirrored group's library as its host keeps it, with the posts this node has.
+    async fn apply_library_doc(&self, group: &Group, doc: &Value) -> Result<(), FederationError> {
+        let mut folders = Vec::new();
+        for f in doc["caremesh:folders"].as_array().into_iter().flatten() {
+            let Some(name) = f["name"].as_str() else {
+                continue;
+            };
+            let mut items = Vec::new();
+            for i in f["items"].as_array().into_iter().flatten() {
+                let title: String = i["title"]
+                    .as_str()
+                    .unwrap_or("—")
+                    .chars()
+                    .take(caremesh_domain::group::limits::ITEM_TITLE)
+                    .collect();
+                if let Some(r) = i["post"].as_str()
+                    && let Some(p) = self.post_by_ref(group, r).await?
+                {
+                    items.push((title, p.id));
+                }
+            }
+            folders.push(MirrorFolder {
+                name: name
+                    .chars()
+                    .take(caremesh_domain::group::limits::FOLDER_NAME)
+                    .collect(),
+                items,
+            });
+        }
+        self.store
+            .replace_mirror_library(group.id, folders, self.clock.now())
+            .await?;
+        Ok(())
     }
 
     /// A member of a group hosted here who belongs to another node: their node is told what the
@@ -511,6 +601,11 @@ impl Federation {
                     self.apply_state_doc(group, &post, &doc).await?;
                 }
             }
+            Some(LIBRARY) => {
+                if id == format!("{group_url}/library") {
+                    self.apply_library_doc(group, &doc).await?;
+                }
+            }
             Some(MEMBERSHIP) => {
                 let actor = doc["caremesh:member"].as_str().unwrap_or_default();
                 if id != membership_id(&group_url, actor) {
@@ -598,12 +693,18 @@ impl Federation {
             {
                 refs.push(self.post_ref(&thread));
             }
-            for r in refs {
-                if let Some(doc) = self.newest(&state_id(group_url, &r)).await?
-                    && let Some(p) = self.post_by_ref(group, &r).await?
+            for r in &refs {
+                if let Some(doc) = self.newest(&state_id(group_url, r)).await?
+                    && let Some(p) = self.post_by_ref(group, r).await?
                 {
                     self.apply_state_doc(group, &p, &doc).await?;
                 }
+            }
+            // A library that lists the post before it arrived.
+            if let Some(doc) = self.newest(&format!("{group_url}/library")).await?
+                && doc.to_string().contains(&refs[0])
+            {
+                self.apply_library_doc(group, &doc).await?;
             }
         }
         Ok(())

@@ -8,8 +8,8 @@ macro_rules! impl_remote_group_store {
         mod remote_group_sql {
             use caremesh_domain::{GroupRole, MemberState, PostKind};
             use caremesh_store::{
-                Group, GroupSettings, HostedPostState, Member, NewOutboxEntry, Post, Pseudonym,
-                RemoteFollow, RemoteGroupStore, RemotePost,
+                Group, GroupSettings, HostedPostState, Member, MirrorFolder, NewOutboxEntry, Post,
+                Pseudonym, RemoteFollow, RemoteGroupStore, RemotePost,
             };
 
             use super::federation_sql::enqueue_in;
@@ -483,6 +483,66 @@ macro_rules! impl_remote_group_store {
                     let post = load_post(&mut tx, post_id, None).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(post)
+                }
+
+                async fn replace_mirror_library(
+                    &self,
+                    group_id: i64,
+                    folders: Vec<MirrorFolder>,
+                    now: Timestamp,
+                ) -> Result<()> {
+                    let mut tx = self.begin_write().await?;
+                    let mirrored: Option<String> =
+                        sqlx::query_scalar("select remote_actor_id from groups where id = $1")
+                            .bind(group_id)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db_err)?
+                            .flatten();
+                    if mirrored.is_none() {
+                        return Err(StoreError::conflict(
+                            "hosted_here",
+                            "only the library of a group hosted elsewhere is replaced",
+                        ));
+                    }
+                    sqlx::query("delete from library_folders where group_id = $1")
+                        .bind(group_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    for f in folders {
+                        let folder_id: i64 = sqlx::query_scalar(
+                            "insert into library_folders (group_id, name, created_by, created_at)
+                             values ($1, $2, null, $3)
+                             on conflict (group_id, name) do update set name = excluded.name
+                             returning id",
+                        )
+                        .bind(group_id)
+                        .bind(&f.name)
+                        .bind(now.as_millis())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                        for (title, post_id) in f.items {
+                            sqlx::query(
+                                "insert into library_items
+                                   (folder_id, group_id, post_id, attachment_id, title, added_by, added_at)
+                                 select $1, $2, p.id, null, $3, null, $4 from posts p
+                                  where p.id = $5 and p.group_id = $2
+                                 on conflict (folder_id, post_id) do nothing",
+                            )
+                            .bind(folder_id)
+                            .bind(group_id)
+                            .bind(&title)
+                            .bind(now.as_millis())
+                            .bind(post_id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        }
+                    }
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(())
                 }
 
                 async fn keep_waiting(

@@ -10,8 +10,8 @@ use caremesh_domain::{
 };
 
 use crate::{
-    DeletedBy, GroupSettings, HostedPostState, NewGroup, NewOutboxEntry, NewUser, Pseudonym,
-    RemoteFollow, RemotePost, Store, StoreError,
+    DeletedBy, GroupSettings, HostedPostState, MirrorFolder, NewGroup, NewOutboxEntry, NewUser,
+    Pseudonym, RemoteFollow, RemotePost, Store, StoreError,
 };
 
 /// Expands to one `#[tokio::test]` per check.
@@ -26,6 +26,7 @@ macro_rules! remote_group_conformance_suite {
             remote_helpful_marks_count_once,
             hosted_state_is_applied_and_removal_is_final,
             replies_wait_for_their_question,
+            a_mirrored_library_is_replaced_whole,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -538,4 +539,68 @@ pub async fn replies_wait_for_their_question(s: S) {
             .len(),
         1
     );
+}
+
+pub async fn a_mirrored_library_is_replaced_whole(s: S) {
+    let g = mirror(&s).await;
+    let (q, _) = s
+        .store_remote_post(
+            remote_post(g, "https://b.example/objects/q", ALICE, None),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    let (r, _) = s
+        .store_remote_post(
+            remote_post(g, "https://b.example/objects/r", BOB, None),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    let folder = |name: &str, items: Vec<(&str, i64)>| MirrorFolder {
+        name: name.to_owned(),
+        items: items
+            .into_iter()
+            .map(|(t, id)| (t.to_owned(), id))
+            .collect(),
+    };
+    s.replace_mirror_library(
+        g,
+        vec![
+            folder("饮食", vec![("少盐", q.id), ("重复", q.id)]),
+            folder("运动", vec![("散步", r.id), ("别的群的帖子", i64::MAX)]),
+        ],
+        t(1),
+    )
+    .await
+    .unwrap();
+    let titles = |items: Vec<crate::LibraryItem>| {
+        let mut t: Vec<String> = items
+            .into_iter()
+            .map(|i| format!("{}/{}", i.folder_name, i.title))
+            .collect();
+        t.sort();
+        t
+    };
+    assert_eq!(
+        titles(s.library_items(g, None, None, 50).await.unwrap()),
+        vec!["运动/散步", "饮食/少盐"],
+        "a post listed twice in a folder counts once; unknown posts are left out"
+    );
+    s.replace_mirror_library(g, vec![folder("运动", vec![("散步", r.id)])], t(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        titles(s.library_items(g, None, None, 50).await.unwrap()),
+        vec!["运动/散步"]
+    );
+    assert_eq!(s.list_folders(g).await.unwrap().len(), 1);
+    // A group hosted here keeps its own library.
+    let owner = user(&s, "dr.li", Role::Doctor).await;
+    let hosted = hosted_group(&s, owner).await;
+    let err = s
+        .replace_mirror_library(hosted, Vec::new(), t(3))
+        .await
+        .unwrap_err();
+    assert_eq!(err.conflict_code(), Some("hosted_here"));
 }

@@ -51,6 +51,14 @@ pub struct HostedPostState {
     pub removed: bool,
 }
 
+/// A folder of a mirrored group's library as its host keeps it: titles and the posts they show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MirrorFolder {
+    pub name: String,
+    /// `(title, post id)`, in the host's order.
+    pub items: Vec<(String, i64)>,
+}
+
 /// A remote actor's request to join a group hosted here.
 #[derive(Clone, Copy, Debug)]
 pub struct RemoteFollow<'a> {
@@ -131,6 +139,14 @@ pub trait RemoteGroupStore: Send + Sync {
         state: HostedPostState,
         now: Timestamp,
     ) -> Result<Post>;
+    /// Makes a mirrored group's library what its host keeps: these folders with these items, and
+    /// nothing else.
+    async fn replace_mirror_library(
+        &self,
+        group_id: i64,
+        folders: Vec<MirrorFolder>,
+        now: Timestamp,
+    ) -> Result<()>;
     /// Keeps an activity of a group that refers to a post this node does not have yet (a reply
     /// that arrived before its question), under that post's object id. Keeping it twice keeps
     /// it once.

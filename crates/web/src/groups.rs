@@ -175,6 +175,19 @@ impl GroupCtx {
     }
 
     /// Keeping the library: the group's moderators, doctors and owner.
+    /// Changing the library: curators, in a group hosted here (a mirrored group's library is
+    /// its host's, shown here as the host keeps it).
+    pub fn keep_library(&self) -> ApiResult<()> {
+        self.curate()?;
+        if self.group.remote_actor_id.is_some() {
+            return Err(ApiError::conflict(
+                "hosted_elsewhere",
+                "this group's library is kept by the hospital that hosts the group",
+            ));
+        }
+        Ok(())
+    }
+
     pub fn curate(&self) -> ApiResult<()> {
         if self.role().is_some_and(GroupRole::can_curate) {
             Ok(())

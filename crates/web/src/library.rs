@@ -108,12 +108,13 @@ async fn create_folder(
     ctx: GroupCtx,
     ApiJson(req): ApiJson<CreateFolder>,
 ) -> ApiResult<(StatusCode, Json<FolderView>)> {
-    ctx.curate()?;
+    ctx.keep_library()?;
     let name = clean_line("name", &req.name, limits::FOLDER_NAME)?;
     let folder = state
         .store
         .create_folder(ctx.group.id, name, ctx.user.id, state.clock.now())
         .await?;
+    library_changed(&state, &ctx).await;
     Ok((StatusCode::CREATED, Json(FolderView::new(folder))))
 }
 
@@ -122,8 +123,9 @@ async fn delete_folder(
     ctx: GroupCtx,
     ApiPath((_gid, fid)): ApiPath<(String, i64)>,
 ) -> ApiResult<StatusCode> {
-    ctx.curate()?;
+    ctx.keep_library()?;
     state.store.delete_folder(ctx.group.id, fid).await?;
+    library_changed(&state, &ctx).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -183,7 +185,7 @@ async fn add_item(
     ctx: GroupCtx,
     ApiJson(req): ApiJson<AddItem>,
 ) -> ApiResult<(StatusCode, Json<LibraryItemView>)> {
-    ctx.curate()?;
+    ctx.keep_library()?;
     let (post_id, attachment_id, default_title) = match (req.post, req.attachment) {
         (Some(p), None) => {
             let post = state
@@ -231,6 +233,7 @@ async fn add_item(
             added_at: state.clock.now(),
         })
         .await?;
+    library_changed(&state, &ctx).await;
     Ok((
         StatusCode::CREATED,
         Json(LibraryItemView::new(item, &ctx.group.public_id)),
@@ -242,7 +245,13 @@ async fn remove_item(
     ctx: GroupCtx,
     ApiPath((_gid, iid)): ApiPath<(String, i64)>,
 ) -> ApiResult<StatusCode> {
-    ctx.curate()?;
+    ctx.keep_library()?;
     state.store.remove_library_item(ctx.group.id, iid).await?;
+    library_changed(&state, &ctx).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// After a change to the library of a group hosted here: every member's node gets it.
+pub(crate) async fn library_changed(state: &AppState, ctx: &GroupCtx) {
+    crate::posts::federate("the library", state.federation.library_changed(&ctx.group)).await;
 }

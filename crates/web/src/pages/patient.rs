@@ -906,7 +906,7 @@ async fn render_thread(
             "secondary",
         ));
     }
-    if ctx.curate().is_ok() {
+    if ctx.keep_library().is_ok() {
         let folders = state.store.list_folders(g.id).await?;
         if !folders.is_empty() {
             let mut opts = String::new();
@@ -1148,7 +1148,7 @@ async fn library_page(
         .store
         .library_items(ctx.group.id, None, None, 200)
         .await?;
-    let curate = ctx.curate().is_ok();
+    let curate = ctx.keep_library().is_ok();
     let mut h = format!(
         r#"<p class="crumbs"><a href="/g/{}">{}</a></p>"#,
         seg(&gid),
@@ -1212,12 +1212,13 @@ async fn create_folder(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    ctx.curate()?;
+    ctx.keep_library()?;
     let name = clean_line("name", &form.text("name"), limits::FOLDER_NAME)?;
     state
         .store
         .create_folder(ctx.group.id, name, ctx.user.id, state.clock.now())
         .await?;
+    crate::library::library_changed(&state, &ctx).await;
     Ok(see_other(&format!("/g/{}/library", seg(&gid))))
 }
 
@@ -1229,7 +1230,7 @@ async fn save_to_library(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    ctx.curate()?;
+    ctx.keep_library()?;
     let post = visible(&state, &ctx, &pid).await?;
     let folder: i64 = form
         .text("folder")
@@ -1252,6 +1253,7 @@ async fn save_to_library(
             added_at: state.clock.now(),
         })
         .await?;
+    crate::library::library_changed(&state, &ctx).await;
     Ok(see_other(&format!("/g/{}/library", seg(&gid))))
 }
 
@@ -1263,8 +1265,9 @@ async fn remove_library_item(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    ctx.curate()?;
+    ctx.keep_library()?;
     state.store.remove_library_item(ctx.group.id, item).await?;
+    crate::library::library_changed(&state, &ctx).await;
     Ok(see_other(&format!("/g/{}/library", seg(&gid))))
 }
 
