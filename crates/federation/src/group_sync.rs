@@ -601,10 +601,8 @@ impl Federation {
                     self.apply_state_doc(group, &post, &doc).await?;
                 }
             }
-            Some(LIBRARY) => {
-                if id == format!("{group_url}/library") {
-                    self.apply_library_doc(group, &doc).await?;
-                }
+            Some(LIBRARY) if id == format!("{group_url}/library") => {
+                self.apply_library_doc(group, &doc).await?;
             }
             Some(MEMBERSHIP) => {
                 let actor = doc["caremesh:member"].as_str().unwrap_or_default();
