@@ -570,6 +570,43 @@ macro_rules! impl_group_store {
                 })
             }
 
+            /// Leaves a post's tombstone: no title, no text, not pinned, out of the library.
+            pub(super) async fn tombstone(
+                conn: &mut Conn,
+                post_id: i64,
+                deleted_by: DeletedBy,
+                now: Timestamp,
+            ) -> Result<()> {
+                sqlx::query(
+                    "update posts set title = null, body = '', pinned = $1, deleted_at = $2, deleted_by = $3
+                     where id = $4",
+                )
+                .bind(false)
+                .bind(now.as_millis())
+                .bind(deleted_by.as_str())
+                .bind(post_id)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
+                sqlx::query("delete from library_items where post_id = $1")
+                    .bind(post_id)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            /// Counts one more active member of the group (without the size check of
+            /// `take_place`: the group's host decided).
+            pub(super) async fn count_place(conn: &mut Conn, group_id: i64) -> Result<()> {
+                sqlx::query("update groups set member_count = member_count + 1 where id = $1")
+                    .bind(group_id)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
             pub(super) fn deleted_conflict() -> StoreError {
                 StoreError::conflict("post_deleted", "the post has been deleted")
             }
@@ -1644,22 +1681,7 @@ macro_rules! impl_group_store {
                             DeletedBy::Moderator
                         }
                     };
-                    sqlx::query(
-                        "update posts set title = null, body = '', pinned = $1, deleted_at = $2, deleted_by = $3
-                         where id = $4",
-                    )
-                    .bind(false)
-                    .bind(now.as_millis())
-                    .bind(deleted_by.as_str())
-                    .bind(post_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                    sqlx::query("delete from library_items where post_id = $1")
-                        .bind(post_id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
+                    tombstone(&mut tx, post_id, deleted_by, now).await?;
                     let post = load_post(&mut tx, post_id, Some(by)).await?;
                     super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
                     tx.commit().await.map_err(db_err)?;

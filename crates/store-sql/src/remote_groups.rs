@@ -7,6 +7,7 @@ macro_rules! impl_remote_group_store {
     ($store:ty, $db:ty) => {
         mod remote_group_sql {
             use caremesh_domain::{GroupRole, MemberState, PostKind};
+            use caremesh_store::DeletedBy;
             use caremesh_store::{
                 Group, GroupSettings, HostedPostState, Member, MirrorFolder, NewOutboxEntry, Post,
                 Pseudonym, RemoteFollow, RemoteGroupStore, RemotePost,
@@ -14,7 +15,8 @@ macro_rules! impl_remote_group_store {
 
             use super::federation_sql::enqueue_in;
             use super::group_sql::{
-                MEMBER_SELECT, conflict_on_unique, deleted_conflict, free_place, group_from_row,
+                MEMBER_SELECT, conflict_on_unique, count_place, deleted_conflict, free_place,
+                group_from_row, tombstone,
                 load_member, load_post, member_from_row, member_of_user, post_facts, set_state,
                 take_place, to_i32,
             };
@@ -443,27 +445,13 @@ macro_rules! impl_remote_group_store {
                         }
                     }
                     if state.removed && !f.deleted {
-                        sqlx::query(
-                            "update posts set title = null, body = '', pinned = $1, deleted_at = $2,
-                               deleted_by = 'moderator'
-                             where id = $3",
-                        )
-                        .bind(false)
-                        .bind(now.as_millis())
-                        .bind(post_id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
+                        // The text stays only with the host's moderators.
                         sqlx::query("delete from post_edits where post_id = $1")
                             .bind(post_id)
                             .execute(&mut *tx)
                             .await
                             .map_err(db_err)?;
-                        sqlx::query("delete from library_items where post_id = $1")
-                            .bind(post_id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?;
+                        tombstone(&mut tx, post_id, DeletedBy::Moderator, now).await?;
                     }
                     if !state.removed && !f.deleted {
                         sqlx::query(
@@ -754,11 +742,7 @@ macro_rules! impl_remote_group_store {
                         .ok_or(StoreError::NotFound("member"))?;
                     if m.state == MemberState::Pending {
                         if accepted {
-                            sqlx::query("update groups set member_count = member_count + 1 where id = $1")
-                                .bind(group_id)
-                                .execute(&mut *tx)
-                                .await
-                                .map_err(db_err)?;
+                            count_place(&mut tx, group_id).await?;
                             set_state(&mut tx, m.id, MemberState::Active, None, now).await?;
                         } else {
                             set_state(&mut tx, m.id, MemberState::Rejected, None, now).await?;
@@ -786,11 +770,7 @@ macro_rules! impl_remote_group_store {
                     if was_active && !is_active {
                         free_place(&mut tx, group_id).await?;
                     } else if !was_active && is_active {
-                        sqlx::query("update groups set member_count = member_count + 1 where id = $1")
-                            .bind(group_id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?;
+                        count_place(&mut tx, group_id).await?;
                     }
                     set_state(&mut tx, m.id, state, Some(role), now).await?;
                     let m = load_member(&mut tx, group_id, m.id).await?;
