@@ -765,6 +765,13 @@ macro_rules! impl_remote_group_store {
                     let Some(m) = member_of_user(&mut tx, group_id, user).await? else {
                         return Ok(None);
                     };
+                    // Leaving, and asking again after leaving or a refusal, are the member's own
+                    // decisions: a host does not bring such a membership back.
+                    if state == MemberState::Active
+                        && !matches!(m.state, MemberState::Pending | MemberState::Active)
+                    {
+                        return Ok(Some(m));
+                    }
                     let was_active = m.state == MemberState::Active;
                     let is_active = state == MemberState::Active;
                     if was_active && !is_active {

@@ -286,6 +286,19 @@ pub async fn the_host_changes_a_mirrored_membership(s: S) {
         .await
         .unwrap_err();
     assert_eq!(err.conflict_code(), Some("banned"));
+    // A host cannot bring back a membership its member left.
+    let patient = user(&s, "wang", Role::Patient).await;
+    s.join_remote_group(patient, g, None, Vec::new(), t(5))
+        .await
+        .unwrap();
+    s.answer_remote_join(g, patient, true, t(6)).await.unwrap();
+    s.leave_group(g, patient, t(7)).await.unwrap();
+    let m = s
+        .set_mirror_membership(g, patient, MemberState::Active, GroupRole::Member, t(8))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.state, MemberState::Left);
     let stranger = user(&s, "nobody", Role::Patient).await;
     assert!(
         s.set_mirror_membership(g, stranger, MemberState::Active, GroupRole::Member, t(5))

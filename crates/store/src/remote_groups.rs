@@ -201,7 +201,8 @@ pub trait RemoteGroupStore: Send + Sync {
         now: Timestamp,
     ) -> Result<Member>;
     /// The host changed an account's membership of a mirrored group (role, removal, ban): this
-    /// node shows it the same way. `None` if the account has no membership there.
+    /// node shows it the same way. A membership the member left (or that was refused) is not made
+    /// active again this way. `None` if the account has no membership there.
     async fn set_mirror_membership(
         &self,
         group_id: i64,
