@@ -21,6 +21,7 @@ on_both_backends!(
     the_story_of_a_group_across_three_hospitals,
     activities_that_arrive_out_of_order_converge,
     a_node_that_joins_later_gets_the_recent_threads,
+    photos_travel_with_posts_to_member_nodes_only,
 );
 
 async fn mesh(nodes: &[&TestNode]) {
@@ -961,4 +962,104 @@ async fn library_titles(node: &TestNode, token: &str, gid: &str) -> Vec<String> 
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The bytes a member downloads of a post's file on `node`.
+async fn file_bytes(node: &TestNode, token: &str, url: &str) -> Vec<u8> {
+    let resp = node
+        .http
+        .get(node.url(url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{url}");
+    resp.bytes().await.unwrap().to_vec()
+}
+
+/// A photo on a question asked in a group hosted elsewhere reaches the host and the other
+/// members' nodes, byte for byte (checked against the hash its author signed); a partner node with
+/// no member in the group cannot fetch it.
+async fn photos_travel_with_posts_to_member_nodes_only(b: Backend) {
+    let Some(host) = TestNode::spawn(b).await else {
+        return;
+    };
+    let Some(a) = TestNode::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let Some(c) = TestNode::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let Some(outsider) = TestNode::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    mesh(&[&a, &host, &c]).await;
+    mesh(&[&host, &outsider]).await;
+    let li = host.account_with_token(Role::Doctor, "dr.li").await;
+    let g = common::create_group(&host, &li, "皮肤护理").await;
+    let g_url = host.federation.urls.group(&g);
+    let token = invite(&host, &li, &g).await;
+    let pa = a.account_with_token(Role::Patient, "wang.xiaoli").await;
+    let pc = c.account_with_token(Role::Patient, "zhao.min").await;
+    let a_g = join_remote(&a, &pa, &g_url, "小王", &token).await;
+    let c_g = join_remote(&c, &pc, &g_url, "老赵", &token).await;
+
+    // A's patient photographs a rash (the upload drops the photo's GPS position) and asks.
+    let upload = a
+        .http
+        .post(a.url(&format!("/api/v1/groups/{a_g}/attachments?name=rash.jpg")))
+        .bearer_auth(&pa)
+        .header("content-type", "image/jpeg")
+        .body(common::images::jpeg_with_gps(32, 24))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    let photo: Value = upload.json().await.unwrap();
+    expect(
+        post(
+            &a,
+            &pa,
+            &format!("/api/v1/groups/{a_g}/posts"),
+            json!({ "kind": "question", "body": "手臂上起了红疹", "attachments": [photo["id"]] }),
+        )
+        .await,
+        201,
+    );
+    let original = file_bytes(&a, &pa, photo["url"].as_str().unwrap()).await;
+    for (n, token, gid) in [(&host, &li, &g), (&c, &pc, &c_g)] {
+        wait_for("the photo on the node", || async {
+            find(n, token, gid, "手臂上起了红疹").await["attachments"]
+                .as_array()
+                .is_some_and(|f| f.len() == 1)
+        })
+        .await;
+        let post = find(n, token, gid, "手臂上起了红疹").await;
+        let file = &post["attachments"][0];
+        assert_eq!(file["content_type"], "image/jpeg");
+        assert_eq!(file["file_name"], "rash.jpg");
+        assert_eq!(
+            file_bytes(n, token, file["url"].as_str().unwrap()).await,
+            original
+        );
+    }
+
+    // The outsider, a partner of the host with no member in the group, gets nothing.
+    let sha = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&original))
+    };
+    let url = host.federation.media_url(&g_url, &sha);
+    let err = outsider
+        .federation
+        .client
+        .get_bytes(&url, 1 << 20)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+    // A member's node may.
+    assert_eq!(
+        a.federation.client.get_bytes(&url, 1 << 20).await.unwrap(),
+        original
+    );
 }

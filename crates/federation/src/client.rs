@@ -115,6 +115,22 @@ impl SignedClient {
             .map_err(|e| FederationError::Remote(format!("GET {url}: not JSON: {e}")))
     }
 
+    /// A signed GET of a file from a partner, at most `limit` bytes.
+    pub async fn get_bytes(&self, url: &str, limit: usize) -> Result<Vec<u8>, FederationError> {
+        let url = self.partners.check_url(url).await?;
+        let resp = self
+            .signed(reqwest::Method::GET, &url, b"")
+            .await?
+            .send()
+            .await
+            .map_err(|e| FederationError::Remote(format!("GET {url}: {e}")))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(FederationError::Remote(format!("GET {url}: HTTP {status}")));
+        }
+        read_up_to(resp, limit).await
+    }
+
     /// A signed POST of an activity to a partner's inbox.
     pub async fn post(&self, url: &str, body: Vec<u8>) -> Result<PostOutcome, FederationError> {
         let url = self.partners.check_url(url).await?;
@@ -134,16 +150,20 @@ impl SignedClient {
     }
 }
 
-async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, FederationError> {
+async fn read_limited(resp: reqwest::Response) -> Result<Vec<u8>, FederationError> {
+    read_up_to(resp, MAX_RESPONSE).await
+}
+
+async fn read_up_to(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, FederationError> {
     let mut out = Vec::new();
     while let Some(chunk) = resp
         .chunk()
         .await
         .map_err(|e| FederationError::Remote(e.to_string()))?
     {
-        if out.len() + chunk.len() > MAX_RESPONSE {
+        if out.len() + chunk.len() > limit {
             return Err(FederationError::Remote(format!(
-                "response larger than {MAX_RESPONSE} bytes"
+                "response larger than {limit} bytes"
             )));
         }
         out.extend_from_slice(&chunk);

@@ -64,7 +64,7 @@ impl Federation {
     }
 
     /// The partner nodes with an active member of a group hosted here, except `skip`.
-    pub(crate) async fn member_nodes(
+    pub async fn member_nodes(
         &self,
         group: &Group,
         skip: Option<&str>,
@@ -279,6 +279,17 @@ impl Federation {
                     return Ok(Vec::new());
                 };
                 let author = self.store.user_by_id(uid).await?;
+                // Lists do not carry files; the post itself does.
+                let full;
+                let post = if post.attachment_count > 0 && post.attachments.is_empty() {
+                    full = self
+                        .store
+                        .post_by_public_id(group.id, &post.public_id, None)
+                        .await?;
+                    &full
+                } else {
+                    post
+                };
                 vec![
                     self.signed_create(group, &NoteDraft::of_post(post), &author, thread)
                         .await?,

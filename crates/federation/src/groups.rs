@@ -38,7 +38,7 @@ fn kind_name(k: PostKind) -> &'static str {
 
 impl Federation {
     /// The public id of a group hosted here, from its actor URL.
-    pub(crate) fn local_group_id(&self, url: &str) -> Option<String> {
+    pub fn local_group_id(&self, url: &str) -> Option<String> {
         url.strip_prefix(&self.urls.group(""))
             .filter(|id| !id.is_empty() && !id.contains('/'))
             .map(str::to_owned)
@@ -335,6 +335,9 @@ impl Federation {
         }
         if let Some(t) = thread {
             note["inReplyTo"] = json!(self.post_ref(t));
+        }
+        if !post.attachments.is_empty() {
+            note["attachment"] = self.note_attachments(&group_url, post.attachments);
         }
         if let Some(edited) = post.edited_at {
             note["updated"] = json!(edited.to_rfc3339());
@@ -711,6 +714,18 @@ impl Federation {
         let pinned = note["caremesh:pinned"]
             .as_bool()
             .unwrap_or(kind == PostKind::Announcement);
+        // Its files first (unless the post is here already), so that they are stored with it and
+        // are here before it is forwarded.
+        let files = if self
+            .store
+            .post_by_origin(group.id, &origin_id)
+            .await?
+            .is_none()
+        {
+            self.fetch_note_files(group, note, &author).await
+        } else {
+            Vec::new()
+        };
         let stored = self
             .store
             .store_remote_post(
@@ -727,8 +742,10 @@ impl Federation {
                     body,
                     pinned: pinned && kind == PostKind::Announcement,
                     published_at: published,
+                    files,
                 },
                 announce,
+                self.group_quota(),
             )
             .await;
         let (post, new) = match stored {
@@ -802,6 +819,7 @@ pub struct NoteDraft<'a> {
     pub pinned: bool,
     pub publish_at: Timestamp,
     pub edited_at: Option<Timestamp>,
+    pub attachments: &'a [caremesh_store::Attachment],
 }
 
 impl<'a> NoteDraft<'a> {
@@ -814,6 +832,7 @@ impl<'a> NoteDraft<'a> {
             pinned: p.pinned,
             publish_at: p.publish_at,
             edited_at: p.edited_at,
+            attachments: &p.attachments,
         }
     }
 
@@ -826,6 +845,7 @@ impl<'a> NoteDraft<'a> {
             pinned: n.pinned,
             publish_at: n.publish_at,
             edited_at: None,
+            attachments: &[],
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod group_sync;
 pub mod groups;
 pub mod inbox;
 pub mod keys;
+pub mod media;
 pub mod outbox;
 pub mod partners;
 pub mod urls;
@@ -91,6 +92,7 @@ pub struct Federation {
     wake: Arc<Notify>,
     badges: credentials::BadgeCache,
     local_credentials: credentials::LocalCredentialCache,
+    media: std::sync::OnceLock<Arc<dyn media::MediaFiles>>,
 }
 
 impl Federation {
@@ -140,6 +142,7 @@ impl Federation {
             wake: Arc::new(Notify::new()),
             badges: Default::default(),
             local_credentials: Default::default(),
+            media: std::sync::OnceLock::new(),
         }))
     }
 
@@ -153,6 +156,12 @@ impl Federation {
             self.wake.clone(),
         )?);
         Ok(tokio::spawn(worker.run()))
+    }
+
+    /// Where the files of this node's groups are kept, so that files of posts from other nodes
+    /// can be fetched and kept too (set once, by the web layer).
+    pub fn set_media(&self, media: Arc<dyn media::MediaFiles>) {
+        let _ = self.media.set(media);
     }
 
     /// Tells this process's worker that new entries were queued.

@@ -461,9 +461,9 @@ macro_rules! impl_group_store {
                 Ok(posts)
             }
 
-            const ATTACHMENT_COLUMNS: &str = "id, public_id, group_id, post_id, uploaded_by, content_type, file_name, size_bytes, sha256, width, height, created_at";
+            pub(super) const ATTACHMENT_COLUMNS: &str = "id, public_id, group_id, post_id, uploaded_by, content_type, file_name, size_bytes, sha256, width, height, created_at";
 
-            fn attachment_from_row(row: &DbRow, prefix: &str) -> Result<Attachment> {
+            pub(super) fn attachment_from_row(row: &DbRow, prefix: &str) -> Result<Attachment> {
                 let col = |c: &str| format!("{prefix}{c}");
                 Ok(Attachment {
                     id: row.try_get(col("id").as_str()).map_err(db_err)?,

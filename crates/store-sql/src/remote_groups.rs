@@ -9,13 +9,13 @@ macro_rules! impl_remote_group_store {
             use caremesh_domain::{GroupRole, MemberState, PostKind};
             use caremesh_store::DeletedBy;
             use caremesh_store::{
-                Group, GroupSettings, HostedPostState, Member, MirrorFolder, NewOutboxEntry, Post,
-                Pseudonym, RemoteFollow, RemoteGroupStore, RemotePost,
+                Attachment, Group, GroupSettings, HostedPostState, Member, MirrorFolder,
+                NewOutboxEntry, Post, Pseudonym, RemoteFollow, RemoteGroupStore, RemotePost,
             };
 
             use super::federation_sql::enqueue_in;
             use super::group_sql::{
-                MEMBER_SELECT, conflict_on_unique, count_place, deleted_conflict, free_place,
+                ATTACHMENT_COLUMNS, MEMBER_SELECT, attachment_from_row, conflict_on_unique, count_place, deleted_conflict, free_place,
                 group_from_row, tombstone,
                 load_member, load_post, member_from_row, member_of_user, post_facts, set_state,
                 take_place, to_i32,
@@ -226,6 +226,7 @@ macro_rules! impl_remote_group_store {
                     &self,
                     p: RemotePost,
                     announce: Vec<NewOutboxEntry>,
+                    quota_bytes: i64,
                 ) -> Result<(Post, bool)> {
                     let mut tx = self.begin_write().await?;
                     let existing: Option<i64> =
@@ -296,6 +297,44 @@ macro_rules! impl_remote_group_store {
                         .execute(&mut *tx)
                         .await
                         .map_err(db_err)?;
+                    }
+                    for f in &p.files {
+                        let fits = sqlx::query(
+                            "update groups set storage_bytes = storage_bytes + $1
+                             where id = $2 and storage_bytes + $1 <= $3",
+                        )
+                        .bind(f.size_bytes)
+                        .bind(p.group_id)
+                        .bind(quota_bytes)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected()
+                            > 0;
+                        if !fits {
+                            continue;
+                        }
+                        sqlx::query(
+                            "insert into attachments (public_id, group_id, post_id, uploaded_by,
+                               content_type, file_name, size_bytes, sha256, width, height, created_at)
+                             values ($1, $2, $3, null, $4, $5, $6, $7, null, null, $8)",
+                        )
+                        .bind(&f.public_id)
+                        .bind(p.group_id)
+                        .bind(id)
+                        .bind(&f.content_type)
+                        .bind(&f.file_name)
+                        .bind(f.size_bytes)
+                        .bind(&f.sha256)
+                        .bind(p.published_at.as_millis())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                        sqlx::query("update posts set attachment_count = attachment_count + 1 where id = $1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
                     }
                     enqueue_in(&mut tx, &announce, p.published_at).await?;
                     let post = load_post(&mut tx, id, None).await?;
@@ -531,6 +570,24 @@ macro_rules! impl_remote_group_store {
                     }
                     tx.commit().await.map_err(db_err)?;
                     Ok(())
+                }
+
+                async fn attachment_by_sha(
+                    &self,
+                    group_id: i64,
+                    sha256: &str,
+                ) -> Result<Option<Attachment>> {
+                    let sql = format!(
+                        "select {ATTACHMENT_COLUMNS} from attachments
+                         where group_id = $1 and sha256 = $2 order by id limit 1"
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(group_id)
+                        .bind(sha256)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err)?;
+                    row.as_ref().map(|r| attachment_from_row(r, "")).transpose()
                 }
 
                 async fn keep_waiting(

@@ -45,6 +45,7 @@ macro_rules! remote_group_conformance_suite {
 type S = Arc<dyn Store>;
 
 const T0: Timestamp = Timestamp::from_millis(1_795_420_800_000);
+const QUOTA: i64 = 1 << 30;
 const ALICE: &str = "https://a.example/pseudonyms/p1";
 const BOB: &str = "https://c.example/pseudonyms/p2";
 
@@ -121,6 +122,7 @@ fn remote_post(group_id: i64, origin: &str, author: &str, thread: Option<&str>) 
         body: "原文".into(),
         pinned: false,
         published_at: t(10),
+        files: Vec::new(),
     }
 }
 
@@ -312,12 +314,16 @@ pub async fn remote_posts_are_stored_once_and_edited_only_forward(s: S) {
     let g = mirror(&s).await;
     let origin = "https://a.example/objects/q1";
     let (p, new) = s
-        .store_remote_post(remote_post(g, origin, ALICE, None), Vec::new())
+        .store_remote_post(remote_post(g, origin, ALICE, None), Vec::new(), QUOTA)
         .await
         .unwrap();
     assert!(new);
     let (again, new) = s
-        .store_remote_post(remote_post(g, origin, ALICE, None), vec![entry("x", "y")])
+        .store_remote_post(
+            remote_post(g, origin, ALICE, None),
+            vec![entry("x", "y")],
+            QUOTA,
+        )
         .await
         .unwrap();
     assert!(!new);
@@ -395,6 +401,7 @@ pub async fn remote_helpful_marks_count_once(s: S) {
         .store_remote_post(
             remote_post(g, "https://a.example/objects/r1", ALICE, None),
             Vec::new(),
+            QUOTA,
         )
         .await
         .unwrap();
@@ -418,13 +425,14 @@ pub async fn hosted_state_is_applied_and_removal_is_final(s: S) {
     let g = mirror(&s).await;
     let q_origin = "https://b.example/objects/q";
     let (q, _) = s
-        .store_remote_post(remote_post(g, q_origin, ALICE, None), Vec::new())
+        .store_remote_post(remote_post(g, q_origin, ALICE, None), Vec::new(), QUOTA)
         .await
         .unwrap();
     let (r, _) = s
         .store_remote_post(
             remote_post(g, "https://b.example/objects/r", BOB, Some(q_origin)),
             Vec::new(),
+            QUOTA,
         )
         .await
         .unwrap();
@@ -448,6 +456,7 @@ pub async fn hosted_state_is_applied_and_removal_is_final(s: S) {
         .store_remote_post(
             remote_post(g, "https://b.example/objects/q2", ALICE, None),
             Vec::new(),
+            QUOTA,
         )
         .await
         .unwrap();
@@ -517,6 +526,7 @@ pub async fn replies_wait_for_their_question(s: S) {
         .store_remote_post(
             remote_post(g, "https://c.example/objects/r", BOB, Some(q)),
             Vec::new(),
+            QUOTA,
         )
         .await
         .unwrap_err();
@@ -560,6 +570,7 @@ pub async fn a_mirrored_library_is_replaced_whole(s: S) {
         .store_remote_post(
             remote_post(g, "https://b.example/objects/q", ALICE, None),
             Vec::new(),
+            QUOTA,
         )
         .await
         .unwrap();
@@ -567,6 +578,7 @@ pub async fn a_mirrored_library_is_replaced_whole(s: S) {
         .store_remote_post(
             remote_post(g, "https://b.example/objects/r", BOB, None),
             Vec::new(),
+            QUOTA,
         )
         .await
         .unwrap();

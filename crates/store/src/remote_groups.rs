@@ -35,6 +35,8 @@ pub struct RemotePost {
     pub body: String,
     pub pinned: bool,
     pub published_at: Timestamp,
+    /// Its files; those that would exceed the group's quota are left out.
+    pub files: Vec<RemoteAttachment>,
 }
 
 /// What a group's host decides about one of its posts, which every member's node shows as the
@@ -57,6 +59,17 @@ pub struct MirrorFolder {
     pub name: String,
     /// `(title, post id)`, in the host's order.
     pub items: Vec<(String, i64)>,
+}
+
+/// A file of a post written elsewhere, fetched, checked and kept (under its SHA-256) by this
+/// node before the post is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteAttachment {
+    pub public_id: String,
+    pub content_type: String,
+    pub file_name: String,
+    pub size_bytes: i64,
+    pub sha256: String,
 }
 
 /// A remote actor's request to join a group hosted here.
@@ -102,11 +115,13 @@ pub trait RemoteGroupStore: Send + Sync {
     // ---- posts from other nodes ----
 
     /// Stores a post written elsewhere, once: a post with the same origin id is returned as it is
-    /// (`false`), a new one is stored and `announce` queued in the same transaction (`true`).
+    /// (`false`), a new one is stored with its files (within `quota_bytes` for the group's files)
+    /// and `announce` queued in the same transaction (`true`).
     async fn store_remote_post(
         &self,
         post: RemotePost,
         announce: Vec<NewOutboxEntry>,
+        quota_bytes: i64,
     ) -> Result<(Post, bool)>;
     /// A post of the group that came from another node, by its object id there.
     async fn post_by_origin(&self, group_id: i64, origin_id: &str) -> Result<Option<Post>>;
@@ -147,6 +162,12 @@ pub trait RemoteGroupStore: Send + Sync {
         folders: Vec<MirrorFolder>,
         now: Timestamp,
     ) -> Result<()>;
+    /// A file of the group by its SHA-256, if the group has it.
+    async fn attachment_by_sha(
+        &self,
+        group_id: i64,
+        sha256: &str,
+    ) -> Result<Option<crate::Attachment>>;
     /// Keeps an activity of a group that refers to a post this node does not have yet (a reply
     /// that arrived before its question), under that post's object id. Keeping it twice keeps
     /// it once.

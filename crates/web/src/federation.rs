@@ -33,6 +33,7 @@ pub fn router(max_activity_bytes: usize) -> Router<AppState> {
         .route("/groups/{pid}/inbox", inbox.clone())
         .route("/pseudonyms/{pid}", get(pseudonym_actor))
         .route("/pseudonyms/{pid}/inbox", inbox)
+        .route("/media/{sha256}", get(group_file))
         .route("/api/v1/remote-groups", post(join_remote_group))
 }
 
@@ -74,6 +75,61 @@ async fn pseudonym_actor(
         .await?
         .ok_or(ApiError::not_found("actor"))?;
     Ok(activity_json(fed.pseudonym_document(&p).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileQuery {
+    /// The group's actor URL.
+    group: String,
+}
+
+/// A file of a group's post, for the other nodes its content goes to (signed GET): for a group
+/// hosted here, nodes with an active member; for a mirrored group, its host. Anyone else: 404.
+async fn group_file(
+    State(state): State<AppState>,
+    method: Method,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    ApiPath(sha256): ApiPath<String>,
+    axum::extract::Query(q): axum::extract::Query<FileQuery>,
+) -> Result<Response, ApiError> {
+    let fed = &state.federation;
+    let sender = fed
+        .inbox
+        .verify_request(&inbound(&method, &uri, &headers, b""))
+        .await?;
+    let group = match fed.local_group_id(&q.group) {
+        Some(pid) => match state.store.group_by_public_id(&pid).await {
+            Ok(g) => Some(g),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => state.store.group_by_remote_actor(&q.group).await?,
+    };
+    let Some(group) = group else {
+        return Err(ApiError::not_found("file"));
+    };
+    if !fed.may_fetch_media(&group, &sender.authority).await {
+        return Err(ApiError::not_found("file"));
+    }
+    let file = state
+        .store
+        .attachment_by_sha(group.id, &sha256)
+        .await?
+        .ok_or(ApiError::not_found("file"))?;
+    let bytes = crate::media::read_file(&state, &file.sha256).await?;
+    let mut resp = bytes.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&file.content_type).map_err(ApiError::internal)?,
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    Ok(resp)
 }
 
 #[derive(Deserialize)]

@@ -196,17 +196,68 @@ fn reencode(bytes: &[u8], kind: Kind, max_pixels: u64) -> Result<(Vec<u8>, u32, 
 
 /// The path of a stored file: `media/ab/abcdef…`.
 fn stored_path(state: &AppState, sha256: &str) -> PathBuf {
-    state
-        .settings
-        .media_dir
-        .join(sha256.get(..2).unwrap_or("00"))
-        .join(sha256)
+    file_path(&state.settings.media_dir, sha256)
+}
+
+fn file_path(dir: &std::path::Path, sha256: &str) -> PathBuf {
+    dir.join(sha256.get(..2).unwrap_or("00")).join(sha256)
+}
+
+/// The bytes of a file kept under its SHA-256.
+pub(crate) async fn read_file(state: &AppState, sha256: &str) -> ApiResult<Vec<u8>> {
+    tokio::fs::read(stored_path(state, sha256))
+        .await
+        .map_err(|e| ApiError::internal(format!("file {sha256} unreadable: {e}")))
+}
+
+/// The media directory, as the federation layer keeps the files of posts from other nodes in
+/// it: only the kinds of file uploads may be, within the same limits.
+pub struct MediaDir {
+    dir: PathBuf,
+    max_file_bytes: usize,
+    quota: i64,
+}
+
+impl MediaDir {
+    pub fn new(settings: &crate::state::WebSettings) -> Self {
+        Self {
+            dir: settings.media_dir.clone(),
+            max_file_bytes: settings.max_file_bytes,
+            quota: settings.group_quota_bytes,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl caremesh_federation::media::MediaFiles for MediaDir {
+    async fn keep(&self, sha256: &str, bytes: Vec<u8>) -> Result<String, String> {
+        if bytes.len() > self.max_file_bytes {
+            return Err(format!("larger than {} bytes", self.max_file_bytes));
+        }
+        let kind = Kind::sniff(&bytes).ok_or("not a JPEG, PNG, WebP or PDF file")?;
+        write_file(&self.dir, &bytes, sha256)
+            .await
+            .map_err(|_| "cannot be written".to_owned())?;
+        Ok(kind.content_type().to_owned())
+    }
+
+    fn max_file_bytes(&self) -> usize {
+        self.max_file_bytes
+    }
+
+    fn group_quota_bytes(&self) -> i64 {
+        self.quota
+    }
 }
 
 /// Writes the file under its content hash, through a temporary file and a rename, so that a
 /// reader never sees half a file. A file with the same content is already there: nothing to do.
 async fn store_file(state: &AppState, bytes: &[u8], sha256: &str) -> ApiResult<()> {
-    let path = stored_path(state, sha256);
+    write_file(&state.settings.media_dir, bytes, sha256).await
+}
+
+async fn write_file(dir: &std::path::Path, bytes: &[u8], sha256: &str) -> ApiResult<()> {
+    let path = file_path(dir, sha256);
     if tokio::fs::try_exists(&path).await.unwrap_or(false) {
         return Ok(());
     }

@@ -513,9 +513,20 @@ pub(crate) async fn write_post(
     new: NewPost,
     thread: Option<&Post>,
 ) -> ApiResult<Post> {
+    // The files go with the post: the other nodes fetch them and check them against its hashes.
+    let mut files = Vec::with_capacity(new.attachments.len());
+    for id in &new.attachments {
+        if let Ok(a) = state.store.attachment_by_public_id(ctx.group.id, id).await {
+            files.push(a);
+        }
+    }
+    let draft = NoteDraft {
+        attachments: &files,
+        ..NoteDraft::of_new(&new)
+    };
     let outbox = state
         .federation
-        .post_created_entries(&ctx.group, &NoteDraft::of_new(&new), &ctx.user, thread)
+        .post_created_entries(&ctx.group, &draft, &ctx.user, thread)
         .await?;
     let post = state.store.create_post_with(new, outbox).await?;
     state.federation.wake();

@@ -69,6 +69,7 @@ impl AppState {
         federation: Arc<Federation>,
     ) -> Self {
         let limiter = LoginLimiter::new(settings.login_max_failures, settings.login_window_secs);
+        federation.set_media(Arc::new(crate::media::MediaDir::new(&settings)));
         Self {
             store,
             clock,
