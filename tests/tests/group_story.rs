@@ -891,22 +891,62 @@ async fn a_node_that_joins_later_gets_the_recent_threads(b: Backend) {
         .await,
         201,
     );
+    // And a handout (a PDF uploaded to the library).
+    let pdf =
+        b"%PDF-1.4\n% Caremesh handout\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n".to_vec();
+    let upload = host
+        .http
+        .post(host.url(&format!("/api/v1/groups/{g}/attachments?name=handout.pdf")))
+        .bearer_auth(&li)
+        .header("content-type", "application/pdf")
+        .body(pdf.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    let handout: Value = upload.json().await.unwrap();
+    expect(
+        post(
+            &host,
+            &li,
+            &format!("/api/v1/groups/{g}/library/items"),
+            json!({ "folder": folder["id"], "attachment": handout["id"], "title": "足部护理手册" }),
+        )
+        .await,
+        201,
+    );
     let expected = snapshot(&host, &li, &g).await;
     assert_eq!(expected.len(), 3, "{expected:?}");
+    let library = vec![
+        "足部护理/水泡的处理".to_owned(),
+        "足部护理/足部护理手册".to_owned(),
+    ];
 
     // A patient of A joins now: A shows the same group, and the same library.
     let pa = a.account_with_token(Role::Patient, "wang.xiaoli").await;
     let a_g = join_remote(&a, &pa, &g_url, "小王", &token).await;
     converge(&a, &pa, &a_g, &expected, "A").await;
     wait_for("the library on A", || async {
-        library_titles(&a, &pa, &a_g).await == vec!["足部护理/水泡的处理".to_owned()]
+        let mut got = library_titles(&a, &pa, &a_g).await;
+        got.sort();
+        got == library
     })
     .await;
     // C, a member from the start, got the library when it changed.
-    assert_eq!(
-        library_titles(&c, &pc, &c_g).await,
-        vec!["足部护理/水泡的处理".to_owned()]
-    );
+    let mut on_c = library_titles(&c, &pc, &c_g).await;
+    on_c.sort();
+    assert_eq!(on_c, library);
+    // The handout itself, byte for byte.
+    for (n, token, gid) in [(&a, &pa, &a_g), (&c, &pc, &c_g)] {
+        let (_, items) = get(n, token, &format!("/api/v1/groups/{gid}/library/items")).await;
+        let file = items["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|i| i["attachment"]["url"].as_str().map(str::to_owned))
+            .unwrap();
+        assert_eq!(file_bytes(n, token, &file).await, pdf);
+    }
     // The library of a mirrored group is its host's: it is not changed on a member's node.
     let refused = post(
         &a,
@@ -917,23 +957,25 @@ async fn a_node_that_joins_later_gets_the_recent_threads(b: Backend) {
     .await;
     assert!(refused.0 == 403 || refused.0 == 409, "{}", refused.1);
 
-    // The host removes the item: members' nodes follow.
+    // The host removes the items: members' nodes follow.
     let items = expect(
         get(&host, &li, &format!("/api/v1/groups/{g}/library/items")).await,
         200,
     );
-    let iid = items["items"][0]["id"].as_i64().unwrap();
-    expect(
-        call(
-            &host,
-            Some(&li),
-            Method::DELETE,
-            &format!("/api/v1/groups/{g}/library/items/{iid}"),
-            None,
-        )
-        .await,
-        204,
-    );
+    for item in items["items"].as_array().unwrap() {
+        let iid = item["id"].as_i64().unwrap();
+        expect(
+            call(
+                &host,
+                Some(&li),
+                Method::DELETE,
+                &format!("/api/v1/groups/{g}/library/items/{iid}"),
+                None,
+            )
+            .await,
+            204,
+        );
+    }
     for (n, token, gid) in [(&a, &pa, &a_g), (&c, &pc, &c_g)] {
         wait_for("the removal from the library", || async {
             library_titles(n, token, gid).await.is_empty()

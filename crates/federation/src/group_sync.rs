@@ -16,8 +16,8 @@
 
 use caremesh_domain::{GroupRole, MemberState, Role, Timestamp, UserId};
 use caremesh_store::{
-    DeletedBy, FeedSort, Group, HostedPostState, Member, MirrorFolder, NewOutboxEntry, Partner,
-    Post, ReplySort, StoreError, User,
+    DeletedBy, FeedSort, Group, HostedPostState, Member, MirrorFolder, MirrorItem, NewOutboxEntry,
+    Partner, Post, ReplySort, StoreError, User,
 };
 use serde_json::{Value, json};
 
@@ -343,6 +343,16 @@ impl Federation {
                     && let Ok(p) = self.store.post_by_public_id(group.id, pid, None).await
                 {
                     listed.push(json!({ "title": i.title, "post": self.post_ref(&p) }));
+                } else if let Some(a) = &i.attachment {
+                    listed.push(json!({
+                        "title": i.title,
+                        "file": {
+                            "caremesh:sha256": a.sha256,
+                            "name": a.file_name,
+                            "mediaType": a.content_type,
+                            "caremesh:size": a.size_bytes,
+                        },
+                    }));
                 }
             }
             out.push(json!({ "name": f.name, "items": listed }));
@@ -375,10 +385,22 @@ impl Federation {
                     .chars()
                     .take(caremesh_domain::group::limits::ITEM_TITLE)
                     .collect();
-                if let Some(r) = i["post"].as_str()
-                    && let Some(p) = self.post_by_ref(group, r).await?
+                if let Some(r) = i["post"].as_str() {
+                    if let Some(p) = self.post_by_ref(group, r).await? {
+                        items.push(MirrorItem::Post {
+                            title,
+                            post_id: p.id,
+                        });
+                    }
+                } else if let Some(sha) = i["file"]["caremesh:sha256"].as_str()
+                    && let Some(a) = self
+                        .library_file(group, sha, i["file"]["name"].as_str())
+                        .await
                 {
-                    items.push((title, p.id));
+                    items.push(MirrorItem::File {
+                        title,
+                        attachment_id: a.id,
+                    });
                 }
             }
             folders.push(MirrorFolder {
@@ -393,6 +415,32 @@ impl Federation {
             .replace_mirror_library(group.id, folders, self.clock.now())
             .await?;
         Ok(())
+    }
+
+    /// A file of a mirrored group's library: the one this node has, or fetched from the host.
+    async fn library_file(
+        &self,
+        group: &Group,
+        sha256: &str,
+        name: Option<&str>,
+    ) -> Option<caremesh_store::Attachment> {
+        if let Ok(Some(a)) = self.store.attachment_by_sha(group.id, sha256).await {
+            return Some(a);
+        }
+        let group_url = group.remote_actor_id.as_deref()?;
+        let source = self.host_file_url(group_url, sha256).await?;
+        let file = self.fetch_file(&source, sha256, name).await?;
+        match self
+            .store
+            .add_mirror_file(group.id, file, self.group_quota(), self.clock.now())
+            .await
+        {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot keep a library file");
+                None
+            }
+        }
     }
 
     /// A member of a group hosted here who belongs to another node: their node is told what the

@@ -95,9 +95,6 @@ impl Federation {
         author: &str,
     ) -> Vec<RemoteAttachment> {
         let mut out = Vec::new();
-        let Some(media) = self.media.get() else {
-            return out;
-        };
         let Some(files) = note["attachment"].as_array() else {
             return out;
         };
@@ -115,51 +112,73 @@ impl Federation {
                     _ => continue,
                 },
                 // Mirrored: from the group's host.
-                Some(group_url) => match self.partner_of(group_url).await {
-                    Ok(host) => format!("{}media/{sha}?group={}", host.base_url, enc(group_url)),
-                    Err(_) => continue,
+                Some(group_url) => match self.host_file_url(group_url, sha).await {
+                    Some(u) => u,
+                    None => continue,
                 },
             };
-            let bytes = match self.client.get_bytes(&source, media.max_file_bytes()).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(%source, error = %e, "cannot fetch a post's file");
-                    continue;
-                }
-            };
-            if hex::encode(sha2::Sha256::digest(&bytes)) != sha {
-                tracing::warn!(%source, "a post's file does not match its signed SHA-256");
-                continue;
+            if let Some(f) = self.fetch_file(&source, sha, a["name"].as_str()).await {
+                out.push(f);
             }
-            let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
-            let content_type = match media.keep(sha, bytes).await {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::warn!(%source, error = %e, "a post's file is refused");
-                    continue;
-                }
-            };
-            let name: String = a["name"]
-                .as_str()
-                .unwrap_or("file")
-                .rsplit(['/', '\\'])
-                .next()
-                .unwrap_or("file")
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(caremesh_domain::group::limits::FILE_NAME)
-                .collect();
-            let Ok(public_id) = random_id() else {
-                continue;
-            };
-            out.push(RemoteAttachment {
-                public_id,
-                content_type,
-                file_name: if name.is_empty() { "file".into() } else { name },
-                size_bytes: size,
-                sha256: sha.to_owned(),
-            });
         }
         out
+    }
+
+    /// Where the host of a mirrored group serves its file `sha256`.
+    pub(crate) async fn host_file_url(&self, group_url: &str, sha256: &str) -> Option<String> {
+        let host = self.partner_of(group_url).await.ok()?;
+        Some(format!(
+            "{}media/{sha256}?group={}",
+            host.base_url,
+            enc(group_url)
+        ))
+    }
+
+    /// Fetches one file, checks it against its SHA-256 and its kind, and keeps it.
+    pub(crate) async fn fetch_file(
+        &self,
+        source: &str,
+        sha256: &str,
+        name: Option<&str>,
+    ) -> Option<RemoteAttachment> {
+        let media = self.media.get()?;
+        if !is_sha256(sha256) {
+            return None;
+        }
+        let bytes = match self.client.get_bytes(source, media.max_file_bytes()).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(%source, error = %e, "cannot fetch a group's file");
+                return None;
+            }
+        };
+        if hex::encode(sha2::Sha256::digest(&bytes)) != sha256 {
+            tracing::warn!(%source, "a group's file does not match its signed SHA-256");
+            return None;
+        }
+        let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
+        let content_type = match media.keep(sha256, bytes).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(%source, error = %e, "a group's file is refused");
+                return None;
+            }
+        };
+        let name: String = name
+            .unwrap_or("file")
+            .rsplit(['/', '\\'])
+            .next()
+            .unwrap_or("file")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(caremesh_domain::group::limits::FILE_NAME)
+            .collect();
+        Some(RemoteAttachment {
+            public_id: random_id().ok()?,
+            content_type,
+            file_name: if name.is_empty() { "file".into() } else { name },
+            size_bytes: size,
+            sha256: sha256.to_owned(),
+        })
     }
 }

@@ -10,7 +10,8 @@ macro_rules! impl_remote_group_store {
             use caremesh_store::DeletedBy;
             use caremesh_store::{
                 Attachment, Group, GroupSettings, HostedPostState, Member, MirrorFolder,
-                NewOutboxEntry, Post, Pseudonym, RemoteFollow, RemoteGroupStore, RemotePost,
+                MirrorItem, NewOutboxEntry, Post, Pseudonym, RemoteAttachment, RemoteFollow,
+                RemoteGroupStore, RemotePost,
             };
 
             use super::federation_sql::enqueue_in;
@@ -550,26 +551,103 @@ macro_rules! impl_remote_group_store {
                         .fetch_one(&mut *tx)
                         .await
                         .map_err(db_err)?;
-                        for (title, post_id) in f.items {
-                            sqlx::query(
-                                "insert into library_items
-                                   (folder_id, group_id, post_id, attachment_id, title, added_by, added_at)
-                                 select $1, $2, p.id, null, $3, null, $4 from posts p
-                                  where p.id = $5 and p.group_id = $2
-                                 on conflict (folder_id, post_id) do nothing",
-                            )
-                            .bind(folder_id)
-                            .bind(group_id)
-                            .bind(&title)
-                            .bind(now.as_millis())
-                            .bind(post_id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?;
+                        for item in f.items {
+                            let sql = match &item {
+                                MirrorItem::Post { .. } => {
+                                    "insert into library_items
+                                       (folder_id, group_id, post_id, attachment_id, title, added_by, added_at)
+                                     select $1, $2, p.id, null, $3, null, $4 from posts p
+                                      where p.id = $5 and p.group_id = $2
+                                     on conflict (folder_id, post_id) do nothing"
+                                }
+                                MirrorItem::File { .. } => {
+                                    "insert into library_items
+                                       (folder_id, group_id, post_id, attachment_id, title, added_by, added_at)
+                                     select $1, $2, null, a.id, $3, null, $4 from attachments a
+                                      where a.id = $5 and a.group_id = $2
+                                     on conflict (folder_id, attachment_id) do nothing"
+                                }
+                            };
+                            let (title, id) = match item {
+                                MirrorItem::Post { title, post_id } => (title, post_id),
+                                MirrorItem::File { title, attachment_id } => (title, attachment_id),
+                            };
+                            sqlx::query(sql)
+                                .bind(folder_id)
+                                .bind(group_id)
+                                .bind(&title)
+                                .bind(now.as_millis())
+                                .bind(id)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err)?;
                         }
                     }
                     tx.commit().await.map_err(db_err)?;
                     Ok(())
+                }
+
+                async fn add_mirror_file(
+                    &self,
+                    group_id: i64,
+                    f: RemoteAttachment,
+                    quota_bytes: i64,
+                    now: Timestamp,
+                ) -> Result<Attachment> {
+                    let mut tx = self.begin_write().await?;
+                    let sql = format!(
+                        "select {ATTACHMENT_COLUMNS} from attachments
+                         where group_id = $1 and sha256 = $2 order by id limit 1"
+                    );
+                    if let Some(row) = sqlx::query(&sql)
+                        .bind(group_id)
+                        .bind(&f.sha256)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                    {
+                        let a = attachment_from_row(&row, "")?;
+                        tx.commit().await.map_err(db_err)?;
+                        return Ok(a);
+                    }
+                    let fits = sqlx::query(
+                        "update groups set storage_bytes = storage_bytes + $1
+                         where id = $2 and storage_bytes + $1 <= $3",
+                    )
+                    .bind(f.size_bytes)
+                    .bind(group_id)
+                    .bind(quota_bytes)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected()
+                        > 0;
+                    if !fits {
+                        return Err(StoreError::conflict(
+                            "group_storage_full",
+                            format!("the group's files would exceed its limit of {quota_bytes} bytes"),
+                        ));
+                    }
+                    let sql = format!(
+                        "insert into attachments (public_id, group_id, post_id, uploaded_by,
+                           content_type, file_name, size_bytes, sha256, width, height, created_at)
+                         values ($1, $2, null, null, $3, $4, $5, $6, null, null, $7)
+                         returning {ATTACHMENT_COLUMNS}"
+                    );
+                    let row = sqlx::query(&sql)
+                        .bind(&f.public_id)
+                        .bind(group_id)
+                        .bind(&f.content_type)
+                        .bind(&f.file_name)
+                        .bind(f.size_bytes)
+                        .bind(&f.sha256)
+                        .bind(now.as_millis())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    let a = attachment_from_row(&row, "")?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(a)
                 }
 
                 async fn attachment_by_sha(

@@ -10,8 +10,8 @@ use caremesh_domain::{
 };
 
 use crate::{
-    DeletedBy, GroupSettings, HostedPostState, MirrorFolder, NewGroup, NewOutboxEntry, NewUser,
-    Pseudonym, RemoteFollow, RemotePost, Store, StoreError,
+    DeletedBy, GroupSettings, HostedPostState, MirrorFolder, MirrorItem, NewGroup, NewOutboxEntry,
+    NewUser, Pseudonym, RemoteFollow, RemotePost, Store, StoreError,
 };
 
 /// Expands to one `#[tokio::test]` per check.
@@ -586,7 +586,10 @@ pub async fn a_mirrored_library_is_replaced_whole(s: S) {
         name: name.to_owned(),
         items: items
             .into_iter()
-            .map(|(t, id)| (t.to_owned(), id))
+            .map(|(t, id)| MirrorItem::Post {
+                title: t.to_owned(),
+                post_id: id,
+            })
             .collect(),
     };
     s.replace_mirror_library(
@@ -620,6 +623,62 @@ pub async fn a_mirrored_library_is_replaced_whole(s: S) {
         vec!["运动/散步"]
     );
     assert_eq!(s.list_folders(g).await.unwrap().len(), 1);
+    // A file of the library, kept once however often it is listed.
+    let file = crate::RemoteAttachment {
+        public_id: "f1".into(),
+        content_type: "application/pdf".into(),
+        file_name: "饮食指南.pdf".into(),
+        size_bytes: 1000,
+        sha256: "ab".repeat(32),
+    };
+    let a = s
+        .add_mirror_file(g, file.clone(), QUOTA, t(3))
+        .await
+        .unwrap();
+    let again = s
+        .add_mirror_file(
+            g,
+            crate::RemoteAttachment {
+                public_id: "f2".into(),
+                ..file.clone()
+            },
+            QUOTA,
+            t(4),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.id, again.id);
+    assert_eq!(s.group_by_id(g).await.unwrap().storage_bytes, 1000);
+    let err = s
+        .add_mirror_file(
+            g,
+            crate::RemoteAttachment {
+                public_id: "f3".into(),
+                sha256: "cd".repeat(32),
+                ..file
+            },
+            1500,
+            t(5),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.conflict_code(), Some("group_storage_full"));
+    s.replace_mirror_library(
+        g,
+        vec![MirrorFolder {
+            name: "资料".into(),
+            items: vec![MirrorItem::File {
+                title: "指南".into(),
+                attachment_id: a.id,
+            }],
+        }],
+        t(6),
+    )
+    .await
+    .unwrap();
+    let items = s.library_items(g, None, None, 50).await.unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].attachment.as_ref().map(|f| f.id), Some(a.id));
     // A group hosted here keeps its own library.
     let owner = user(&s, "dr.li", Role::Doctor).await;
     let hosted = hosted_group(&s, owner).await;

@@ -32,8 +32,8 @@ pub use group_models::{
 pub use groups::GroupStore;
 pub use models::{Invite, InviteState, NewInvite, NewSession, NewUser, Session, User};
 pub use remote_groups::{
-    HostedPostState, MirrorFolder, Pseudonym, RemoteAttachment, RemoteFollow, RemoteGroupStore,
-    RemotePost,
+    HostedPostState, MirrorFolder, MirrorItem, Pseudonym, RemoteAttachment, RemoteFollow,
+    RemoteGroupStore, RemotePost,
 };
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -53,12 +53,19 @@ pub struct HostedPostState {
     pub removed: bool,
 }
 
-/// A folder of a mirrored group's library as its host keeps it: titles and the posts they show.
+/// A folder of a mirrored group's library as its host keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MirrorFolder {
     pub name: String,
-    /// `(title, post id)`, in the host's order.
-    pub items: Vec<(String, i64)>,
+    /// In the host's order.
+    pub items: Vec<MirrorItem>,
+}
+
+/// An item of a mirrored library: a post or a file of the group on this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MirrorItem {
+    Post { title: String, post_id: i64 },
+    File { title: String, attachment_id: i64 },
 }
 
 /// A file of a post written elsewhere, fetched, checked and kept (under its SHA-256) by this
@@ -162,6 +169,15 @@ pub trait RemoteGroupStore: Send + Sync {
         folders: Vec<MirrorFolder>,
         now: Timestamp,
     ) -> Result<()>;
+    /// Records a file of a mirrored group's library (already kept under its SHA-256), within the
+    /// group's quota (conflict `group_storage_full`); a file the group has already is returned.
+    async fn add_mirror_file(
+        &self,
+        group_id: i64,
+        file: RemoteAttachment,
+        quota_bytes: i64,
+        now: Timestamp,
+    ) -> Result<crate::Attachment>;
     /// A file of the group by its SHA-256, if the group has it.
     async fn attachment_by_sha(
         &self,
