@@ -226,8 +226,20 @@ async fn housekeeping(store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
             Ok(n) => tracing::info!(sessions = n, "expired sessions removed"),
             Err(e) => tracing::warn!(error = %e, "could not remove expired sessions"),
         }
+        // A reply whose question was deleted before it arrived waits for nothing.
+        match store
+            .purge_waiting(clock.now().plus_secs(-WAITING_KEPT_SECS))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(activities = n, "activities that waited too long removed"),
+            Err(e) => tracing::warn!(error = %e, "could not remove waiting activities"),
+        }
     }
 }
+
+/// How long an activity waits for the post it refers to (deliveries are retried for 72 hours).
+const WAITING_KEPT_SECS: i64 = 7 * 24 * 3600;
 
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {

@@ -695,6 +695,18 @@ macro_rules! impl_remote_group_store {
                     Ok(())
                 }
 
+                async fn purge_waiting(&self, before: Timestamp) -> Result<u64> {
+                    let mut tx = self.begin_write().await?;
+                    let n = sqlx::query("delete from waiting_activities where received_at < $1")
+                        .bind(before.as_millis())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected();
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(n)
+                }
+
                 async fn take_waiting(&self, group_id: i64, object_id: &str) -> Result<Vec<String>> {
                     let mut tx = self.begin_write().await?;
                     let rows: Vec<String> = sqlx::query_scalar(

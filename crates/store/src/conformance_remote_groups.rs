@@ -555,13 +555,22 @@ pub async fn replies_wait_for_their_question(s: S) {
         "kept once each, oldest first"
     );
     assert!(s.take_waiting(g, q).await.unwrap().is_empty(), "taken once");
+    s.keep_waiting(g, q, "https://b.example/a/9", "{}", t(10))
+        .await
+        .unwrap();
     assert_eq!(
+        s.purge_waiting(t(5)).await.unwrap(),
+        1,
+        "only what waited since before then"
+    );
+    assert_eq!(s.purge_waiting(t(5)).await.unwrap(), 0);
+    assert!(
         s.take_waiting(g, "https://a.example/objects/other")
             .await
             .unwrap()
-            .len(),
-        1
+            .is_empty()
     );
+    assert_eq!(s.take_waiting(g, q).await.unwrap().len(), 1);
 }
 
 pub async fn a_mirrored_library_is_replaced_whole(s: S) {

@@ -197,6 +197,9 @@ pub trait RemoteGroupStore: Send + Sync {
     ) -> Result<()>;
     /// Takes the activities that waited for `object_id`, oldest first; they are forgotten.
     async fn take_waiting(&self, group_id: i64, object_id: &str) -> Result<Vec<String>>;
+    /// Forgets activities that have waited since before `before` (what they wait for will not
+    /// come: it was deleted before it arrived). Returns how many.
+    async fn purge_waiting(&self, before: Timestamp) -> Result<u64>;
     /// Tombstones a post written elsewhere, by its author; `announce` is queued with it.
     async fn delete_remote_post(
         &self,
