@@ -63,13 +63,20 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// Writes a consistent copy of the SQLite database to `to` (`VACUUM INTO`), safe while the node
-/// runs. PostgreSQL nodes are backed up with `pg_dump`.
+/// runs, then the groups' files to `{to}.media/`. Files are written once under their content
+/// hash before the database refers to them, so every file the copied database names is there.
+/// PostgreSQL nodes are backed up with `pg_dump`.
 pub async fn backup(config: &Config, to: &std::path::Path) -> anyhow::Result<()> {
     let DatabaseChoice::Sqlite(url) = config.database_choice()? else {
         anyhow::bail!("this node uses PostgreSQL: back it up with pg_dump");
     };
-    if to.exists() {
-        anyhow::bail!("{} exists already; choose a new file", to.display());
+    let media_to = media_backup_dir(to);
+    if to.exists() || media_to.exists() {
+        anyhow::bail!(
+            "{} or {} exists already; choose a new file",
+            to.display(),
+            media_to.display()
+        );
     }
     let store = SqliteStore::connect(&SqliteOptions {
         url,
@@ -84,8 +91,48 @@ pub async fn backup(config: &Config, to: &std::path::Path) -> anyhow::Result<()>
     let path = to.to_str().context("the backup path must be valid UTF-8")?;
     store.backup_to(path).await.context("backup failed")?;
     store.close().await;
-    println!("backup written to {}", to.display());
+    let files = copy_media(&config.media_dir(), &media_to)
+        .with_context(|| format!("cannot copy the groups' files to {}", media_to.display()))?;
+    println!(
+        "backup written to {} and {} ({files} files)",
+        to.display(),
+        media_to.display()
+    );
     Ok(())
+}
+
+/// Where `caremesh backup --to FILE` puts the groups' files.
+pub fn media_backup_dir(to: &std::path::Path) -> std::path::PathBuf {
+    let mut name = to.as_os_str().to_owned();
+    name.push(".media");
+    std::path::PathBuf::from(name)
+}
+
+/// Copies the media folder (`ab/abcdef…` files) to `to`, leaving out unfinished temporary files.
+fn copy_media(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<u64> {
+    std::fs::create_dir_all(to)?;
+    let mut n = 0;
+    if !from.is_dir() {
+        return Ok(0);
+    }
+    for shard in std::fs::read_dir(from)? {
+        let shard = shard?;
+        if !shard.file_type()?.is_dir() {
+            continue;
+        }
+        let target = to.join(shard.file_name());
+        std::fs::create_dir_all(&target)?;
+        for file in std::fs::read_dir(shard.path())? {
+            let file = file?;
+            let name = file.file_name();
+            if !file.file_type()?.is_file() || name.to_string_lossy().ends_with(".tmp") {
+                continue;
+            }
+            std::fs::copy(file.path(), target.join(&name))?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 pub fn web_settings(config: &Config) -> WebSettings {

@@ -349,10 +349,27 @@ fn admin_commands(db_url: &str, dir: &Path) {
     );
 
     let target = dir.join("backup.db");
+    // A group's file, and one still being written.
+    let sha = "ab".repeat(32);
+    std::fs::create_dir_all(dir.join("media/ab")).unwrap();
+    std::fs::write(dir.join("media/ab").join(&sha), b"%PDF-1.4 handout").unwrap();
+    std::fs::write(dir.join("media/ab").join(format!("{sha}.x.tmp")), b"half").unwrap();
     let backup = run(cm(&["backup", "--to", target.to_str().unwrap()]), None);
     if db_url.is_empty() {
         assert!(backup.status.success(), "{}", text(&backup.stderr));
         assert!(target.is_file());
+        // The groups' files are copied beside it, unfinished ones left out.
+        let media = dir.join("backup.db.media");
+        assert_eq!(
+            std::fs::read(media.join("ab").join(&sha)).unwrap(),
+            b"%PDF-1.4 handout"
+        );
+        assert!(!media.join("ab").join(format!("{sha}.x.tmp")).exists());
+        assert!(
+            text(&backup.stdout).contains("(1 files)"),
+            "{}",
+            text(&backup.stdout)
+        );
         // The copy is a working database: a node's CLI reads the same accounts from it.
         let copy_url = format!("sqlite://{}", target.display());
         let listed = run(
