@@ -570,6 +570,79 @@ macro_rules! impl_group_store {
                 })
             }
 
+            /// Who marks a post helpful: an account of this node, or an actor of another.
+            pub(super) enum Marker<'a> {
+                User(i64),
+                Actor(&'a str),
+            }
+
+            /// Records (or takes back) one helpful mark and keeps the post's count; marking twice
+            /// counts once. Whether anything changed.
+            pub(super) async fn mark_helpful(
+                conn: &mut Conn,
+                post_id: i64,
+                by: Marker<'_>,
+                helpful: bool,
+                now: Timestamp,
+            ) -> Result<bool> {
+                let column = match by {
+                    Marker::User(_) => "user_id",
+                    Marker::Actor(_) => "actor_id",
+                };
+                let sql = if helpful {
+                    format!(
+                        "insert into post_helpful (post_id, {column}, created_at) values ($1, $2, $3)
+                         on conflict (post_id, {column}) do nothing"
+                    )
+                } else {
+                    format!("delete from post_helpful where post_id = $1 and {column} = $2")
+                };
+                let q = sqlx::query(&sql).bind(post_id);
+                let q = match by {
+                    Marker::User(id) => q.bind(id),
+                    Marker::Actor(actor) => q.bind(actor),
+                };
+                let q = if helpful { q.bind(now.as_millis()) } else { q };
+                let changed = q.execute(&mut *conn).await.map_err(db_err)?.rows_affected() > 0;
+                if changed {
+                    let delta: i32 = if helpful { 1 } else { -1 };
+                    sqlx::query("update posts set helpful_count = helpful_count + $1 where id = $2")
+                        .bind(delta)
+                        .bind(post_id)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(db_err)?;
+                }
+                Ok(changed)
+            }
+
+            /// Takes `bytes` of the group's file quota, if they fit. Whether they did.
+            pub(super) async fn take_storage(
+                conn: &mut Conn,
+                group_id: i64,
+                bytes: i64,
+                quota_bytes: i64,
+            ) -> Result<bool> {
+                let done = sqlx::query(
+                    "update groups set storage_bytes = storage_bytes + $1
+                     where id = $2 and storage_bytes + $1 <= $3",
+                )
+                .bind(bytes)
+                .bind(group_id)
+                .bind(quota_bytes)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            pub(super) fn storage_full(quota_bytes: i64) -> StoreError {
+                StoreError::conflict(
+                    "group_storage_full",
+                    format!("the group's files would exceed its limit of {quota_bytes} bytes"),
+                )
+            }
+
             /// Leaves a post's tombstone: no title, no text, not pinned, out of the library.
             pub(super) async fn tombstone(
                 conn: &mut Conn,
@@ -1723,38 +1796,8 @@ macro_rules! impl_group_store {
                     if f.author == Some(user.0) {
                         return Err(StoreError::conflict("own_post", "you cannot mark your own post helpful"));
                     }
-                    let changed = if helpful {
-                        sqlx::query(
-                            "insert into post_helpful (post_id, user_id, created_at) values ($1, $2, $3)
-                             on conflict (post_id, user_id) do nothing",
-                        )
-                        .bind(post_id)
-                        .bind(user.0)
-                        .bind(now.as_millis())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                        .rows_affected()
-                    } else {
-                        sqlx::query("delete from post_helpful where post_id = $1 and user_id = $2")
-                            .bind(post_id)
-                            .bind(user.0)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?
-                            .rows_affected()
-                    };
-                    if changed > 0 {
+                    if mark_helpful(&mut tx, post_id, Marker::User(user.0), helpful, now).await? {
                         super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
-                    }
-                    if changed > 0 {
-                        let delta: i32 = if helpful { 1 } else { -1 };
-                        sqlx::query("update posts set helpful_count = helpful_count + $1 where id = $2")
-                            .bind(delta)
-                            .bind(post_id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?;
                     }
                     let post = load_post(&mut tx, post_id, Some(user)).await?;
                     tx.commit().await.map_err(db_err)?;
@@ -1984,22 +2027,9 @@ macro_rules! impl_group_store {
 
                 async fn add_attachment(&self, n: NewAttachment, quota_bytes: i64) -> Result<Attachment> {
                     let mut tx = self.begin_write().await?;
-                    let done = sqlx::query(
-                        "update groups set storage_bytes = storage_bytes + $1
-                         where id = $2 and storage_bytes + $1 <= $3",
-                    )
-                    .bind(n.size_bytes)
-                    .bind(n.group_id)
-                    .bind(quota_bytes)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                    if done.rows_affected() == 0 {
+                    if !take_storage(&mut tx, n.group_id, n.size_bytes, quota_bytes).await? {
                         load_group(&mut tx, n.group_id).await?;
-                        return Err(StoreError::conflict(
-                            "group_storage_full",
-                            format!("the group's files would exceed its limit of {quota_bytes} bytes"),
-                        ));
+                        return Err(storage_full(quota_bytes));
                     }
                     let sql = format!(
                         "insert into attachments (public_id, group_id, uploaded_by, content_type, file_name,

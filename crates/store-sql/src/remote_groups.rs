@@ -16,7 +16,8 @@ macro_rules! impl_remote_group_store {
 
             use super::federation_sql::enqueue_in;
             use super::group_sql::{
-                ATTACHMENT_COLUMNS, MEMBER_SELECT, attachment_from_row, conflict_on_unique, count_place, deleted_conflict, free_place,
+                ATTACHMENT_COLUMNS, MEMBER_SELECT, Marker, attachment_from_row, conflict_on_unique,
+                count_place, mark_helpful, storage_full, take_storage, deleted_conflict, free_place,
                 group_from_row, tombstone,
                 load_member, load_post, member_from_row, member_of_user, post_facts, set_state,
                 take_place, to_i32,
@@ -50,6 +51,36 @@ macro_rules! impl_remote_group_store {
                     .await
                     .map_err(db_err)?;
                 row.as_ref().map(member_from_row).transpose()
+            }
+
+            /// Records a file fetched from another node (kept under its SHA-256 already), of a post
+            /// or of the group's library.
+            async fn insert_remote_file(
+                conn: &mut Conn,
+                group_id: i64,
+                post_id: Option<i64>,
+                f: &RemoteAttachment,
+                at: Timestamp,
+            ) -> Result<Attachment> {
+                let sql = format!(
+                    "insert into attachments (public_id, group_id, post_id, uploaded_by,
+                       content_type, file_name, size_bytes, sha256, width, height, created_at)
+                     values ($1, $2, $3, null, $4, $5, $6, $7, null, null, $8)
+                     returning {ATTACHMENT_COLUMNS}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(&f.public_id)
+                    .bind(group_id)
+                    .bind(post_id)
+                    .bind(&f.content_type)
+                    .bind(&f.file_name)
+                    .bind(f.size_bytes)
+                    .bind(&f.sha256)
+                    .bind(at.as_millis())
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(db_err)?;
+                attachment_from_row(&row, "")
             }
 
             #[async_trait]
@@ -300,37 +331,10 @@ macro_rules! impl_remote_group_store {
                         .map_err(db_err)?;
                     }
                     for f in &p.files {
-                        let fits = sqlx::query(
-                            "update groups set storage_bytes = storage_bytes + $1
-                             where id = $2 and storage_bytes + $1 <= $3",
-                        )
-                        .bind(f.size_bytes)
-                        .bind(p.group_id)
-                        .bind(quota_bytes)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                        .rows_affected()
-                            > 0;
-                        if !fits {
+                        if !take_storage(&mut tx, p.group_id, f.size_bytes, quota_bytes).await? {
                             continue;
                         }
-                        sqlx::query(
-                            "insert into attachments (public_id, group_id, post_id, uploaded_by,
-                               content_type, file_name, size_bytes, sha256, width, height, created_at)
-                             values ($1, $2, $3, null, $4, $5, $6, $7, null, null, $8)",
-                        )
-                        .bind(&f.public_id)
-                        .bind(p.group_id)
-                        .bind(id)
-                        .bind(&f.content_type)
-                        .bind(&f.file_name)
-                        .bind(f.size_bytes)
-                        .bind(&f.sha256)
-                        .bind(p.published_at.as_millis())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
+                        insert_remote_file(&mut tx, p.group_id, Some(id), f, p.published_at).await?;
                         sqlx::query("update posts set attachment_count = attachment_count + 1 where id = $1")
                             .bind(id)
                             .execute(&mut *tx)
@@ -432,36 +436,7 @@ macro_rules! impl_remote_group_store {
                     if author.as_deref() == Some(actor_id) {
                         return Err(StoreError::conflict("own_post", "you cannot mark your own post helpful"));
                     }
-                    let changed = if helpful {
-                        sqlx::query(
-                            "insert into post_helpful (post_id, actor_id, created_at) values ($1, $2, $3)
-                             on conflict (post_id, actor_id) do nothing",
-                        )
-                        .bind(post_id)
-                        .bind(actor_id)
-                        .bind(now.as_millis())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err)?
-                        .rows_affected()
-                    } else {
-                        sqlx::query("delete from post_helpful where post_id = $1 and actor_id = $2")
-                            .bind(post_id)
-                            .bind(actor_id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?
-                            .rows_affected()
-                    };
-                    if changed > 0 {
-                        let delta: i32 = if helpful { 1 } else { -1 };
-                        sqlx::query("update posts set helpful_count = helpful_count + $1 where id = $2")
-                            .bind(delta)
-                            .bind(post_id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?;
-                    }
+                    mark_helpful(&mut tx, post_id, Marker::Actor(actor_id), helpful, now).await?;
                     let post = load_post(&mut tx, post_id, None).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(post)
@@ -610,42 +585,10 @@ macro_rules! impl_remote_group_store {
                         tx.commit().await.map_err(db_err)?;
                         return Ok(a);
                     }
-                    let fits = sqlx::query(
-                        "update groups set storage_bytes = storage_bytes + $1
-                         where id = $2 and storage_bytes + $1 <= $3",
-                    )
-                    .bind(f.size_bytes)
-                    .bind(group_id)
-                    .bind(quota_bytes)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?
-                    .rows_affected()
-                        > 0;
-                    if !fits {
-                        return Err(StoreError::conflict(
-                            "group_storage_full",
-                            format!("the group's files would exceed its limit of {quota_bytes} bytes"),
-                        ));
+                    if !take_storage(&mut tx, group_id, f.size_bytes, quota_bytes).await? {
+                        return Err(storage_full(quota_bytes));
                     }
-                    let sql = format!(
-                        "insert into attachments (public_id, group_id, post_id, uploaded_by,
-                           content_type, file_name, size_bytes, sha256, width, height, created_at)
-                         values ($1, $2, null, null, $3, $4, $5, $6, null, null, $7)
-                         returning {ATTACHMENT_COLUMNS}"
-                    );
-                    let row = sqlx::query(&sql)
-                        .bind(&f.public_id)
-                        .bind(group_id)
-                        .bind(&f.content_type)
-                        .bind(&f.file_name)
-                        .bind(f.size_bytes)
-                        .bind(&f.sha256)
-                        .bind(now.as_millis())
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                    let a = attachment_from_row(&row, "")?;
+                    let a = insert_remote_file(&mut tx, group_id, None, &f, now).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(a)
                 }
