@@ -145,14 +145,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
 pub(crate) mod test_vectors {
-    //! The published vectors in `shared/vectors/signatures.json`, loaded from the file so
-    //! that the tests break if the published values change.
+    //! The published test vectors (RFC 8032, RFC 9421, FEP-8b32 and others), copied into this
+    //! repository as `tests/vectors/signatures.json` and loaded from that file: each value was
+    //! computed independently of this code, so a test that disagrees with one is wrong.
     #![allow(clippy::expect_used)]
 
     use serde_json::Value;
 
     pub(crate) const SIGNATURES_JSON: &str =
-        include_str!("../../../../shared/vectors/signatures.json");
+        include_str!("../tests/vectors/signatures.json");
 
     pub(crate) fn vectors() -> Value {
         serde_json::from_str(SIGNATURES_JSON).expect("signatures.json is valid JSON")

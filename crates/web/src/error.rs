@@ -79,6 +79,20 @@ impl ApiError {
         )
     }
 
+    /// The store failed (database down, disk full): logged with its cause; the client is told to
+    /// try again (503 with `Retry-After`), since nothing was changed and it was not its fault.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "store unavailable");
+        Self {
+            retry_after_secs: Some(5),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the node's database is unavailable; nothing was changed, try again shortly",
+            )
+        }
+    }
+
     /// A server-side failure: logged with its cause, shown to the client without it.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -95,15 +109,50 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => Self::not_found(what),
             StoreError::Conflict { code, message } => Self::conflict(code, message),
-            StoreError::NotReady(m) => {
-                tracing::error!(error = %m, "store not ready");
+            // Not the client's fault, and nothing was changed: try again.
+            StoreError::NotReady(cause) => Self::unavailable(cause),
+            StoreError::Other(cause) => Self::unavailable(cause),
+        }
+    }
+}
+
+impl From<caremesh_app::AppError> for ApiError {
+    fn from(e: caremesh_app::AppError) -> Self {
+        use caremesh_app::AppError as A;
+        let code = e.code();
+        match e {
+            A::Unauthenticated => Self::unauthorized(),
+            A::Forbidden { message, .. } => Self::new(StatusCode::FORBIDDEN, code, message),
+            A::NotFound(what) => Self::not_found(what),
+            A::Conflict { message, .. } => Self::conflict(code, message),
+            A::Gone { message, .. } => Self::new(StatusCode::GONE, code, message),
+            A::Invalid { message, .. } => Self::unprocessable(code, message),
+            A::BadRequest { message, .. } => Self::bad_request(code, message),
+            A::TooMany {
+                message,
+                retry_after_secs,
+            } => Self::too_many(message, retry_after_secs),
+            A::TooLarge { limit } => Self::payload_too_large(limit),
+            A::Unavailable(cause) => Self::unavailable(cause),
+            A::Upstream(cause) => {
+                tracing::warn!(error = %cause, "a partner node did not answer");
                 Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "not_ready",
-                    "the node's database is not ready",
+                    StatusCode::BAD_GATEWAY,
+                    code,
+                    format!("a partner hospital's node did not answer: {cause}"),
                 )
             }
-            StoreError::Other(cause) => Self::internal(cause),
+            A::Federation {
+                status, message, ..
+            } => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                if status.is_server_error() {
+                    return Self::internal(message);
+                }
+                tracing::info!(code, error = %message, "federated request refused");
+                Self::new(status, code, message)
+            }
+            A::Internal(cause) => Self::internal(cause),
         }
     }
 }

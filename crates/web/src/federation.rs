@@ -151,19 +151,14 @@ async fn join_remote_group(
     auth: AuthUser,
     ApiJson(req): ApiJson<JoinRemote>,
 ) -> Result<Response, ApiError> {
-    // Patients join as a pseudonym under a name chosen for the group (also their name in the
-    // group here); doctors and staff join under their own name, and `display_name` is not used.
-    let name = if auth.user.role == caremesh_domain::Role::Patient {
-        let name = req.display_name.as_deref().map(str::trim).unwrap_or("");
-        caremesh_domain::validate_display_name(name)?;
-        name.to_owned()
-    } else {
-        auth.user.display_name.clone()
-    };
-    let (group, member) = state
-        .federation
-        .join_remote_group(&auth.user, req.group.trim(), &name, req.invite.as_deref())
-        .await?;
+    let (group, member) = caremesh_app::remote::join(
+        &state.app,
+        &auth.user,
+        &req.group,
+        req.display_name.as_deref(),
+        req.invite.as_deref(),
+    )
+    .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({

@@ -64,17 +64,13 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/group-invites/{token}/accept", post(accept_invite))
 }
 
-/// Who is asking about which group (the `{gid}` of the route), and what they may do there.
+/// Who is asking about which group (the `{gid}` of the route), and what they may do there: the
+/// application layer's [`GroupAccess`](caremesh_app::GroupAccess).
 ///
 /// As an extractor it checks the session and loads the group and the membership in one round
 /// trip. Anonymous requests get 401; outsiders (not active members, not admins) get the same 404
 /// as for a group that does not exist.
-pub struct GroupCtx {
-    pub group: Group,
-    /// The asker's membership when it is active.
-    pub member: Option<Member>,
-    pub user: User,
-}
+pub type GroupCtx = caremesh_app::GroupAccess;
 
 impl FromRequestParts<AppState> for GroupCtx {
     type Rejection = ApiError;
@@ -102,121 +98,13 @@ impl FromRequestParts<AppState> for GroupCtx {
             Err(e) => return Err(e.into()),
         };
         let (group, member) = found.ok_or_else(group_not_found)?;
-        let member = member.filter(Member::is_active);
-        if member.is_none() && !user.role.is_admin() {
-            return Err(group_not_found());
-        }
-        Ok(Self {
-            group,
-            member,
-            user,
-        })
+        Ok(caremesh_app::GroupAccess::check(group, member, user)?)
     }
 }
 
-impl GroupCtx {
-    /// The same checks as the extractor, for callers that already hold the session (web pages).
-    pub async fn load(state: &AppState, auth: &AuthUser, public_id: &str) -> ApiResult<Self> {
-        let group = match state.store.group_by_public_id(public_id).await {
-            Ok(g) => g,
-            Err(e) if e.is_not_found() => return Err(group_not_found()),
-            Err(e) => return Err(e.into()),
-        };
-        let member = state
-            .store
-            .membership(group.id, auth.user.id)
-            .await?
-            .filter(Member::is_active);
-        if member.is_none() && !auth.user.role.is_admin() {
-            return Err(group_not_found());
-        }
-        Ok(Self {
-            group,
-            member,
-            user: auth.user.clone(),
-        })
-    }
-
-    pub fn role(&self) -> Option<GroupRole> {
-        self.member.as_ref().map(|m| m.role)
-    }
-
-    fn is_admin(&self) -> bool {
-        self.user.role.is_admin()
-    }
-
-    /// Reading the group's content: members only.
-    pub fn read(&self) -> ApiResult<GroupRole> {
-        self.role().ok_or_else(|| {
-            ApiError::forbidden("only members of the group read its posts, files and library")
-        })
-    }
-
-    /// Moderating: the group's moderators, doctors and owner, and hospital administrators.
-    pub fn moderate(&self) -> ApiResult<()> {
-        if self.role().is_some_and(GroupRole::can_moderate) || self.is_admin() {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(
-                "only the group's moderators, doctors and owner may do this",
-            ))
-        }
-    }
-
-    /// Teaching (announcements, pins, accepted answers): the group's doctors and owner.
-    pub fn teach(&self) -> ApiResult<()> {
-        if self.role().is_some_and(GroupRole::can_teach) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(
-                "only the group's doctors and owner may do this",
-            ))
-        }
-    }
-
-    /// Keeping the library: the group's moderators, doctors and owner.
-    /// Changing the library: curators, in a group hosted here (a mirrored group's library is
-    /// its host's, shown here as the host keeps it).
-    pub fn keep_library(&self) -> ApiResult<()> {
-        self.curate()?;
-        if self.group.remote_actor_id.is_some() {
-            return Err(ApiError::conflict(
-                "hosted_elsewhere",
-                "this group's library is kept by the hospital that hosts the group",
-            ));
-        }
-        Ok(())
-    }
-
-    pub fn curate(&self) -> ApiResult<()> {
-        if self.role().is_some_and(GroupRole::can_curate) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(
-                "only the group's moderators, doctors and owner keep the library",
-            ))
-        }
-    }
-
-    /// Governing (settings, roles): the owner.
-    pub fn govern(&self) -> ApiResult<()> {
-        if self.role().is_some_and(GroupRole::can_govern) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden("only the group's owner may do this"))
-        }
-    }
-
-    /// The rank the asker acts with against other members: their role's, or just below the
-    /// owner's for hospital administrators who are not members.
-    fn acting_rank(&self) -> u8 {
-        let own = self.role().map_or(0, GroupRole::rank);
-        if self.is_admin() {
-            own.max(GroupRole::Owner.rank())
-        } else {
-            own
-        }
-    }
+/// The same checks as the extractor, for callers that already hold the session (web pages).
+pub async fn load_ctx(state: &AppState, auth: &AuthUser, public_id: &str) -> ApiResult<GroupCtx> {
+    Ok(caremesh_app::GroupAccess::load(&state.app, &auth.user, public_id).await?)
 }
 
 pub fn group_not_found() -> ApiError {
@@ -559,10 +447,7 @@ async fn list_members(
 /// Who may list the group's members in a state: moderators any, members the active ones when
 /// the owner opened the list to them.
 pub fn may_list_members(ctx: &GroupCtx, wanted: MemberState) -> ApiResult<()> {
-    let open_list = ctx.group.settings.member_list == MemberListVisibility::Members
-        && wanted == MemberState::Active
-        && ctx.member.is_some();
-    if open_list { Ok(()) } else { ctx.moderate() }
+    Ok(ctx.may_list_members(wanted)?)
 }
 
 /// The member `mid` of the group, or 404.
@@ -572,14 +457,7 @@ async fn target(state: &AppState, ctx: &GroupCtx, mid: i64) -> ApiResult<Member>
 
 /// Moderators act only on members ranked below them.
 pub fn check_outranks(ctx: &GroupCtx, target: &Member) -> ApiResult<()> {
-    if ctx.acting_rank() > target.role.rank() || target.role == GroupRole::Owner {
-        // The store refuses the owner with its own clear conflict.
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "you may act only on members whose role is below yours",
-        ))
-    }
+    Ok(ctx.check_outranks(target)?)
 }
 
 #[derive(Deserialize, Default)]

@@ -340,7 +340,7 @@ pub(crate) async fn announce_to_groups(
         if ctxs.iter().any(|c| &c.group.public_id == gid) {
             continue;
         }
-        let ctx = GroupCtx::load(state, auth, gid).await?;
+        let ctx = crate::groups::load_ctx(state, auth, gid).await?;
         ctx.teach()?;
         ctxs.push(ctx);
     }

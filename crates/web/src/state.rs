@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use caremesh_app::{App, AppSettings};
 use caremesh_domain::Clock;
 use caremesh_federation::Federation;
 use caremesh_store::Store;
@@ -45,6 +46,23 @@ pub struct WebSettings {
 }
 
 impl WebSettings {
+    /// What the use-cases need of these settings.
+    pub fn app_settings(&self) -> AppSettings {
+        AppSettings {
+            hospital_name: self.hospital_name.clone(),
+            base_url: self.base_url.clone(),
+            max_members: self.max_members,
+            session_ttl_secs: self.session_ttl_secs,
+            login_max_failures: self.login_max_failures,
+            login_window_secs: self.login_window_secs,
+            invite_ttl_hours: self.invite_ttl_hours,
+            media_dir: self.media_dir.clone(),
+            max_file_bytes: self.max_file_bytes,
+            group_quota_bytes: self.group_quota_bytes,
+            max_image_pixels: self.max_image_pixels,
+        }
+    }
+
     /// Session cookies are marked `Secure` whenever the node is served over HTTPS.
     pub fn secure_cookies(&self) -> bool {
         self.base_url.scheme() == "https"
@@ -59,6 +77,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub login_limiter: Arc<LoginLimiter>,
     pub federation: Arc<Federation>,
+    /// The use-cases: every action the API and the pages offer.
+    pub app: Arc<App>,
 }
 
 impl AppState {
@@ -70,7 +90,14 @@ impl AppState {
     ) -> Self {
         let limiter = LoginLimiter::new(settings.login_max_failures, settings.login_window_secs);
         federation.set_media(Arc::new(crate::media::MediaDir::new(&settings)));
+        let app = App::new(
+            store.clone(),
+            clock.clone(),
+            federation.clone(),
+            settings.app_settings(),
+        );
         Self {
+            app,
             store,
             clock,
             settings: Arc::new(settings),

@@ -793,6 +793,12 @@ impl From<caremesh_store::StoreError> for PageError {
     }
 }
 
+impl From<caremesh_app::AppError> for PageError {
+    fn from(e: caremesh_app::AppError) -> Self {
+        Self::Api(e.into())
+    }
+}
+
 impl From<caremesh_domain::ValidationError> for PageError {
     fn from(e: caremesh_domain::ValidationError) -> Self {
         Self::Api(e.into())

@@ -260,7 +260,7 @@ async fn home(v: Viewer, State(state): State<AppState>) -> PageResult {
 
 pub(super) async fn load(state: &AppState, v: &Viewer, gid: &str) -> Result<GroupCtx, PageError> {
     let auth = v.require()?;
-    Ok(GroupCtx::load(state, auth, gid).await?)
+    Ok(crate::groups::load_ctx(state, auth, gid).await?)
 }
 
 /// The credential badges of posts' authors (see `posts::author_badges`).

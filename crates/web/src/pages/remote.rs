@@ -128,27 +128,17 @@ async fn remote_join(v: Viewer, State(state): State<AppState>, form: Form) -> Pa
     let invite = form.text("invite");
     let partner = partner_of(&state, group.trim()).await?;
     let patient = auth.user.role == Role::Patient;
-    let name = if patient {
-        let typed = form.text("display_name");
-        if let Err(e) = caremesh_domain::validate_display_name(typed.trim()) {
-            let message = field_error(&v, v.t("my-name-label"), &e);
-            let h = join_form(&v, &group, &invite, true, &typed, Some(&message));
-            return Ok(v.page_with_status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                v.t("remote-join-title"),
-                &h,
-            ));
-        }
-        typed.trim().to_owned()
-    } else {
-        auth.user.display_name.clone()
-    };
-    let invite = Some(invite.trim()).filter(|t| !t.is_empty());
-    state
-        .federation
-        .join_remote_group(&auth.user, group.trim(), &name, invite)
-        .await
-        .map_err(ApiError::from)?;
+    let typed = form.text("display_name");
+    if let Err(e) = caremesh_app::remote::join_name(&auth.user, Some(&typed)) {
+        let message = field_error(&v, v.t("my-name-label"), &e);
+        let h = join_form(&v, &group, &invite, patient, &typed, Some(&message));
+        return Ok(v.page_with_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            v.t("remote-join-title"),
+            &h,
+        ));
+    }
+    caremesh_app::remote::join(&state.app, &auth.user, &group, Some(&typed), Some(&invite)).await?;
     let host = hospital_name(&state, &partner, true).await;
     Ok(v.page(
         v.t("remote-join-title"),

@@ -1,0 +1,178 @@
+//! Who is acting, and what they may do in a group.
+//!
+//! Access policy (every group use-case): an account that is not an active member of the group
+//! gets `NotFound`, exactly as for a group that does not exist, so group ids reveal nothing to
+//! outsiders. Hospital administrators are the exception: they may see every group's settings,
+//! reports and moderation log and act as moderators, but they read no group content unless they
+//! are members, and get `Forbidden` (not `NotFound`) where they may not act. Members whose role
+//! does not allow an action get `Forbidden`.
+
+use caremesh_domain::{GroupRole, MemberListVisibility, MemberState};
+use caremesh_store::{Group, Member, User};
+
+use crate::App;
+use crate::error::{AppError, AppResult};
+
+/// A local account acting through the API, the pages or the CLI.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub user: User,
+}
+
+impl Caller {
+    pub fn new(user: User) -> Self {
+        Self { user }
+    }
+}
+
+/// An account's standing in one group: the group, and its membership when it is active.
+#[derive(Clone, Debug)]
+pub struct GroupAccess {
+    pub group: Group,
+    /// The asker's membership when it is active.
+    pub member: Option<Member>,
+    pub user: User,
+}
+
+pub fn group_not_found() -> AppError {
+    AppError::NotFound("group")
+}
+
+impl GroupAccess {
+    /// Checks an account's access to the group with this public id: members and hospital
+    /// administrators pass; everyone else gets the same `NotFound` as for no group at all.
+    pub async fn load(app: &App, user: &User, public_id: &str) -> AppResult<Self> {
+        let group = match app.store.group_by_public_id(public_id).await {
+            Ok(g) => g,
+            Err(e) if e.is_not_found() => return Err(group_not_found()),
+            Err(e) => return Err(e.into()),
+        };
+        let member = app
+            .store
+            .membership(group.id, user.id)
+            .await?
+            .filter(Member::is_active);
+        Self::check(group, member, user.clone())
+    }
+
+    /// The same decision from a group and membership already read (the API's extractor reads
+    /// session, group and membership in one round trip).
+    pub fn check(group: Group, member: Option<Member>, user: User) -> AppResult<Self> {
+        let member = member.filter(Member::is_active);
+        if member.is_none() && !user.role.is_admin() {
+            return Err(group_not_found());
+        }
+        Ok(Self {
+            group,
+            member,
+            user,
+        })
+    }
+
+    pub fn role(&self) -> Option<GroupRole> {
+        self.member.as_ref().map(|m| m.role)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.user.role.is_admin()
+    }
+
+    /// Whether the group is hosted by another node (this node keeps a mirror of it).
+    pub fn hosted_elsewhere(&self) -> bool {
+        self.group.remote_actor_id.is_some()
+    }
+
+    /// Reading the group's content: members only.
+    pub fn read(&self) -> AppResult<GroupRole> {
+        self.role().ok_or_else(|| {
+            AppError::forbidden("only members of the group read its posts, files and library")
+        })
+    }
+
+    /// Moderating: the group's moderators, doctors and owner, and hospital administrators.
+    pub fn moderate(&self) -> AppResult<()> {
+        if self.role().is_some_and(GroupRole::can_moderate) || self.is_admin() {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(
+                "only the group's moderators, doctors and owner may do this",
+            ))
+        }
+    }
+
+    /// Teaching (announcements, pins, accepted answers): the group's doctors and owner.
+    pub fn teach(&self) -> AppResult<()> {
+        if self.role().is_some_and(GroupRole::can_teach) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(
+                "only the group's doctors and owner may do this",
+            ))
+        }
+    }
+
+    /// Changing the library: curators, in a group hosted here (a mirrored group's library is
+    /// its host's, shown here as the host keeps it).
+    pub fn keep_library(&self) -> AppResult<()> {
+        self.curate()?;
+        if self.hosted_elsewhere() {
+            return Err(AppError::conflict(
+                "hosted_elsewhere",
+                "this group's library is kept by the hospital that hosts the group",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Keeping the library: the group's moderators, doctors and owner.
+    pub fn curate(&self) -> AppResult<()> {
+        if self.role().is_some_and(GroupRole::can_curate) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(
+                "only the group's moderators, doctors and owner keep the library",
+            ))
+        }
+    }
+
+    /// Governing (settings, roles): the owner.
+    pub fn govern(&self) -> AppResult<()> {
+        if self.role().is_some_and(GroupRole::can_govern) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden("only the group's owner may do this"))
+        }
+    }
+
+    /// The rank the asker acts with against other members: their role's, or just below the
+    /// owner's for hospital administrators who are not members.
+    pub fn acting_rank(&self) -> u8 {
+        let own = self.role().map_or(0, GroupRole::rank);
+        if self.is_admin() {
+            own.max(GroupRole::Owner.rank())
+        } else {
+            own
+        }
+    }
+
+    /// Moderators act only on members ranked below them.
+    pub fn check_outranks(&self, target: &Member) -> AppResult<()> {
+        if self.acting_rank() > target.role.rank() || target.role == GroupRole::Owner {
+            // The store refuses the owner with its own clear conflict.
+            Ok(())
+        } else {
+            Err(AppError::forbidden(
+                "you may act only on members whose role is below yours",
+            ))
+        }
+    }
+
+    /// Who may list the group's members in a state: moderators any, members the active ones when
+    /// the owner opened the list to them.
+    pub fn may_list_members(&self, wanted: MemberState) -> AppResult<()> {
+        let open_list = self.group.settings.member_list == MemberListVisibility::Members
+            && wanted == MemberState::Active
+            && self.member.is_some();
+        if open_list { Ok(()) } else { self.moderate() }
+    }
+}
