@@ -9,28 +9,19 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use caremesh_domain::{
-    GroupRole, PostKind, Role, Timestamp, clean_line, clean_text, group::limits,
-};
-use std::collections::HashMap;
-
+use caremesh_app::posts;
+use caremesh_domain::{GroupRole, PostKind, Timestamp};
 use caremesh_federation::credentials::CredentialBadge;
-use caremesh_federation::groups::NoteDraft;
-use caremesh_store::{DeletedBy, FeedPosition, FeedSort, NewPost, Post, ReplySort};
+use caremesh_store::{DeletedBy, FeedPosition, FeedSort, Post, ReplySort};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
-use crate::groups::{GroupCtx, new_public_id};
+use crate::groups::GroupCtx;
 use crate::library::LibraryItemView;
 use crate::media::AttachmentView;
 use crate::page::{Page, PageQuery};
 use crate::state::AppState;
-
-/// Most attachments on one post.
-const MAX_ATTACHMENTS: usize = 10;
-/// How far ahead an announcement can be scheduled.
-const MAX_SCHEDULE_SECS: i64 = 366 * 24 * 3600;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -141,93 +132,22 @@ impl PostView {
 }
 
 /// Posts as the API shows them, with "verified by <hospital>" for the doctors among their
-/// authors: this node's own doctors from the credential it keeps, other nodes' doctors from the
-/// credential their hospital signed, checked against that hospital's key.
+/// authors (see [`caremesh_app::posts::author_badges`]).
 pub(crate) async fn post_views(
     state: &AppState,
     posts: Vec<Post>,
     group_public_id: &str,
 ) -> Vec<PostView> {
-    let badges = author_badges(state, &posts).await;
+    let badges = posts::author_badges(&state.app, &posts).await;
     posts
         .into_iter()
         .map(|p| {
-            let badge = badge_key(&p).and_then(|k| badges.get(&k).cloned());
+            let badge = posts::badge_of(&badges, &p).cloned();
             let mut v = PostView::new(p, group_public_id);
             v.author.credential = badge;
             v
         })
         .collect()
-}
-
-/// The badge of a post's author, from `author_badges`.
-pub(crate) fn badge_of<'a>(
-    badges: &'a HashMap<String, CredentialBadge>,
-    p: &Post,
-) -> Option<&'a CredentialBadge> {
-    badge_key(p).and_then(|k| badges.get(&k))
-}
-
-fn badge_key(p: &Post) -> Option<String> {
-    match (&p.author.actor_id, p.author.user_id) {
-        (Some(actor), _) => Some(actor.clone()),
-        (None, Some(u)) => Some(format!("user:{}", u.0)),
-        _ => None,
-    }
-}
-
-/// The credential badges of the posts' authors, by author.
-pub(crate) async fn author_badges(
-    state: &AppState,
-    posts: &[Post],
-) -> HashMap<String, CredentialBadge> {
-    let mut out = HashMap::new();
-    for p in posts {
-        let Some(key) = badge_key(p) else { continue };
-        // Only doctors carry credentials: on this node they teach in the group; authors of other
-        // nodes are looked up in the badge cache first.
-        let teaches = p.author.role.is_some_and(GroupRole::can_teach);
-        if out.contains_key(&key)
-            || p.deleted_at.is_some()
-            || (p.author.actor_id.is_none() && !teaches)
-        {
-            continue;
-        }
-        let badge = match (&p.author.actor_id, p.author.user_id) {
-            (Some(actor), _) => state.federation.remote_badge(actor).await,
-            (None, Some(u)) => state.federation.local_badge(u).await,
-            _ => None,
-        };
-        if let Some(b) = badge {
-            out.insert(key, b);
-        }
-    }
-    out
-}
-
-/// Runs a federation step after a change that is stored already: a failure to queue it is
-/// logged, and the change stands.
-pub(crate) async fn federate<F>(what: &str, step: F)
-where
-    F: std::future::Future<Output = Result<(), caremesh_federation::FederationError>>,
-{
-    if let Err(e) = step.await {
-        tracing::error!(error = %e, "cannot queue {what} for other nodes");
-    }
-}
-
-/// The post `pid` of the group as the asker may see it: scheduled announcements stay hidden from
-/// those who cannot teach or moderate.
-async fn visible_post(state: &AppState, ctx: &GroupCtx, pid: &str) -> ApiResult<Post> {
-    let post = state
-        .store
-        .post_by_public_id(ctx.group.id, pid, Some(ctx.user.id))
-        .await?;
-    let staff = ctx.role().is_some_and(GroupRole::can_moderate);
-    if post.publish_at > state.clock.now() && !staff {
-        return Err(ApiError::not_found("post"));
-    }
-    Ok(post)
 }
 
 #[derive(Deserialize)]
@@ -265,17 +185,7 @@ async fn feed(
         key: p[1],
         id: p[2],
     });
-    let posts = state
-        .store
-        .feed(
-            ctx.group.id,
-            Some(ctx.user.id),
-            sort,
-            after,
-            limit + 1,
-            state.clock.now(),
-        )
-        .await?;
+    let posts = posts::feed(&state.app, &ctx, sort, after, limit + 1).await?;
     let positions: Vec<Vec<i64>> = posts
         .iter()
         .map(|p| {
@@ -289,81 +199,6 @@ async fn feed(
     let views = post_views(&state, posts, &ctx.group.public_id).await;
     let items = positions.into_iter().zip(views).collect();
     Ok(Json(Page::from_overfetch_parts(items, limit)))
-}
-
-/// When a post is published: now, or a time ahead (at most a year) for a scheduled announcement.
-pub(crate) fn publish_time(wanted: Option<Timestamp>, now: Timestamp) -> ApiResult<Timestamp> {
-    match wanted {
-        None => Ok(now),
-        Some(t) if t <= now => Err(ApiError::unprocessable(
-            "invalid_field",
-            "publish_at: must be in the future (leave it out to publish now)",
-        )),
-        Some(t) if t > now.plus_secs(MAX_SCHEDULE_SECS) => Err(ApiError::unprocessable(
-            "invalid_field",
-            "publish_at: must be at most a year ahead",
-        )),
-        Some(t) => Ok(t),
-    }
-}
-
-/// One announcement by a doctor to several groups at once, hosted here or on partner nodes.
-pub(crate) struct Announcement {
-    pub title: Option<String>,
-    pub body: String,
-    pub pinned: bool,
-    pub publish_at: Timestamp,
-}
-
-/// Posts one announcement to each of the groups, after checking that the doctor teaches in every
-/// one of them (so a refusal posts nothing), and sends each to the group's other nodes: a group
-/// hosted elsewhere gets it from here and its host checks, pins and forwards it.
-pub(crate) async fn announce_to_groups(
-    state: &AppState,
-    auth: &AuthUser,
-    group_ids: &[String],
-    a: Announcement,
-) -> ApiResult<Vec<(GroupCtx, Post)>> {
-    if auth.user.role != Role::Doctor {
-        return Err(ApiError::forbidden(
-            "announcements to several groups are for doctors",
-        ));
-    }
-    if group_ids.is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
-            "groups: choose at least one group",
-        ));
-    }
-    let mut ctxs: Vec<GroupCtx> = Vec::with_capacity(group_ids.len());
-    for gid in group_ids {
-        if ctxs.iter().any(|c| &c.group.public_id == gid) {
-            continue;
-        }
-        let ctx = crate::groups::load_ctx(state, auth, gid).await?;
-        ctx.teach()?;
-        ctxs.push(ctx);
-    }
-    let now = state.clock.now();
-    let mut posted = Vec::with_capacity(ctxs.len());
-    for ctx in ctxs {
-        let new = NewPost {
-            public_id: new_public_id()?,
-            group_id: ctx.group.id,
-            kind: PostKind::Announcement,
-            thread_id: None,
-            author: auth.user.id,
-            title: a.title.clone(),
-            body: a.body.clone(),
-            pinned: a.pinned,
-            publish_at: a.publish_at,
-            created_at: now,
-            attachments: Vec::new(),
-        };
-        let post = write_post(state, &ctx, new, None).await?;
-        posted.push((ctx, post));
-    }
-    Ok(posted)
 }
 
 #[derive(Deserialize)]
@@ -394,19 +229,13 @@ async fn announce(
     auth: AuthUser,
     ApiJson(req): ApiJson<AnnounceRequest>,
 ) -> ApiResult<(StatusCode, Json<Page<AnnouncedView>>)> {
-    if req.groups.len() > 50 {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
-            "groups: at most 50 groups at once",
-        ));
-    }
-    let a = Announcement {
-        title: clean_title(req.title)?,
-        body: clean_text("body", &req.body, limits::POST_BODY, false)?,
+    let a = posts::Announcement {
+        title: req.title,
+        body: req.body,
         pinned: req.pinned,
-        publish_at: publish_time(req.publish_at, state.clock.now())?,
+        publish_at: req.publish_at,
     };
-    let posted = announce_to_groups(&state, &auth, &req.groups, a).await?;
+    let posted = posts::announce_to_groups(&state.app, &auth.user, &req.groups, a).await?;
     Ok((
         StatusCode::CREATED,
         Json(Page {
@@ -420,24 +249,6 @@ async fn announce(
             next_cursor: None,
         }),
     ))
-}
-
-pub(crate) fn clean_title(title: Option<String>) -> ApiResult<Option<String>> {
-    match title {
-        None => Ok(None),
-        Some(t) if t.trim().is_empty() => Ok(None),
-        Some(t) => Ok(Some(clean_line("title", &t, limits::POST_TITLE)?)),
-    }
-}
-
-fn check_attachments(ids: &[String]) -> ApiResult<()> {
-    if ids.len() > MAX_ATTACHMENTS {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
-            format!("attachments: at most {MAX_ATTACHMENTS} per post"),
-        ));
-    }
-    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -472,204 +283,19 @@ async fn create_post(
             ));
         }
     };
-    if kind == PostKind::Announcement || req.pinned || req.publish_at.is_some() {
-        ctx.teach()?;
-    }
-    if kind != PostKind::Announcement && (req.pinned || req.publish_at.is_some()) {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
-            "pinned and publish_at are for announcements only",
-        ));
-    }
-    let now = state.clock.now();
-    let publish_at = publish_time(req.publish_at, now)?;
-    check_attachments(&req.attachments)?;
-    let new = NewPost {
-        public_id: new_public_id()?,
-        group_id: ctx.group.id,
+    let new = posts::NewThread {
         kind,
-        thread_id: None,
-        author: ctx.user.id,
-        title: clean_title(req.title)?,
-        body: clean_text("body", &req.body, limits::POST_BODY, false)?,
+        title: req.title,
+        body: req.body,
         pinned: req.pinned,
-        publish_at,
-        created_at: now,
+        publish_at: req.publish_at,
         attachments: req.attachments,
     };
-    let post = write_post(&state, &ctx, new, None).await?;
+    let post = posts::ask(&state.app, &ctx, new).await?;
     Ok((
         StatusCode::CREATED,
         Json(PostView::new(post, &ctx.group.public_id)),
     ))
-}
-
-/// Writes a post on this node. What the group's other nodes must receive (the post, signed by
-/// its author) is queued in the same transaction; a doctor's answer also tells members' nodes that
-/// the question is answered. Shared by the API and the pages.
-pub(crate) async fn write_post(
-    state: &AppState,
-    ctx: &GroupCtx,
-    new: NewPost,
-    thread: Option<&Post>,
-) -> ApiResult<Post> {
-    // The files go with the post: the other nodes fetch them and check them against its hashes.
-    let mut files = Vec::with_capacity(new.attachments.len());
-    for id in &new.attachments {
-        if let Ok(a) = state.store.attachment_by_public_id(ctx.group.id, id).await {
-            files.push(a);
-        }
-    }
-    let draft = NoteDraft {
-        attachments: &files,
-        ..NoteDraft::of_new(&new)
-    };
-    let outbox = state
-        .federation
-        .post_created_entries(&ctx.group, &draft, &ctx.user, thread)
-        .await?;
-    let post = state.store.create_post_with(new, outbox).await?;
-    state.federation.wake();
-    if let Some(t) = thread
-        && ctx.role().is_some_and(GroupRole::can_teach)
-        && let Ok(t) = state
-            .store
-            .post_by_public_id(ctx.group.id, &t.public_id, None)
-            .await
-    {
-        federate(
-            "a question's state",
-            state.federation.post_state_changed(&ctx.group, &t),
-        )
-        .await;
-    }
-    Ok(post)
-}
-
-/// Its author edits a post; the new version is queued for the other nodes with the edit.
-pub(crate) async fn edit_own_post(
-    state: &AppState,
-    ctx: &GroupCtx,
-    post: &Post,
-    title: Option<String>,
-    body: String,
-) -> ApiResult<Post> {
-    if post.author.user_id != Some(ctx.user.id) {
-        return Err(ApiError::forbidden("only its author can edit a post"));
-    }
-    let now = state.clock.now();
-    let outbox = state
-        .federation
-        .post_edited_entries(&ctx.group, post, title.as_deref(), &body, now, &ctx.user)
-        .await?;
-    let edited = state
-        .store
-        .edit_post_with(post.id, ctx.user.id, title, body, now, outbox)
-        .await?;
-    state.federation.wake();
-    Ok(edited)
-}
-
-/// Its author deletes a post (the deletion is queued for the other nodes with it), or a
-/// moderator removes someone else's (`moderator_reason` is `Some`; logged, and the group's other
-/// nodes show the removal).
-pub(crate) async fn delete_or_remove(
-    state: &AppState,
-    ctx: &GroupCtx,
-    post: &Post,
-    moderator_reason: Option<Option<String>>,
-) -> ApiResult<Post> {
-    let by_moderator = moderator_reason.is_some();
-    let outbox = if by_moderator {
-        Vec::new()
-    } else {
-        state
-            .federation
-            .post_deleted_entries(&ctx.group, post, &ctx.user)
-            .await?
-    };
-    let deleted = state
-        .store
-        .delete_post_with(
-            post.id,
-            ctx.user.id,
-            moderator_reason,
-            state.clock.now(),
-            outbox,
-        )
-        .await?;
-    state.federation.wake();
-    if by_moderator {
-        federate(
-            "a removal",
-            state.federation.post_state_changed(&ctx.group, &deleted),
-        )
-        .await;
-    }
-    Ok(deleted)
-}
-
-/// A member marks a post helpful or takes the mark back. In a group hosted elsewhere the mark
-/// goes to the host with it; in a group hosted here the new count goes to the members' nodes.
-pub(crate) async fn mark_helpful_as(
-    state: &AppState,
-    ctx: &GroupCtx,
-    post: &Post,
-    on: bool,
-) -> ApiResult<Post> {
-    ctx.read()?;
-    let outbox = state
-        .federation
-        .helpful_entries(&ctx.group, post, &ctx.user, on)
-        .await?;
-    let post = state
-        .store
-        .set_helpful_with(post.id, ctx.user.id, on, state.clock.now(), outbox)
-        .await?;
-    state.federation.wake();
-    federate(
-        "a helpful mark",
-        state.federation.post_state_changed(&ctx.group, &post),
-    )
-    .await;
-    Ok(post)
-}
-
-/// A doctor of the group accepts a reply as the answer to a question (or clears it).
-pub(crate) async fn accept_as(
-    state: &AppState,
-    ctx: &GroupCtx,
-    question: &Post,
-    reply: Option<&Post>,
-) -> ApiResult<Post> {
-    ctx.teach()?;
-    let post = state
-        .store
-        .accept_answer(question.id, reply.map(|r| r.id))
-        .await?;
-    federate(
-        "an accepted answer",
-        state.federation.post_state_changed(&ctx.group, &post),
-    )
-    .await;
-    Ok(post)
-}
-
-/// A doctor of the group pins a post or unpins it.
-pub(crate) async fn pin_as(
-    state: &AppState,
-    ctx: &GroupCtx,
-    post: &Post,
-    pinned: bool,
-) -> ApiResult<Post> {
-    ctx.teach()?;
-    let post = state.store.set_pinned(post.id, pinned).await?;
-    federate(
-        "a pin",
-        state.federation.post_state_changed(&ctx.group, &post),
-    )
-    .await;
-    Ok(post)
 }
 
 async fn get_post(
@@ -677,8 +303,7 @@ async fn get_post(
     ctx: GroupCtx,
     ApiPath((_gid, pid)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<PostView>> {
-    ctx.read()?;
-    let post = visible_post(&state, &ctx, &pid).await?;
+    let post = posts::post(&state.app, &ctx, &pid).await?;
     let mut views = post_views(&state, vec![post], &ctx.group.public_id).await;
     Ok(Json(views.remove(0)))
 }
@@ -709,17 +334,13 @@ async fn replies(
             ));
         }
     };
-    let thread = visible_post(&state, &ctx, &pid).await?;
     let (position, limit) = PageQuery {
         cursor: q.cursor,
         limit: q.limit,
     }
     .decode_parts(2)?;
     let after = position.map(|p| (p[0], p[1]));
-    let posts = state
-        .store
-        .replies(thread.id, Some(ctx.user.id), sort, after, limit + 1)
-        .await?;
+    let posts = posts::replies(&state.app, &ctx, &pid, sort, after, limit + 1).await?;
     let positions: Vec<Vec<i64>> = posts
         .iter()
         .map(|p| {
@@ -749,30 +370,7 @@ async fn create_reply(
     ApiPath((_gid, pid)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<CreateReply>,
 ) -> ApiResult<(StatusCode, Json<PostView>)> {
-    ctx.read()?;
-    let thread = visible_post(&state, &ctx, &pid).await?;
-    if thread.thread_id.is_some() {
-        return Err(ApiError::conflict(
-            "not_top_level",
-            "reply to the thread's first post, not to a reply",
-        ));
-    }
-    check_attachments(&req.attachments)?;
-    let now = state.clock.now();
-    let new = NewPost {
-        public_id: new_public_id()?,
-        group_id: ctx.group.id,
-        kind: PostKind::Reply,
-        thread_id: Some(thread.id),
-        author: ctx.user.id,
-        title: None,
-        body: clean_text("body", &req.body, limits::POST_BODY, false)?,
-        pinned: false,
-        publish_at: now,
-        created_at: now,
-        attachments: req.attachments,
-    };
-    let post = write_post(&state, &ctx, new, Some(&thread)).await?;
+    let post = posts::reply(&state.app, &ctx, &pid, &req.body, req.attachments).await?;
     Ok((
         StatusCode::CREATED,
         Json(PostView::new(post, &ctx.group.public_id)),
@@ -792,18 +390,7 @@ async fn edit_post(
     ApiPath((_gid, pid)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<EditPost>,
 ) -> ApiResult<Json<PostView>> {
-    ctx.read()?;
-    let post = visible_post(&state, &ctx, &pid).await?;
-    if post.author.user_id != Some(ctx.user.id) {
-        return Err(ApiError::forbidden("only its author can edit a post"));
-    }
-    let title = if post.kind == PostKind::Reply {
-        None
-    } else {
-        clean_title(req.title)?
-    };
-    let body = clean_text("body", &req.body, limits::POST_BODY, false)?;
-    let edited = edit_own_post(&state, &ctx, &post, title, body).await?;
+    let edited = posts::edit_own_post(&state.app, &ctx, &pid, req.title, &req.body).await?;
     Ok(Json(PostView::new(edited, &ctx.group.public_id)))
 }
 
@@ -820,28 +407,8 @@ async fn delete_post(
     ApiPath((_gid, pid)): ApiPath<(String, String)>,
     body: Option<ApiJson<RemoveBody>>,
 ) -> ApiResult<Json<PostView>> {
-    let post = if ctx.member.is_some() {
-        visible_post(&state, &ctx, &pid).await?
-    } else {
-        // Administrators who are not members remove reported posts they cannot otherwise read.
-        state
-            .store
-            .post_by_public_id(ctx.group.id, &pid, None)
-            .await?
-    };
-    let own = post.author.user_id == Some(ctx.user.id);
-    let moderator_reason = if own {
-        None
-    } else {
-        ctx.moderate()?;
-        let reason = match body.and_then(|b| b.0.reason) {
-            None => None,
-            Some(r) => Some(clean_text("reason", &r, limits::REPORT_REASON, true)?)
-                .filter(|r| !r.is_empty()),
-        };
-        Some(reason)
-    };
-    let deleted = delete_or_remove(&state, &ctx, &post, moderator_reason).await?;
+    let reason = body.and_then(|b| b.0.reason);
+    let deleted = posts::delete_or_remove(&state.app, &ctx, &pid, reason).await?;
     Ok(Json(PostView::new(deleted, &ctx.group.public_id)))
 }
 
@@ -859,12 +426,7 @@ async fn history(
     ctx: GroupCtx,
     ApiPath((_gid, pid)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Page<EditView>>> {
-    ctx.moderate()?;
-    let post = state
-        .store
-        .post_by_public_id(ctx.group.id, &pid, None)
-        .await?;
-    let edits = state.store.post_history(post.id).await?;
+    let edits = posts::history(&state.app, &ctx, &pid).await?;
     Ok(Json(Page {
         items: edits
             .into_iter()
@@ -885,9 +447,7 @@ async fn set_helpful(
     pid: String,
     on: bool,
 ) -> ApiResult<Json<PostView>> {
-    ctx.read()?;
-    let post = visible_post(&state, &ctx, &pid).await?;
-    let post = mark_helpful_as(&state, &ctx, &post, on).await?;
+    let post = posts::mark_helpful_as(&state.app, &ctx, &pid, on).await?;
     Ok(Json(PostView::new(post, &ctx.group.public_id)))
 }
 
@@ -920,10 +480,7 @@ async fn accept_answer(
     ApiPath((_gid, pid)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<AcceptBody>,
 ) -> ApiResult<Json<PostView>> {
-    ctx.teach()?;
-    let question = visible_post(&state, &ctx, &pid).await?;
-    let reply = visible_post(&state, &ctx, &req.reply).await?;
-    let post = accept_as(&state, &ctx, &question, Some(&reply)).await?;
+    let post = posts::accept_as(&state.app, &ctx, &pid, Some(&req.reply)).await?;
     Ok(Json(PostView::new(post, &ctx.group.public_id)))
 }
 
@@ -932,9 +489,7 @@ async fn clear_answer(
     ctx: GroupCtx,
     ApiPath((_gid, pid)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<PostView>> {
-    ctx.teach()?;
-    let question = visible_post(&state, &ctx, &pid).await?;
-    let post = accept_as(&state, &ctx, &question, None).await?;
+    let post = posts::accept_as(&state.app, &ctx, &pid, None).await?;
     Ok(Json(PostView::new(post, &ctx.group.public_id)))
 }
 
@@ -944,9 +499,7 @@ async fn set_pin(
     pid: String,
     pinned: bool,
 ) -> ApiResult<Json<PostView>> {
-    ctx.teach()?;
-    let post = visible_post(&state, &ctx, &pid).await?;
-    let post = pin_as(&state, &ctx, &post, pinned).await?;
+    let post = posts::pin_as(&state.app, &ctx, &pid, pinned).await?;
     Ok(Json(PostView::new(post, &ctx.group.public_id)))
 }
 
@@ -978,19 +531,7 @@ async fn report(
     ApiPath((_gid, pid)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<ReportBody>,
 ) -> ApiResult<(StatusCode, Json<crate::moderation::ReportView>)> {
-    ctx.read()?;
-    let post = visible_post(&state, &ctx, &pid).await?;
-    let reason = clean_text("reason", &req.reason, limits::REPORT_REASON, false)?;
-    let report = state
-        .store
-        .report_post(
-            ctx.group.id,
-            post.id,
-            ctx.user.id,
-            reason,
-            state.clock.now(),
-        )
-        .await?;
+    let report = posts::report(&state.app, &ctx, &pid, &req.reason).await?;
     Ok((
         StatusCode::CREATED,
         Json(crate::moderation::ReportView::new(report)),
@@ -1005,15 +546,8 @@ async fn scheduled(
     ctx.read()?;
     ctx.moderate()?;
     let (position, limit) = q.decode_parts(2)?;
-    let posts = state
-        .store
-        .scheduled_posts(
-            ctx.group.id,
-            position.map(|p| (p[0], p[1])),
-            limit + 1,
-            state.clock.now(),
-        )
-        .await?;
+    let after = position.map(|p| (p[0], p[1]));
+    let posts = posts::scheduled(&state.app, &ctx, after, limit + 1).await?;
     let items = posts
         .into_iter()
         .map(|p| {
@@ -1050,31 +584,16 @@ async fn search(
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> ApiResult<Json<SearchPage>> {
     ctx.read()?;
-    let text = q.q.as_deref().map(str::trim).unwrap_or_default();
-    if text.is_empty() || text.chars().count() > limits::SEARCH_QUERY {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("q must be 1 to {} characters", limits::SEARCH_QUERY),
-        ));
-    }
+    posts::search_text(q.q.as_deref())?;
     let (before, limit) = PageQuery {
         cursor: q.cursor,
         limit: q.limit,
     }
     .decode()?;
+    let text = q.q.as_deref();
     match q.scope.as_deref() {
         None | Some("posts") => {
-            let posts = state
-                .store
-                .search_posts(
-                    ctx.group.id,
-                    Some(ctx.user.id),
-                    text,
-                    before,
-                    limit + 1,
-                    state.clock.now(),
-                )
-                .await?;
+            let posts = posts::search(&state.app, &ctx, text, before, limit + 1).await?;
             let items = posts
                 .into_iter()
                 .map(|p| (p.id, PostView::new(p, &ctx.group.public_id)))
@@ -1084,7 +603,12 @@ async fn search(
         Some("library") => {
             let found = state
                 .store
-                .search_library(ctx.group.id, text, before, limit + 1)
+                .search_library(
+                    ctx.group.id,
+                    text.unwrap_or_default().trim(),
+                    before,
+                    limit + 1,
+                )
                 .await?;
             let items = found
                 .into_iter()
@@ -1121,19 +645,10 @@ async fn doctor_queue(
     auth: AuthUser,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Page<QueueItemView>>> {
-    if auth.user.role != Role::Doctor {
-        return Err(ApiError::forbidden("the question queue is for doctors"));
-    }
+    posts::queue_access(&auth.user)?;
     let (position, limit) = q.decode_parts(2)?;
-    let items = state
-        .store
-        .doctor_queue(
-            auth.user.id,
-            position.map(|p| (p[0], p[1])),
-            limit + 1,
-            state.clock.now(),
-        )
-        .await?;
+    let after = position.map(|p| (p[0], p[1]));
+    let items = posts::doctor_queue(&state.app, &auth.user, after, limit + 1).await?;
     let items = items
         .into_iter()
         .map(|i| {
@@ -1157,4 +672,15 @@ async fn doctor_queue(
         })
         .collect();
     Ok(Json(Page::from_overfetch_parts(items, limit)))
+}
+
+/// Runs a federation step after a change that is stored already: a failure to queue it is
+/// logged, and the change stands.
+pub(crate) async fn federate<F>(what: &str, step: F)
+where
+    F: std::future::Future<Output = Result<(), caremesh_federation::FederationError>>,
+{
+    if let Err(e) = step.await {
+        tracing::error!(error = %e, "cannot queue {what} for other nodes");
+    }
 }

@@ -4,15 +4,15 @@
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing::get;
-use caremesh_domain::{Role, clean_line, clean_text, group::limits};
+use caremesh_domain::Role;
 use caremesh_store::Post;
 use serde::Deserialize;
 
 use super::{Form, PageResult, Viewer, esc, esc_text, pager, parse_local_time, see_other, seg};
 use crate::error::ApiError;
 use crate::page::{PageQuery, encode_cursor_parts};
-use crate::posts::{Announcement, announce_to_groups, publish_time};
 use crate::state::AppState;
+use caremesh_app::posts::{Announcement, announce_to_groups};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -146,37 +146,26 @@ async fn announce_page(v: Viewer, State(state): State<AppState>) -> PageResult {
 
 async fn announce(v: Viewer, State(state): State<AppState>, form: Form) -> PageResult {
     v.check_csrf(&form)?;
-    let auth = v.require_role(|r| r == Role::Doctor)?.clone();
+    let auth = v.require_role(|r| r == Role::Doctor)?;
     let chosen = form.all("group");
-    if chosen.is_empty() {
-        return Err(
-            ApiError::unprocessable("invalid_field", "group: choose at least one group").into(),
-        );
-    }
-    let now = state.clock.now();
     let publish_at = match form
         .get("publish_at")
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
-        None => now,
-        Some(s) => {
-            let t = parse_local_time(s).ok_or_else(|| {
-                ApiError::unprocessable("invalid_field", "publish_at: not a date and time")
-            })?;
-            publish_time(Some(t), now)?
-        }
+        None => None,
+        Some(s) => Some(parse_local_time(s).ok_or_else(|| {
+            ApiError::unprocessable("invalid_field", "publish_at: not a date and time")
+        })?),
     };
-    let title = clean_line("title", &form.text("title"), limits::POST_TITLE)?;
-    let body = clean_text("body", &form.text("body"), limits::POST_BODY, false)?;
     let announcement = Announcement {
-        title: Some(title),
-        body,
+        title: Some(form.text("title")),
+        body: form.text("body"),
         pinned: form.checked("pinned"),
         publish_at,
     };
     let posted: Vec<(String, String, Post)> =
-        announce_to_groups(&state, &auth, &chosen, announcement)
+        announce_to_groups(&state.app, &auth.user, &chosen, announcement)
             .await?
             .into_iter()
             .map(|(ctx, p)| (ctx.group.public_id, ctx.group.settings.name, p))
@@ -202,10 +191,10 @@ async fn announce(v: Viewer, State(state): State<AppState>, form: Form) -> PageR
         ));
     }
     h.push_str("</ul>");
-    if publish_at > now {
+    if let Some(t) = publish_at {
         h.push_str(&format!(
             "<p>{}</p>",
-            esc(&v.tf("scheduled-for", &[("time", &v.time(publish_at))]))
+            esc(&v.tf("scheduled-for", &[("time", &v.time(t))]))
         ));
     }
     Ok(v.page(v.t("nav-announce"), &h))

@@ -7,10 +7,8 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
-use caremesh_domain::{
-    GroupRole, MemberState, PostKind, Role, clean_line, clean_text, group::limits,
-};
-use caremesh_store::{FeedPosition, FeedSort, InviteState, Member, NewPost, Post, ReplySort};
+use caremesh_domain::{GroupRole, MemberState, PostKind, Role, clean_line, group::limits};
+use caremesh_store::{FeedPosition, InviteState, Member, Post};
 use serde::Deserialize;
 
 use super::{
@@ -19,11 +17,11 @@ use super::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ClientIp;
-use crate::groups::{GroupCtx, new_public_id};
+use crate::groups::GroupCtx;
 use crate::page::{PageQuery, encode_cursor_parts};
-use crate::posts;
 use crate::state::AppState;
-use caremesh_federation::credentials::{BadgeStatus, CredentialBadge};
+use caremesh_app::posts::{self, FeedPage, ThreadView};
+use caremesh_federation::credentials::BadgeStatus;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -263,8 +261,7 @@ pub(super) async fn load(state: &AppState, v: &Viewer, gid: &str) -> Result<Grou
     Ok(crate::groups::load_ctx(state, auth, gid).await?)
 }
 
-/// The credential badges of posts' authors (see `posts::author_badges`).
-pub(super) type Badges = std::collections::HashMap<String, CredentialBadge>;
+use caremesh_app::posts::Badges;
 
 fn post_author(v: &Viewer, p: &Post, badges: &Badges) -> String {
     let mut badge = match p.author.role {
@@ -332,11 +329,6 @@ fn post_summary(v: &Viewer, gid: &str, p: &Post, seen: Option<u64>, badges: &Bad
     )
 }
 
-/// Whether the asker sees aggregate "seen by" counts: the group's doctors and owner.
-fn sees_reach(ctx: &GroupCtx) -> bool {
-    ctx.role().is_some_and(GroupRole::can_teach)
-}
-
 /// How many posts one feed page shows; older ones are a link away.
 const FEED_PAGE: u32 = 20;
 
@@ -388,8 +380,6 @@ async fn render_group(
     status: StatusCode,
 ) -> PageResult {
     let gid = ctx.group.public_id.as_str();
-    let uid = ctx.user.id;
-    let now = state.clock.now();
     let (position, _) = PageQuery {
         cursor: q.cursor.clone(),
         limit: None,
@@ -401,20 +391,12 @@ async fn render_group(
         key: p[1],
         id: p[2],
     });
-    let mut posts = state
-        .store
-        .feed(
-            ctx.group.id,
-            Some(uid),
-            FeedSort::Newest,
-            after,
-            FEED_PAGE + 1,
-            now,
-        )
-        .await?;
-    let more = posts.len() > FEED_PAGE as usize;
-    posts.truncate(FEED_PAGE as usize);
-    let badges = posts::author_badges(state, &posts).await;
+    let FeedPage {
+        posts,
+        more,
+        badges,
+        seen,
+    } = posts::feed_page(&state.app, ctx, after, FEED_PAGE).await?;
     let next_cursor = if more {
         posts
             .last()
@@ -422,34 +404,7 @@ async fn render_group(
     } else {
         None
     };
-    let announcements: Vec<i64> = posts
-        .iter()
-        .filter(|p| p.kind == PostKind::Announcement)
-        .map(|p| p.id)
-        .collect();
-    // Counting is aggregate only: who saw what is never shown. Authors do not count themselves.
-    let seen_now: Vec<i64> = posts
-        .iter()
-        .filter(|p| p.kind == PostKind::Announcement && p.author.user_id != Some(uid))
-        .map(|p| p.id)
-        .collect();
-    state.store.record_post_views(&seen_now, uid, now).await?;
-    let counts = if sees_reach(ctx) {
-        state.store.post_view_counts(&announcements).await?
-    } else {
-        Vec::new()
-    };
-    let seen = |p: &Post| {
-        counts
-            .iter()
-            .find(|(id, _)| *id == p.id)
-            .map(|(_, n)| *n)
-            .or(if sees_reach(ctx) && p.kind == PostKind::Announcement {
-                Some(0)
-            } else {
-                None
-            })
-    };
+    let seen = |p: &Post| seen.get(&p.id).copied();
     let g = &ctx.group;
     let mut h = String::new();
     for e in [&draft.ask_error, &draft.name_error].into_iter().flatten() {
@@ -629,15 +584,9 @@ async fn ask(
         ..GroupDraft::default()
     };
     let checked = (|| {
-        let title = if draft.title.trim().is_empty() {
-            None
-        } else {
-            Some(
-                clean_line("title", &draft.title, limits::POST_TITLE)
-                    .map_err(|e| field_error(&v, v.t("question-title"), &e))?,
-            )
-        };
-        let body = clean_text("body", &draft.body, limits::POST_BODY, false)
+        let title = posts::clean_title(Some(draft.title.clone()))
+            .map_err(|e| field_error(&v, v.t("question-title"), &e))?;
+        let body = posts::clean_body(&draft.body)
             .map_err(|e| field_error(&v, v.t("question-body"), &e))?;
         Ok::<_, String>((title, body))
     })();
@@ -668,21 +617,15 @@ async fn ask(
             return render_group(&v, &state, &ctx, &q, draft, e.status).await;
         }
     };
-    let now = state.clock.now();
-    let new = NewPost {
-        public_id: new_public_id()?,
-        group_id: ctx.group.id,
+    let new = posts::NewThread {
         kind: PostKind::Question,
-        thread_id: None,
-        author: ctx.user.id,
         title,
         body,
         pinned: false,
-        publish_at: now,
-        created_at: now,
+        publish_at: None,
         attachments,
     };
-    let post = posts::write_post(&state, &ctx, new, None).await?;
+    let post = posts::ask(&state.app, &ctx, new).await?;
     Ok(see_other(&format!(
         "/g/{}/p/{}",
         seg(&gid),
@@ -732,19 +675,6 @@ async fn leave(
     let ctx = load(&state, &v, &gid).await?;
     crate::groups::leave_as(&state, &ctx).await?;
     Ok(see_other("/"))
-}
-
-/// The post as the asker may see it (scheduled announcements only for staff), as the API does.
-async fn visible(state: &AppState, ctx: &GroupCtx, pid: &str) -> Result<Post, PageError> {
-    let post = state
-        .store
-        .post_by_public_id(ctx.group.id, pid, Some(ctx.user.id))
-        .await?;
-    let staff = ctx.role().is_some_and(GroupRole::can_moderate);
-    if post.publish_at > state.clock.now() && !staff {
-        return Err(ApiError::not_found("post").into());
-    }
-    Ok(post)
 }
 
 fn helpful_form(v: &Viewer, gid: &str, p: &Post) -> String {
@@ -819,8 +749,7 @@ async fn thread_page(
     Path((gid, pid)): Path<(String, String)>,
 ) -> PageResult {
     let ctx = load(&state, &v, &gid).await?;
-    ctx.read()?;
-    let post = visible(&state, &ctx, &pid).await?;
+    let post = posts::post(&state.app, &ctx, &pid).await?;
     if let Some(t) = &post.thread_public_id {
         return Ok(see_other(&format!("/g/{}/p/{}", seg(&gid), seg(t))));
     }
@@ -844,19 +773,14 @@ async fn render_thread(
     status: StatusCode,
 ) -> PageResult {
     let gid = ctx.group.public_id.clone();
-    let now = state.clock.now();
-    if post.kind == PostKind::Announcement && post.author.user_id != Some(ctx.user.id) {
-        state
-            .store
-            .record_post_views(&[post.id], ctx.user.id, now)
-            .await?;
-    }
-    let replies = state
-        .store
-        .replies(post.id, Some(ctx.user.id), ReplySort::Oldest, None, 200)
-        .await?;
-    let mut badges = posts::author_badges(state, &replies).await;
-    badges.extend(posts::author_badges(state, std::slice::from_ref(&post)).await);
+    let now = state.app.now();
+    let ThreadView {
+        post,
+        replies,
+        badges,
+        seen_by,
+        folders,
+    } = posts::open_thread(&state.app, ctx, post).await?;
     let teach = ctx.teach().is_ok();
     let g = &ctx.group;
     let mut h = String::new();
@@ -874,13 +798,7 @@ async fn render_thread(
     if post.deleted_at.is_some() {
         h.push_str(&format!(r#"<p class="meta">{}</p>"#, esc(v.t("deleted"))));
     }
-    if post.kind == PostKind::Announcement && teach {
-        let n = state
-            .store
-            .post_view_counts(&[post.id])
-            .await?
-            .first()
-            .map_or(0, |(_, n)| *n);
+    if let Some(n) = seen_by {
         h.push_str(&format!(
             r#"<p class="seen">{}</p>"#,
             esc(&v.tf("seen-by", &[("n", &v.num(n))]))
@@ -906,26 +824,23 @@ async fn render_thread(
             "secondary",
         ));
     }
-    if ctx.keep_library().is_ok() {
-        let folders = state.store.list_folders(g.id).await?;
-        if !folders.is_empty() {
-            let mut opts = String::new();
-            for f in folders {
-                opts.push_str(&format!(
-                    r#"<option value="{}">{}</option>"#,
-                    f.id,
-                    esc(&f.name)
-                ));
-            }
-            h.push_str(&format!(
-                r#"<form method="post" action="/g/{gid}/p/{pid}/save" class="inline">{csrf}<label for="folder">{l}</label> <select id="folder" name="folder">{opts}</select> <button type="submit" class="secondary">{b}</button></form>"#,
-                gid = seg(&gid),
-                pid = seg(&post.public_id),
-                csrf = v.csrf_field(),
-                l = esc(v.t("save-to-folder")),
-                b = esc(v.t("save")),
+    if !folders.is_empty() {
+        let mut opts = String::new();
+        for f in folders {
+            opts.push_str(&format!(
+                r#"<option value="{}">{}</option>"#,
+                f.id,
+                esc(&f.name)
             ));
         }
+        h.push_str(&format!(
+            r#"<form method="post" action="/g/{gid}/p/{pid}/save" class="inline">{csrf}<label for="folder">{l}</label> <select id="folder" name="folder">{opts}</select> <button type="submit" class="secondary">{b}</button></form>"#,
+            gid = seg(&gid),
+            pid = seg(&post.public_id),
+            csrf = v.csrf_field(),
+            l = esc(v.t("save-to-folder")),
+            b = esc(v.t("save")),
+        ));
     }
     h.push_str("</div>");
     h.push_str(&report_form(v, &gid, &post));
@@ -997,20 +912,12 @@ async fn reply(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    ctx.read()?;
-    let thread = visible(&state, &ctx, &pid).await?;
-    if thread.thread_id.is_some() {
-        return Err(ApiError::conflict(
-            "not_top_level",
-            "reply to the thread's first post, not to a reply",
-        )
-        .into());
-    }
+    let thread = posts::reply_target(&state.app, &ctx, &pid).await?;
     let mut draft = ReplyDraft {
         error: None,
         body: form.text("body"),
     };
-    let body = match clean_text("body", &draft.body, limits::POST_BODY, false) {
+    let body = match posts::clean_body(&draft.body) {
         Ok(b) => b,
         Err(e) => {
             draft.error = Some(field_error(&v, v.t("reply-body"), &e));
@@ -1035,21 +942,7 @@ async fn reply(
             return render_thread(&v, &state, &ctx, thread, draft, e.status).await;
         }
     };
-    let now = state.clock.now();
-    let new = NewPost {
-        public_id: new_public_id()?,
-        group_id: ctx.group.id,
-        kind: PostKind::Reply,
-        thread_id: Some(thread.id),
-        author: ctx.user.id,
-        title: None,
-        body,
-        pinned: false,
-        publish_at: now,
-        created_at: now,
-        attachments,
-    };
-    posts::write_post(&state, &ctx, new, Some(&thread)).await?;
+    posts::reply(&state.app, &ctx, &pid, &body, attachments).await?;
     let back = match form.get("back") {
         Some(b) => safe_back(Some(b)),
         None => format!("/g/{}/p/{}", seg(&gid), seg(&pid)),
@@ -1065,9 +958,7 @@ async fn helpful(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    ctx.read()?;
-    let post = visible(&state, &ctx, &pid).await?;
-    posts::mark_helpful_as(&state, &ctx, &post, form.get("on") != Some("0")).await?;
+    posts::mark_helpful_as(&state.app, &ctx, &pid, form.get("on") != Some("0")).await?;
     Ok(see_other(&safe_back(form.get("back"))))
 }
 
@@ -1079,19 +970,8 @@ async fn report(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    ctx.read()?;
-    let post = visible(&state, &ctx, &pid).await?;
-    let reason = clean_text("reason", &form.text("reason"), limits::REPORT_REASON, false)?;
-    state
-        .store
-        .report_post(
-            ctx.group.id,
-            post.id,
-            ctx.user.id,
-            reason,
-            state.clock.now(),
-        )
-        .await?;
+    let post = posts::post(&state.app, &ctx, &pid).await?;
+    posts::report(&state.app, &ctx, &pid, &form.text("reason")).await?;
     let thread = post.thread_public_id.as_deref().unwrap_or(&post.public_id);
     Ok(v.page(
         v.t("report"),
@@ -1113,10 +993,7 @@ async fn accept(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    ctx.teach()?;
-    let question = visible(&state, &ctx, &pid).await?;
-    let reply = visible(&state, &ctx, &form.text("reply")).await?;
-    posts::accept_as(&state, &ctx, &question, Some(&reply)).await?;
+    posts::accept_as(&state.app, &ctx, &pid, Some(&form.text("reply"))).await?;
     Ok(see_other(&format!("/g/{}/p/{}", seg(&gid), seg(&pid))))
 }
 
@@ -1128,9 +1005,7 @@ async fn pin(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    ctx.teach()?;
-    let post = visible(&state, &ctx, &pid).await?;
-    posts::pin_as(&state, &ctx, &post, form.get("on") != Some("0")).await?;
+    posts::pin_as(&state.app, &ctx, &pid, form.get("on") != Some("0")).await?;
     Ok(see_other(&format!("/g/{}/p/{}", seg(&gid), seg(&pid))))
 }
 
@@ -1231,7 +1106,7 @@ async fn save_to_library(
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
     ctx.keep_library()?;
-    let post = visible(&state, &ctx, &pid).await?;
+    let post = posts::post(&state.app, &ctx, &pid).await?;
     let folder: i64 = form
         .text("folder")
         .parse()
@@ -1608,17 +1483,7 @@ async fn remove_post(
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
     ctx.moderate()?;
-    let post = state
-        .store
-        .post_by_public_id(ctx.group.id, &pid, None)
-        .await?;
-    let reason = form.text("reason");
-    let reason = if reason.trim().is_empty() {
-        None
-    } else {
-        Some(clean_text("reason", &reason, limits::REPORT_REASON, true)?)
-    };
-    let own = post.author.user_id == Some(ctx.user.id);
-    posts::delete_or_remove(&state, &ctx, &post, if own { None } else { Some(reason) }).await?;
+    let reason = form.get("reason").map(str::to_owned);
+    posts::delete_or_remove(&state.app, &ctx, &pid, reason).await?;
     Ok(see_other(&format!("/g/{}/moderation", seg(&gid))))
 }

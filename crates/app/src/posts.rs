@@ -1,0 +1,740 @@
+//! Posts in a group: asking, announcing (also to several groups at once, pinned or scheduled),
+//! replying, editing, deleting and removing, "helpful" marks, accepted answers, pins, reports;
+//! and what members read: the feed, threads, scheduled announcements, search, a post's history,
+//! the doctors' queue of open questions, and how many members have seen an announcement.
+//!
+//! Every change is written with what the group's other nodes must receive (see
+//! [`write_post`]); what can only be rendered after the change (a post's new state) follows it
+//! through [`federate`].
+
+use std::collections::HashMap;
+
+use caremesh_domain::{
+    GroupRole, PostKind, Role, Timestamp, ValidationError, clean_line, clean_text, group::limits,
+};
+use caremesh_federation::credentials::CredentialBadge;
+use caremesh_federation::groups::NoteDraft;
+use caremesh_store::{
+    FeedPosition, FeedSort, LibraryFolder, NewPost, Post, PostEdit, QueueItem, ReplySort, Report,
+    User,
+};
+
+use crate::{App, AppError, AppResult, GroupAccess, new_public_id};
+
+/// Most attachments on one post.
+pub const MAX_ATTACHMENTS: usize = 10;
+/// How far ahead an announcement can be scheduled.
+const MAX_SCHEDULE_SECS: i64 = 366 * 24 * 3600;
+/// Most groups one announcement goes to at once.
+pub const MAX_ANNOUNCE_GROUPS: usize = 50;
+
+/// The credential badges of posts' authors, by author (see [`author_badges`] and [`badge_of`]).
+pub type Badges = HashMap<String, CredentialBadge>;
+
+/// Runs a federation step after a change that is stored already: a failure to queue it is
+/// logged, and the change stands.
+pub(crate) async fn federate<F>(what: &str, step: F)
+where
+    F: std::future::Future<Output = Result<(), caremesh_federation::FederationError>>,
+{
+    if let Err(e) = step.await {
+        tracing::error!(error = %e, "cannot queue {what} for other nodes");
+    }
+}
+
+// ---- the rules of a post's fields ----
+
+/// When a post is published: now, or a time ahead (at most a year) for a scheduled announcement.
+pub fn publish_time(wanted: Option<Timestamp>, now: Timestamp) -> AppResult<Timestamp> {
+    match wanted {
+        None => Ok(now),
+        Some(t) if t <= now => Err(AppError::invalid(
+            "publish_at: must be in the future (leave it out to publish now)",
+        )),
+        Some(t) if t > now.plus_secs(MAX_SCHEDULE_SECS) => Err(AppError::invalid(
+            "publish_at: must be at most a year ahead",
+        )),
+        Some(t) => Ok(t),
+    }
+}
+
+/// A post's title: optional (blank is none), one line.
+pub fn clean_title(title: Option<String>) -> Result<Option<String>, ValidationError> {
+    match title {
+        None => Ok(None),
+        Some(t) if t.trim().is_empty() => Ok(None),
+        Some(t) => Ok(Some(clean_line("title", &t, limits::POST_TITLE)?)),
+    }
+}
+
+/// A post's text: required, cleaned of control characters.
+pub fn clean_body(body: &str) -> Result<String, ValidationError> {
+    clean_text("body", body, limits::POST_BODY, false)
+}
+
+/// At most [`MAX_ATTACHMENTS`] files on one post.
+pub fn check_attachments(ids: &[String]) -> AppResult<()> {
+    if ids.len() > MAX_ATTACHMENTS {
+        return Err(AppError::invalid(format!(
+            "attachments: at most {MAX_ATTACHMENTS} per post"
+        )));
+    }
+    Ok(())
+}
+
+/// What members search for: 1 to `limits::SEARCH_QUERY` characters, trimmed.
+pub fn search_text(q: Option<&str>) -> AppResult<&str> {
+    let text = q.map(str::trim).unwrap_or_default();
+    if text.is_empty() || text.chars().count() > limits::SEARCH_QUERY {
+        return Err(AppError::bad_request(
+            "invalid_query",
+            format!("q must be 1 to {} characters", limits::SEARCH_QUERY),
+        ));
+    }
+    Ok(text)
+}
+
+// ---- reading ----
+
+/// The post `pid` of the group as the asker may see it: scheduled announcements stay hidden from
+/// those who cannot teach or moderate.
+pub async fn visible_post(app: &App, ctx: &GroupAccess, pid: &str) -> AppResult<Post> {
+    let post = app
+        .store
+        .post_by_public_id(ctx.group.id, pid, Some(ctx.user.id))
+        .await?;
+    let staff = ctx.role().is_some_and(GroupRole::can_moderate);
+    if post.publish_at > app.now() && !staff {
+        return Err(AppError::NotFound("post"));
+    }
+    Ok(post)
+}
+
+/// A post of the group, for its members.
+pub async fn post(app: &App, ctx: &GroupAccess, pid: &str) -> AppResult<Post> {
+    ctx.read()?;
+    visible_post(app, ctx, pid).await
+}
+
+/// A page of the group's feed: top-level posts published by now, pinned first.
+pub async fn feed(
+    app: &App,
+    ctx: &GroupAccess,
+    sort: FeedSort,
+    after: Option<FeedPosition>,
+    limit: u32,
+) -> AppResult<Vec<Post>> {
+    ctx.read()?;
+    Ok(app
+        .store
+        .feed(
+            ctx.group.id,
+            Some(ctx.user.id),
+            sort,
+            after,
+            limit,
+            app.now(),
+        )
+        .await?)
+}
+
+/// The group's page: the newest posts, with their authors' badges and, for the group's doctors
+/// and owner, how many members have seen each announcement.
+pub struct FeedPage {
+    /// At most the page's size.
+    pub posts: Vec<Post>,
+    /// Whether older posts follow.
+    pub more: bool,
+    pub badges: Badges,
+    /// "Seen by" counts of the announcements on the page, for those who see reach (an aggregate,
+    /// never who); empty for everyone else.
+    pub seen: HashMap<i64, u64>,
+}
+
+/// Reads a page of the feed as a member sees it on the group's page, and notes that the member
+/// has seen the announcements on it (authors do not count themselves).
+pub async fn feed_page(
+    app: &App,
+    ctx: &GroupAccess,
+    after: Option<FeedPosition>,
+    limit: u32,
+) -> AppResult<FeedPage> {
+    let mut posts = feed(app, ctx, FeedSort::Newest, after, limit + 1).await?;
+    let more = posts.len() > limit as usize;
+    posts.truncate(limit as usize);
+    let badges = author_badges(app, &posts).await;
+    let uid = ctx.user.id;
+    let seen_now: Vec<i64> = posts
+        .iter()
+        .filter(|p| p.kind == PostKind::Announcement && p.author.user_id != Some(uid))
+        .map(|p| p.id)
+        .collect();
+    app.store
+        .record_post_views(&seen_now, uid, app.now())
+        .await?;
+    let mut seen = HashMap::new();
+    if sees_reach(ctx) {
+        let announcements: Vec<i64> = posts
+            .iter()
+            .filter(|p| p.kind == PostKind::Announcement)
+            .map(|p| p.id)
+            .collect();
+        seen = announcements.iter().map(|id| (*id, 0)).collect();
+        seen.extend(app.store.post_view_counts(&announcements).await?);
+    }
+    Ok(FeedPage {
+        posts,
+        more,
+        badges,
+        seen,
+    })
+}
+
+/// Whether the asker sees aggregate "seen by" counts: the group's doctors and owner.
+pub fn sees_reach(ctx: &GroupAccess) -> bool {
+    ctx.role().is_some_and(GroupRole::can_teach)
+}
+
+/// A thread as its page shows it.
+pub struct ThreadView {
+    pub post: Post,
+    /// The first replies, oldest first.
+    pub replies: Vec<Post>,
+    pub badges: Badges,
+    /// For an announcement, to its group's doctors and owner: how many members have seen it.
+    pub seen_by: Option<u64>,
+    /// The library's folders, for those who keep it (to save the post into one).
+    pub folders: Vec<LibraryFolder>,
+}
+
+/// Most replies a thread's page shows.
+pub const THREAD_REPLIES: u32 = 200;
+
+/// Opens a thread (a top-level post the asker may see, from [`post`]) as its page shows it, and
+/// notes that the member has seen it when it is someone else's announcement.
+pub async fn open_thread(app: &App, ctx: &GroupAccess, post: Post) -> AppResult<ThreadView> {
+    ctx.read()?;
+    if post.kind == PostKind::Announcement && post.author.user_id != Some(ctx.user.id) {
+        app.store
+            .record_post_views(&[post.id], ctx.user.id, app.now())
+            .await?;
+    }
+    let replies = app
+        .store
+        .replies(
+            post.id,
+            Some(ctx.user.id),
+            ReplySort::Oldest,
+            None,
+            THREAD_REPLIES,
+        )
+        .await?;
+    let mut badges = author_badges(app, &replies).await;
+    badges.extend(author_badges(app, std::slice::from_ref(&post)).await);
+    let seen_by = if post.kind == PostKind::Announcement && ctx.teach().is_ok() {
+        Some(view_count(app, post.id).await?)
+    } else {
+        None
+    };
+    let folders = if ctx.keep_library().is_ok() {
+        app.store.list_folders(ctx.group.id).await?
+    } else {
+        Vec::new()
+    };
+    Ok(ThreadView {
+        post,
+        replies,
+        badges,
+        seen_by,
+        folders,
+    })
+}
+
+/// How many accounts have seen a post (an aggregate, never who).
+async fn view_count(app: &App, post_id: i64) -> AppResult<u64> {
+    Ok(app
+        .store
+        .post_view_counts(&[post_id])
+        .await?
+        .first()
+        .map_or(0, |(_, n)| *n))
+}
+
+/// Replies in the thread `pid`.
+pub async fn replies(
+    app: &App,
+    ctx: &GroupAccess,
+    pid: &str,
+    sort: ReplySort,
+    after: Option<(i64, i64)>,
+    limit: u32,
+) -> AppResult<Vec<Post>> {
+    let thread = post(app, ctx, pid).await?;
+    Ok(app
+        .store
+        .replies(thread.id, Some(ctx.user.id), sort, after, limit)
+        .await?)
+}
+
+/// Announcements scheduled for later, soonest first: for the group's staff.
+pub async fn scheduled(
+    app: &App,
+    ctx: &GroupAccess,
+    after: Option<(i64, i64)>,
+    limit: u32,
+) -> AppResult<Vec<Post>> {
+    ctx.read()?;
+    ctx.moderate()?;
+    Ok(app
+        .store
+        .scheduled_posts(ctx.group.id, after, limit, app.now())
+        .await?)
+}
+
+/// Posts of the group whose title or text contains `q`, newest first.
+pub async fn search(
+    app: &App,
+    ctx: &GroupAccess,
+    q: Option<&str>,
+    before: Option<i64>,
+    limit: u32,
+) -> AppResult<Vec<Post>> {
+    ctx.read()?;
+    let text = search_text(q)?;
+    Ok(app
+        .store
+        .search_posts(
+            ctx.group.id,
+            Some(ctx.user.id),
+            text,
+            before,
+            limit,
+            app.now(),
+        )
+        .await?)
+}
+
+/// Earlier versions of a post, for moderators.
+pub async fn history(app: &App, ctx: &GroupAccess, pid: &str) -> AppResult<Vec<PostEdit>> {
+    ctx.moderate()?;
+    let post = app.store.post_by_public_id(ctx.group.id, pid, None).await?;
+    Ok(app.store.post_history(post.id).await?)
+}
+
+/// Who has a queue of open questions: doctors.
+pub fn queue_access(user: &User) -> AppResult<()> {
+    if user.role != Role::Doctor {
+        return Err(AppError::forbidden("the question queue is for doctors"));
+    }
+    Ok(())
+}
+
+/// The doctor's hour: open questions in every group the doctor serves, oldest first.
+pub async fn doctor_queue(
+    app: &App,
+    user: &User,
+    after: Option<(i64, i64)>,
+    limit: u32,
+) -> AppResult<Vec<QueueItem>> {
+    queue_access(user)?;
+    Ok(app
+        .store
+        .doctor_queue(user.id, after, limit, app.now())
+        .await?)
+}
+
+// ---- authors' credentials ----
+
+/// The badge of a post's author, from [`author_badges`].
+pub fn badge_of<'a>(badges: &'a Badges, p: &Post) -> Option<&'a CredentialBadge> {
+    badge_key(p).and_then(|k| badges.get(&k))
+}
+
+fn badge_key(p: &Post) -> Option<String> {
+    match (&p.author.actor_id, p.author.user_id) {
+        (Some(actor), _) => Some(actor.clone()),
+        (None, Some(u)) => Some(format!("user:{}", u.0)),
+        _ => None,
+    }
+}
+
+/// The credential badges of the posts' authors, by author: "verified by <hospital>" for the
+/// doctors among them, this node's own doctors from the credential it keeps, other nodes'
+/// doctors from the credential their hospital signed, checked against that hospital's key.
+pub async fn author_badges(app: &App, posts: &[Post]) -> Badges {
+    let mut out = HashMap::new();
+    for p in posts {
+        let Some(key) = badge_key(p) else { continue };
+        // Only doctors carry credentials: on this node they teach in the group; authors of other
+        // nodes are looked up in the badge cache first.
+        let teaches = p.author.role.is_some_and(GroupRole::can_teach);
+        if out.contains_key(&key)
+            || p.deleted_at.is_some()
+            || (p.author.actor_id.is_none() && !teaches)
+        {
+            continue;
+        }
+        let badge = match (&p.author.actor_id, p.author.user_id) {
+            (Some(actor), _) => app.federation.remote_badge(actor).await,
+            (None, Some(u)) => app.federation.local_badge(u).await,
+            _ => None,
+        };
+        if let Some(b) = badge {
+            out.insert(key, b);
+        }
+    }
+    out
+}
+
+// ---- writing ----
+
+/// A new top-level post in one group: a question (any member) or an announcement (its doctors
+/// and owner), as typed.
+pub struct NewThread {
+    /// `Question` or `Announcement`.
+    pub kind: PostKind,
+    pub title: Option<String>,
+    pub body: String,
+    /// Announcements only: shown first in the feed.
+    pub pinned: bool,
+    /// Announcements only: publish later (in the future, at most a year ahead).
+    pub publish_at: Option<Timestamp>,
+    /// Ids of attachments uploaded before.
+    pub attachments: Vec<String>,
+}
+
+/// Asks a question or posts an announcement in the group.
+pub async fn ask(app: &App, ctx: &GroupAccess, new: NewThread) -> AppResult<Post> {
+    ctx.read()?;
+    if new.kind == PostKind::Reply {
+        return Err(AppError::invalid(
+            "kind: must be announcement or question (replies go to the thread's replies)",
+        ));
+    }
+    let scheduled = new.publish_at.is_some();
+    if new.kind == PostKind::Announcement || new.pinned || scheduled {
+        ctx.teach()?;
+    }
+    if new.kind != PostKind::Announcement && (new.pinned || scheduled) {
+        return Err(AppError::invalid(
+            "pinned and publish_at are for announcements only",
+        ));
+    }
+    let now = app.now();
+    let publish_at = publish_time(new.publish_at, now)?;
+    check_attachments(&new.attachments)?;
+    let post = NewPost {
+        public_id: new_public_id()?,
+        group_id: ctx.group.id,
+        kind: new.kind,
+        thread_id: None,
+        author: ctx.user.id,
+        title: clean_title(new.title)?,
+        body: clean_body(&new.body)?,
+        pinned: new.pinned,
+        publish_at,
+        created_at: now,
+        attachments: new.attachments,
+    };
+    write_post(app, ctx, post, None).await
+}
+
+/// The thread `pid` that a member may reply to: a top-level post they may see.
+pub async fn reply_target(app: &App, ctx: &GroupAccess, pid: &str) -> AppResult<Post> {
+    let thread = post(app, ctx, pid).await?;
+    if thread.thread_id.is_some() {
+        return Err(AppError::conflict(
+            "not_top_level",
+            "reply to the thread's first post, not to a reply",
+        ));
+    }
+    Ok(thread)
+}
+
+/// A member replies in the thread `pid`.
+pub async fn reply(
+    app: &App,
+    ctx: &GroupAccess,
+    pid: &str,
+    body: &str,
+    attachments: Vec<String>,
+) -> AppResult<Post> {
+    let thread = reply_target(app, ctx, pid).await?;
+    check_attachments(&attachments)?;
+    let now = app.now();
+    let new = NewPost {
+        public_id: new_public_id()?,
+        group_id: ctx.group.id,
+        kind: PostKind::Reply,
+        thread_id: Some(thread.id),
+        author: ctx.user.id,
+        title: None,
+        body: clean_body(body)?,
+        pinned: false,
+        publish_at: now,
+        created_at: now,
+        attachments,
+    };
+    write_post(app, ctx, new, Some(&thread)).await
+}
+
+/// One announcement by a doctor to several groups at once, hosted here or on partner nodes, as
+/// typed.
+pub struct Announcement {
+    pub title: Option<String>,
+    pub body: String,
+    pub pinned: bool,
+    /// Publish later (in the future, at most a year ahead); now without it.
+    pub publish_at: Option<Timestamp>,
+}
+
+/// Posts one announcement to each of the groups, after checking that the doctor teaches in every
+/// one of them (so a refusal posts nothing), and sends each to the group's other nodes: a group
+/// hosted elsewhere gets it from here and its host checks, pins and forwards it. Returns each
+/// group with its post.
+pub async fn announce_to_groups(
+    app: &App,
+    user: &User,
+    group_ids: &[String],
+    a: Announcement,
+) -> AppResult<Vec<(GroupAccess, Post)>> {
+    if group_ids.len() > MAX_ANNOUNCE_GROUPS {
+        return Err(AppError::invalid(format!(
+            "groups: at most {MAX_ANNOUNCE_GROUPS} groups at once"
+        )));
+    }
+    let title = clean_title(a.title)?;
+    let body = clean_body(&a.body)?;
+    let now = app.now();
+    let publish_at = publish_time(a.publish_at, now)?;
+    if user.role != Role::Doctor {
+        return Err(AppError::forbidden(
+            "announcements to several groups are for doctors",
+        ));
+    }
+    if group_ids.is_empty() {
+        return Err(AppError::invalid("groups: choose at least one group"));
+    }
+    let mut ctxs: Vec<GroupAccess> = Vec::with_capacity(group_ids.len());
+    for gid in group_ids {
+        if ctxs.iter().any(|c| &c.group.public_id == gid) {
+            continue;
+        }
+        let ctx = GroupAccess::load(app, user, gid).await?;
+        ctx.teach()?;
+        ctxs.push(ctx);
+    }
+    let mut posted = Vec::with_capacity(ctxs.len());
+    for ctx in ctxs {
+        let new = NewPost {
+            public_id: new_public_id()?,
+            group_id: ctx.group.id,
+            kind: PostKind::Announcement,
+            thread_id: None,
+            author: user.id,
+            title: title.clone(),
+            body: body.clone(),
+            pinned: a.pinned,
+            publish_at,
+            created_at: now,
+            attachments: Vec::new(),
+        };
+        let post = write_post(app, &ctx, new, None).await?;
+        posted.push((ctx, post));
+    }
+    Ok(posted)
+}
+
+/// Writes a post on this node. What the group's other nodes must receive (the post, signed by
+/// its author) is queued in the same transaction; a doctor's answer also tells members' nodes that
+/// the question is answered.
+pub(crate) async fn write_post(
+    app: &App,
+    ctx: &GroupAccess,
+    new: NewPost,
+    thread: Option<&Post>,
+) -> AppResult<Post> {
+    // The files go with the post: the other nodes fetch them and check them against its hashes.
+    let mut files = Vec::with_capacity(new.attachments.len());
+    for id in &new.attachments {
+        if let Ok(a) = app.store.attachment_by_public_id(ctx.group.id, id).await {
+            files.push(a);
+        }
+    }
+    let draft = NoteDraft {
+        attachments: &files,
+        ..NoteDraft::of_new(&new)
+    };
+    let outbox = app
+        .federation
+        .post_created_entries(&ctx.group, &draft, &ctx.user, thread)
+        .await?;
+    let post = app.store.create_post_with(new, outbox).await?;
+    app.federation.wake();
+    if let Some(t) = thread
+        && ctx.role().is_some_and(GroupRole::can_teach)
+        && let Ok(t) = app
+            .store
+            .post_by_public_id(ctx.group.id, &t.public_id, None)
+            .await
+    {
+        federate(
+            "a question's state",
+            app.federation.post_state_changed(&ctx.group, &t),
+        )
+        .await;
+    }
+    Ok(post)
+}
+
+/// Its author edits the post `pid` (a reply keeps no title); the new version is queued for the
+/// other nodes with the edit.
+pub async fn edit_own_post(
+    app: &App,
+    ctx: &GroupAccess,
+    pid: &str,
+    title: Option<String>,
+    body: &str,
+) -> AppResult<Post> {
+    let post = post(app, ctx, pid).await?;
+    if post.author.user_id != Some(ctx.user.id) {
+        return Err(AppError::forbidden("only its author can edit a post"));
+    }
+    let title = if post.kind == PostKind::Reply {
+        None
+    } else {
+        clean_title(title)?
+    };
+    let body = clean_body(body)?;
+    let now = app.now();
+    let outbox = app
+        .federation
+        .post_edited_entries(&ctx.group, &post, title.as_deref(), &body, now, &ctx.user)
+        .await?;
+    let edited = app
+        .store
+        .edit_post_with(post.id, ctx.user.id, title, body, now, outbox)
+        .await?;
+    app.federation.wake();
+    Ok(edited)
+}
+
+/// Its author deletes the post `pid` (the deletion is queued for the other nodes with it), or a
+/// moderator removes someone else's with an optional reason (logged, and the group's other nodes
+/// show the removal). Hospital administrators who are not members remove reported posts they
+/// cannot otherwise read.
+pub async fn delete_or_remove(
+    app: &App,
+    ctx: &GroupAccess,
+    pid: &str,
+    reason: Option<String>,
+) -> AppResult<Post> {
+    let post = if ctx.member.is_some() {
+        visible_post(app, ctx, pid).await?
+    } else {
+        app.store.post_by_public_id(ctx.group.id, pid, None).await?
+    };
+    let own = post.author.user_id == Some(ctx.user.id);
+    let moderator_reason = if own {
+        None
+    } else {
+        ctx.moderate()?;
+        let reason = match reason {
+            None => None,
+            Some(r) => Some(clean_text("reason", &r, limits::REPORT_REASON, true)?)
+                .filter(|r| !r.is_empty()),
+        };
+        Some(reason)
+    };
+    let by_moderator = moderator_reason.is_some();
+    let outbox = if by_moderator {
+        Vec::new()
+    } else {
+        app.federation
+            .post_deleted_entries(&ctx.group, &post, &ctx.user)
+            .await?
+    };
+    let deleted = app
+        .store
+        .delete_post_with(post.id, ctx.user.id, moderator_reason, app.now(), outbox)
+        .await?;
+    app.federation.wake();
+    if by_moderator {
+        federate(
+            "a removal",
+            app.federation.post_state_changed(&ctx.group, &deleted),
+        )
+        .await;
+    }
+    Ok(deleted)
+}
+
+/// A member marks the post `pid` helpful or takes the mark back. In a group hosted elsewhere the
+/// mark goes to the host with it; in a group hosted here the new count goes to the members' nodes.
+pub async fn mark_helpful_as(app: &App, ctx: &GroupAccess, pid: &str, on: bool) -> AppResult<Post> {
+    let post = post(app, ctx, pid).await?;
+    let outbox = app
+        .federation
+        .helpful_entries(&ctx.group, &post, &ctx.user, on)
+        .await?;
+    let post = app
+        .store
+        .set_helpful_with(post.id, ctx.user.id, on, app.now(), outbox)
+        .await?;
+    app.federation.wake();
+    federate(
+        "a helpful mark",
+        app.federation.post_state_changed(&ctx.group, &post),
+    )
+    .await;
+    Ok(post)
+}
+
+/// A doctor of the group accepts the reply `reply` as the answer to the question `pid` (or
+/// clears it with `None`).
+pub async fn accept_as(
+    app: &App,
+    ctx: &GroupAccess,
+    pid: &str,
+    reply: Option<&str>,
+) -> AppResult<Post> {
+    ctx.teach()?;
+    let question = visible_post(app, ctx, pid).await?;
+    let reply = match reply {
+        Some(r) => Some(visible_post(app, ctx, r).await?),
+        None => None,
+    };
+    let post = app
+        .store
+        .accept_answer(question.id, reply.map(|r| r.id))
+        .await?;
+    federate(
+        "an accepted answer",
+        app.federation.post_state_changed(&ctx.group, &post),
+    )
+    .await;
+    Ok(post)
+}
+
+/// A doctor of the group pins the post `pid` or unpins it.
+pub async fn pin_as(app: &App, ctx: &GroupAccess, pid: &str, pinned: bool) -> AppResult<Post> {
+    ctx.teach()?;
+    let post = visible_post(app, ctx, pid).await?;
+    let post = app.store.set_pinned(post.id, pinned).await?;
+    federate(
+        "a pin",
+        app.federation.post_state_changed(&ctx.group, &post),
+    )
+    .await;
+    Ok(post)
+}
+
+/// A member reports the post `pid` to the group's moderators, saying why.
+pub async fn report(app: &App, ctx: &GroupAccess, pid: &str, reason: &str) -> AppResult<Report> {
+    let post = post(app, ctx, pid).await?;
+    let reason = clean_text("reason", reason, limits::REPORT_REASON, false)?;
+    Ok(app
+        .store
+        .report_post(ctx.group.id, post.id, ctx.user.id, reason, app.now())
+        .await?)
+}
