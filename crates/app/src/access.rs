@@ -55,8 +55,24 @@ impl GroupAccess {
         Self::check(group, member, user.clone())
     }
 
-    /// The same decision from a group and membership already read (the API's extractor reads
-    /// session, group and membership in one round trip).
+    /// The same decision for the account of a session (by the hash of its token), reading
+    /// session, group and membership in one round trip (the API's extractor). An unknown or
+    /// expired session is `Unauthenticated`.
+    pub async fn for_session(app: &App, token_hash: &str, public_id: &str) -> AppResult<Self> {
+        let (_, user, found) = match app
+            .store
+            .session_group_access(token_hash, public_id, app.now())
+            .await
+        {
+            Ok(found) => found,
+            Err(e) if e.is_not_found() => return Err(AppError::Unauthenticated),
+            Err(e) => return Err(e.into()),
+        };
+        let (group, member) = found.ok_or_else(group_not_found)?;
+        Self::check(group, member, user)
+    }
+
+    /// The same decision from a group and membership already read.
     pub fn check(group: Group, member: Option<Member>, user: User) -> AppResult<Self> {
         let member = member.filter(Member::is_active);
         if member.is_none() && !user.role.is_admin() {

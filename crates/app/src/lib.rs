@@ -13,6 +13,10 @@
 
 pub mod access;
 pub mod error;
+#[cfg(test)]
+mod group_fixtures;
+pub mod groups;
+pub mod invites;
 pub mod posts;
 pub mod remote;
 

@@ -28,8 +28,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::groups::{GroupCtx, new_public_id};
+use crate::groups::GroupCtx;
 use crate::state::AppState;
+use caremesh_app::new_public_id;
 
 /// The upload route. `lib.rs` lets its bodies be as large as `media.max_file_bytes`.
 pub const UPLOAD_ROUTE: &str = "/api/v1/groups/{gid}/attachments";

@@ -1,7 +1,7 @@
 //! Running groups: creating one (doctors and hospital administrators), and the member list with
 //! what moderators do there (admitting or declining join requests, appointing doctors and
 //! moderators, removing, banning and unbanning). Every action goes through the same shared
-//! functions as the JSON API ([`crate::groups`]), so the same rules hold and the same moderation
+//! use-cases as the JSON API ([`caremesh_app::groups`]), so the same rules hold and the same moderation
 //! log entries are written.
 
 use axum::Router;
@@ -15,9 +15,10 @@ use serde::Deserialize;
 use super::patient::{load, role_name};
 use super::{Form, PageResult, Viewer, esc, esc_text, field_error, pager, see_other, seg};
 use crate::error::ApiError;
-use crate::groups::{GroupCtx, NewGroupFields, check_outranks, may_create_groups};
+use crate::groups::GroupCtx;
 use crate::page::{PageQuery, encode_cursor};
 use crate::state::AppState;
+use caremesh_app::groups::{self, NewGroupFields, may_create_groups};
 
 /// Members on one page of the member list.
 const MEMBERS_PAGE: u32 = 50;
@@ -149,23 +150,17 @@ async fn create_group(v: Viewer, State(state): State<AppState>, form: Form) -> P
         rules: form.text("rules"),
         member_list: form.get("member_list").map(str::to_owned),
     };
-    let settings = match fields.settings() {
-        Ok(s) => s,
-        Err(e) => {
-            let label = FIELD_LABELS
-                .iter()
-                .find(|(f, _)| *f == e.field)
-                .map_or(v.t("group-member-list"), |(_, key)| v.t(key));
-            let message = field_error(&v, label, &e);
-            let body = new_group_form(&v, &fields, Some((e.field, message)));
-            return Ok(v.page_with_status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                v.t("new-group"),
-                &body,
-            ));
-        }
-    };
-    let group = crate::groups::create_group_as(&state, &auth.user, settings).await?;
+    // The rules of the group's creation, checked first so that the form names the field.
+    if let Err(e) = fields.settings() {
+        let label = FIELD_LABELS
+            .iter()
+            .find(|(f, _)| *f == e.field)
+            .map_or(v.t("group-member-list"), |(_, key)| v.t(key));
+        let message = field_error(&v, label, &e);
+        let body = new_group_form(&v, &fields, Some((e.field, message)));
+        return Ok(v.page_with_status(StatusCode::UNPROCESSABLE_ENTITY, v.t("new-group"), &body));
+    }
+    let group = groups::create_group_as(&state.app, &auth.user, &fields).await?;
     Ok(see_other(&format!("/g/{}", seg(&group.public_id))))
 }
 
@@ -227,7 +222,7 @@ fn member_actions(v: &Viewer, ctx: &GroupCtx, m: &Member) -> String {
     }
     if !is_self
         && ctx.moderate().is_ok()
-        && check_outranks(ctx, m).is_ok()
+        && ctx.check_outranks(m).is_ok()
         && m.role != GroupRole::Owner
     {
         h.push_str(&format!(
@@ -252,7 +247,7 @@ async fn members_page(
     Query(q): Query<MembersQuery>,
 ) -> PageResult {
     let ctx = load(&state, &v, &gid).await?;
-    crate::groups::may_list_members(&ctx, MemberState::Active)?;
+    ctx.may_list_members(MemberState::Active)?;
     let moderator = ctx.moderate().is_ok();
     let (after, _) = PageQuery {
         cursor: q.cursor.clone(),
@@ -271,10 +266,7 @@ async fn members_page(
         esc(&ctx.group.settings.name)
     );
     if moderator && first_page {
-        let pending = state
-            .store
-            .list_members(ctx.group.id, MemberState::Pending, None, SHORT_LIST)
-            .await?;
+        let pending = groups::join_requests(&state.app, &ctx, None, SHORT_LIST).await?;
         h.push_str(&format!(
             r#"<section aria-labelledby="requests-h"><h2 id="requests-h">{}</h2>"#,
             esc(v.t("join-requests"))
@@ -310,10 +302,14 @@ async fn members_page(
         }
         h.push_str("</ul></section>");
     }
-    let mut members = state
-        .store
-        .list_members(ctx.group.id, MemberState::Active, after, MEMBERS_PAGE + 1)
-        .await?;
+    let mut members = groups::members(
+        &state.app,
+        &ctx,
+        MemberState::Active,
+        after,
+        MEMBERS_PAGE + 1,
+    )
+    .await?;
     let more = members.len() > MEMBERS_PAGE as usize;
     members.truncate(MEMBERS_PAGE as usize);
     let next = if more {
@@ -352,10 +348,8 @@ async fn members_page(
     ));
     h.push_str("</section>");
     if moderator && first_page {
-        let banned = state
-            .store
-            .list_members(ctx.group.id, MemberState::Banned, None, SHORT_LIST)
-            .await?;
+        let banned =
+            groups::members(&state.app, &ctx, MemberState::Banned, None, SHORT_LIST).await?;
         if !banned.is_empty() {
             h.push_str(&format!(
                 r#"<section aria-labelledby="banned-h"><h2 id="banned-h">{}</h2><ul class="people">"#,
@@ -399,7 +393,7 @@ async fn approve(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    crate::groups::decide_join(&state, &ctx, mid, true).await?;
+    groups::decide_join(&state.app, &ctx, mid, true).await?;
     Ok(back_to_members(&gid))
 }
 
@@ -411,7 +405,7 @@ async fn reject(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    crate::groups::decide_join(&state, &ctx, mid, false).await?;
+    groups::decide_join(&state.app, &ctx, mid, false).await?;
     Ok(back_to_members(&gid))
 }
 
@@ -429,7 +423,7 @@ async fn remove(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    crate::groups::remove_or_ban(&state, &ctx, mid, false, reason(&form)).await?;
+    groups::remove_or_ban(&state.app, &ctx, mid, false, reason(&form)).await?;
     Ok(back_to_members(&gid))
 }
 
@@ -441,7 +435,7 @@ async fn ban(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    crate::groups::remove_or_ban(&state, &ctx, mid, true, reason(&form)).await?;
+    groups::remove_or_ban(&state.app, &ctx, mid, true, reason(&form)).await?;
     Ok(back_to_members(&gid))
 }
 
@@ -453,7 +447,7 @@ async fn unban(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    crate::groups::unban(&state, &ctx, mid).await?;
+    groups::unban(&state.app, &ctx, mid).await?;
     Ok(back_to_members(&gid))
 }
 
@@ -468,6 +462,6 @@ async fn set_role(
     let role: GroupRole = form.text("role").parse().map_err(|_| {
         ApiError::unprocessable("invalid_field", "role: must be doctor, moderator or member")
     })?;
-    crate::groups::change_role(&state, &ctx, mid, role).await?;
+    groups::change_role(&state.app, &ctx, mid, role).await?;
     Ok(back_to_members(&gid))
 }

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
 use caremesh_domain::{GroupRole, MemberState, PostKind, Role, clean_line, group::limits};
-use caremesh_store::{FeedPosition, InviteState, Member, Post};
+use caremesh_store::{FeedPosition, InviteState, Post};
 use serde::Deserialize;
 
 use super::{
@@ -21,6 +21,7 @@ use crate::groups::GroupCtx;
 use crate::page::{PageQuery, encode_cursor_parts};
 use crate::state::AppState;
 use caremesh_app::posts::{self, FeedPage, ThreadView};
+use caremesh_app::{groups, invites};
 use caremesh_federation::credentials::BadgeStatus;
 
 pub fn router() -> Router<AppState> {
@@ -228,7 +229,7 @@ pub(super) fn role_name(v: &Viewer, r: GroupRole) -> &'static str {
 
 async fn home(v: Viewer, State(state): State<AppState>) -> PageResult {
     let auth = v.require()?;
-    let groups = state.store.groups_of_user(auth.user.id, None, 200).await?;
+    let groups = groups::my_groups(&state.app, &auth.user, None, groups::SHORT_LIST).await?;
     let mut h = String::new();
     if groups.is_empty() {
         h.push_str(&format!(r#"<p>{}</p>"#, esc(v.t("no-groups"))));
@@ -247,7 +248,7 @@ async fn home(v: Viewer, State(state): State<AppState>) -> PageResult {
         }
         h.push_str("</ul>");
     }
-    if crate::groups::may_create_groups(&auth.user).is_ok() {
+    if groups::may_create_groups(&auth.user).is_ok() {
         h.push_str(&format!(
             r#"<p><a class="button" href="/groups/new">{}</a></p>"#,
             esc(v.t("new-group"))
@@ -368,7 +369,7 @@ async fn group_page(
 /// Whether the asker may see the group's member list: moderators always, members when the owner
 /// opened the list to them (the JSON API's rule).
 fn sees_members(ctx: &GroupCtx) -> bool {
-    crate::groups::may_list_members(ctx, MemberState::Active).is_ok()
+    ctx.may_list_members(MemberState::Active).is_ok()
 }
 
 async fn render_group(
@@ -642,9 +643,9 @@ async fn set_name(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    crate::groups::may_choose_name(&ctx)?;
+    groups::may_choose_name(&ctx)?;
     let name = form.text("display_name");
-    if let Err(e) = crate::groups::clean_member_name(&name) {
+    if let Err(e) = groups::clean_member_name(&name) {
         let draft = GroupDraft {
             name_error: Some(field_error(&v, v.t("my-name-label"), &e)),
             name: Some(name),
@@ -661,7 +662,7 @@ async fn set_name(
         )
         .await;
     }
-    crate::groups::set_member_name(&state, &ctx, &name).await?;
+    groups::set_member_name(&state.app, &ctx, &name).await?;
     Ok(see_other(&format!("/g/{}?done=name#my-name", seg(&gid))))
 }
 
@@ -673,7 +674,7 @@ async fn leave(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    crate::groups::leave_as(&state, &ctx).await?;
+    groups::leave_as(&state.app, &ctx).await?;
     Ok(see_other("/"))
 }
 
@@ -1153,21 +1154,20 @@ async fn group_invite_page(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> PageResult {
-    let invite = state.store.group_invite_by_token(&token).await?;
     let Some(auth) = v.auth.as_ref() else {
         // Not logged in here: log in, or take the invitation to one's own hospital.
+        let invite = invites::by_token(&state.app, &token).await?;
         return super::remote::invite_for_visitors(&v, &state, &token, &invite).await;
     };
-    let group = state.store.group_by_id(invite.group_id).await?;
-    let member = state
-        .store
-        .membership(group.id, auth.user.id)
-        .await?
-        .filter(Member::is_active);
-    if member.is_some() {
+    let invites::Preview {
+        group,
+        role,
+        state: st,
+        ..
+    } = invites::preview(&state.app, &auth.user, &token).await?;
+    if role.is_some() {
         return Ok(see_other(&format!("/g/{}", seg(&group.public_id))));
     }
-    let st = invite.state(state.clock.now());
     let mut h = format!(
         r#"<p class="lead">{cond} · {city}</p><p>{desc}</p>"#,
         cond = esc(&group.settings.condition),
@@ -1200,26 +1200,12 @@ async fn group_invite_accept(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let auth = v.require()?;
-    let invite = state.store.group_invite_by_token(&token).await?;
-    if invite.state(state.clock.now()) != InviteState::Usable {
-        return Err(ApiError::new(
-            axum::http::StatusCode::GONE,
-            "invite_unusable",
-            "this invite link has expired, been used up or been withdrawn",
-        )
-        .into());
-    }
-    let (group, _member) = state
-        .store
-        .join_by_invite(
-            &token,
-            auth.user.id,
-            state.settings.max_members,
-            state.clock.now(),
-        )
-        .await?;
+    let (group, _member) = invites::accept(&state.app, &auth.user, &token).await?;
     Ok(see_other(&format!("/g/{}", seg(&group.public_id))))
 }
+
+/// Invite links listed on the invites page.
+const INVITES_PAGE: u32 = 50;
 
 fn invite_state_text(v: &Viewer, s: InviteState) -> &'static str {
     match s {
@@ -1236,17 +1222,13 @@ async fn invites_page(
     Path(gid): Path<String>,
 ) -> PageResult {
     let ctx = load(&state, &v, &gid).await?;
-    ctx.moderate()?;
-    let invites = state
-        .store
-        .list_group_invites(ctx.group.id, None, 50)
-        .await?;
-    let now = state.clock.now();
+    let found = invites::list(&state.app, &ctx, None, INVITES_PAGE).await?;
+    let now = state.app.now();
     let mut h = format!(
         r#"<p class="crumbs"><a href="/g/{gid}">{name}</a></p><section class="box"><h2>{t}</h2><form method="post" action="/g/{gid}/invites" class="stack">{csrf}
 <label for="label">{ll}</label><input id="label" name="label" maxlength="100">
-<label for="valid_days">{dl}</label><input id="valid_days" name="valid_days" type="number" min="1" max="90" value="14">
-<label for="max_uses">{ml}</label><input id="max_uses" name="max_uses" type="number" min="1" max="10000" value="50">
+<label for="valid_days">{dl}</label><input id="valid_days" name="valid_days" type="number" min="1" max="{max_days}" value="14">
+<label for="max_uses">{ml}</label><input id="max_uses" name="max_uses" type="number" min="1" max="{max_uses}" value="50">
 <button type="submit" class="primary">{b}</button></form></section><h2>{lt}</h2><ul class="list">"#,
         gid = seg(&gid),
         name = esc(&ctx.group.settings.name),
@@ -1255,10 +1237,12 @@ async fn invites_page(
         ll = esc(v.t("invite-label")),
         dl = esc(v.t("valid-days")),
         ml = esc(v.t("max-uses")),
+        max_days = invites::MAX_VALID_HOURS / 24,
+        max_uses = invites::MAX_USES,
         b = esc(v.t("create")),
         lt = esc(v.t("invites")),
     );
-    for i in invites {
+    for i in found {
         h.push_str(&format!(
             r#"<li><a href="/g/{}/invites/{}">{}</a> · {}</li>"#,
             seg(&gid),
@@ -1279,34 +1263,16 @@ async fn create_invite(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    ctx.moderate()?;
     let label = form.text("label");
-    let label = if label.trim().is_empty() {
-        None
-    } else {
-        Some(clean_line("label", &label, limits::INVITE_LABEL)?)
+    let new = invites::NewInvite {
+        label: (!label.trim().is_empty()).then_some(label),
+        valid_hours: form
+            .get("valid_days")
+            .and_then(|d| d.trim().parse().ok())
+            .map(invites::NewInvite::days_to_hours),
+        max_uses: form.get("max_uses").and_then(|n| n.trim().parse().ok()),
     };
-    let days: Option<i64> = form.get("valid_days").and_then(|d| d.trim().parse().ok());
-    if days.is_some_and(|d| !(1..=90).contains(&d)) {
-        return Err(ApiError::unprocessable("invalid_field", "valid_days: 1 to 90").into());
-    }
-    let max_uses: Option<u32> = form.get("max_uses").and_then(|d| d.trim().parse().ok());
-    if max_uses.is_some_and(|n| !(1..=10_000).contains(&n)) {
-        return Err(ApiError::unprocessable("invalid_field", "max_uses: 1 to 10000").into());
-    }
-    let now = state.clock.now();
-    let invite = state
-        .store
-        .create_group_invite(caremesh_store::NewGroupInvite {
-            group_id: ctx.group.id,
-            token: crate::auth::new_token()?,
-            label,
-            created_by: ctx.user.id,
-            created_at: now,
-            expires_at: days.map(|d| now.plus_secs(d * 24 * 3600)),
-            max_uses,
-        })
-        .await?;
+    let invite = invites::create(&state.app, &ctx, new).await?;
     Ok(see_other(&format!(
         "/g/{}/invites/{}",
         seg(&gid),
@@ -1322,10 +1288,9 @@ async fn invite_page(
     Path((gid, iid)): Path<(String, i64)>,
 ) -> PageResult {
     let ctx = load(&state, &v, &gid).await?;
-    ctx.moderate()?;
-    let invite = state.store.group_invite_by_id(ctx.group.id, iid).await?;
-    let url = format!("{}group-invite/{}", state.settings.base_url, invite.token);
-    let st = invite.state(state.clock.now());
+    let invite = invites::get(&state.app, &ctx, iid).await?;
+    let url = invites::url(&state.app, &invite.token);
+    let st = invite.state(state.app.now());
     let expiry = match invite.expires_at {
         Some(t) => v.tf("valid-until", &[("time", &v.time(t))]),
         None => v.t("no-expiry").to_owned(),
@@ -1382,11 +1347,7 @@ async fn revoke_invite(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    ctx.moderate()?;
-    state
-        .store
-        .revoke_group_invite(ctx.group.id, iid, state.clock.now())
-        .await?;
+    invites::revoke(&state.app, &ctx, iid).await?;
     Ok(see_other(&format!("/g/{}/invites/{}", seg(&gid), iid)))
 }
 
