@@ -17,6 +17,8 @@ pub mod error;
 mod group_fixtures;
 pub mod groups;
 pub mod invites;
+pub mod library;
+pub mod moderation;
 pub mod posts;
 pub mod remote;
 

@@ -1,12 +1,14 @@
 //! A group's library: named folders into which doctors and moderators save posts and files, so
-//! that education material stays findable after the feed has moved on. Members read it.
+//! that education material stays findable after the feed has moved on. Members read it. The
+//! rules live in [`caremesh_app::library`].
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use caremesh_domain::{Timestamp, clean_line, group::limits};
-use caremesh_store::{LibraryFolder, LibraryItem, NewLibraryItem};
+use caremesh_app::library::{self, ItemSource};
+use caremesh_domain::Timestamp;
+use caremesh_store::{LibraryFolder, LibraryItem};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
@@ -89,8 +91,7 @@ async fn list_folders(
     State(state): State<AppState>,
     ctx: GroupCtx,
 ) -> ApiResult<Json<Page<FolderView>>> {
-    ctx.read()?;
-    let folders = state.store.list_folders(ctx.group.id).await?;
+    let folders = library::folders(&state.app, &ctx).await?;
     Ok(Json(Page {
         items: folders.into_iter().map(FolderView::new).collect(),
         next_cursor: None,
@@ -108,13 +109,7 @@ async fn create_folder(
     ctx: GroupCtx,
     ApiJson(req): ApiJson<CreateFolder>,
 ) -> ApiResult<(StatusCode, Json<FolderView>)> {
-    ctx.keep_library()?;
-    let name = clean_line("name", &req.name, limits::FOLDER_NAME)?;
-    let folder = state
-        .store
-        .create_folder(ctx.group.id, name, ctx.user.id, state.clock.now())
-        .await?;
-    library_changed(&state, &ctx).await;
+    let folder = library::create_folder(&state.app, &ctx, &req.name).await?;
     Ok((StatusCode::CREATED, Json(FolderView::new(folder))))
 }
 
@@ -123,9 +118,7 @@ async fn delete_folder(
     ctx: GroupCtx,
     ApiPath((_gid, fid)): ApiPath<(String, i64)>,
 ) -> ApiResult<StatusCode> {
-    ctx.keep_library()?;
-    state.store.delete_folder(ctx.group.id, fid).await?;
-    library_changed(&state, &ctx).await;
+    library::delete_folder(&state.app, &ctx, fid).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -143,24 +136,19 @@ async fn list_items(
     ApiQuery(q): ApiQuery<ItemsQuery>,
 ) -> ApiResult<Json<Page<LibraryItemView>>> {
     ctx.read()?;
-    let folder = match q.folder.as_deref() {
-        None => None,
-        Some(f) => {
-            let id = f.parse::<i64>().map_err(|_| {
+    let folder =
+        match q.folder.as_deref() {
+            None => None,
+            Some(f) => Some(f.parse::<i64>().map_err(|_| {
                 ApiError::bad_request("invalid_query", "folder must be a folder id")
-            })?;
-            Some(state.store.folder_by_id(ctx.group.id, id).await?.id)
-        }
-    };
+            })?),
+        };
     let (before, limit) = crate::page::PageQuery {
         cursor: q.cursor,
         limit: q.limit,
     }
     .decode()?;
-    let items = state
-        .store
-        .library_items(ctx.group.id, folder, before, limit + 1)
-        .await?;
+    let items = library::items(&state.app, &ctx, folder, before, limit + 1).await?;
     let items = items
         .into_iter()
         .map(|i| (i.id, LibraryItemView::new(i, &ctx.group.public_id)))
@@ -186,25 +174,9 @@ async fn add_item(
     ApiJson(req): ApiJson<AddItem>,
 ) -> ApiResult<(StatusCode, Json<LibraryItemView>)> {
     ctx.keep_library()?;
-    let (post_id, attachment_id, default_title) = match (req.post, req.attachment) {
-        (Some(p), None) => {
-            let post = state
-                .store
-                .post_by_public_id(ctx.group.id, &p, None)
-                .await?;
-            let title = post
-                .title
-                .clone()
-                .unwrap_or_else(|| post.body.chars().take(60).collect());
-            (Some(post.id), None, title)
-        }
-        (None, Some(a)) => {
-            let file = state
-                .store
-                .attachment_by_public_id(ctx.group.id, &a)
-                .await?;
-            (None, Some(file.id), file.file_name)
-        }
+    let source = match (req.post, req.attachment) {
+        (Some(p), None) => ItemSource::Post(p),
+        (None, Some(a)) => ItemSource::Attachment(a),
         _ => {
             return Err(ApiError::unprocessable(
                 "invalid_field",
@@ -212,28 +184,7 @@ async fn add_item(
             ));
         }
     };
-    let title = match req.title {
-        Some(t) => clean_line("title", &t, limits::ITEM_TITLE)?,
-        None => clean_line(
-            "title",
-            &default_title.replace(['\n', '\t'], " "),
-            limits::ITEM_TITLE,
-        )
-        .unwrap_or_else(|_| "—".to_owned()),
-    };
-    let item = state
-        .store
-        .add_library_item(NewLibraryItem {
-            group_id: ctx.group.id,
-            folder_id: req.folder,
-            post_id,
-            attachment_id,
-            title,
-            added_by: ctx.user.id,
-            added_at: state.clock.now(),
-        })
-        .await?;
-    library_changed(&state, &ctx).await;
+    let item = library::add_item(&state.app, &ctx, req.folder, source, req.title).await?;
     Ok((
         StatusCode::CREATED,
         Json(LibraryItemView::new(item, &ctx.group.public_id)),
@@ -245,13 +196,6 @@ async fn remove_item(
     ctx: GroupCtx,
     ApiPath((_gid, iid)): ApiPath<(String, i64)>,
 ) -> ApiResult<StatusCode> {
-    ctx.keep_library()?;
-    state.store.remove_library_item(ctx.group.id, iid).await?;
-    library_changed(&state, &ctx).await;
+    library::remove_item(&state.app, &ctx, iid).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// After a change to the library of a group hosted here: every member's node gets it.
-pub(crate) async fn library_changed(state: &AppState, ctx: &GroupCtx) {
-    crate::posts::federate("the library", state.federation.library_changed(&ctx.group)).await;
 }

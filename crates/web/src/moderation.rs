@@ -1,10 +1,11 @@
-//! Moderation: the queue of reported posts and the moderation log. Removing posts and banning
-//! members live with posts and members; every such action is written to the log by the store in
-//! the same transaction as the action itself.
+//! Moderation: the queue of reported posts and the moderation log ([`caremesh_app::moderation`]).
+//! Removing posts and banning members live with posts and members; every such action is written
+//! to the log by the store in the same transaction as the action itself.
 
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use caremesh_app::moderation;
 use caremesh_domain::Timestamp;
 use caremesh_store::{ModerationEntry, Report};
 use serde::{Deserialize, Serialize};
@@ -83,10 +84,7 @@ async fn list_reports(
         limit: q.limit,
     }
     .decode()?;
-    let reports = state
-        .store
-        .list_reports(ctx.group.id, open_only, after, limit + 1)
-        .await?;
+    let reports = moderation::reports(&state.app, &ctx, open_only, after, limit + 1).await?;
     let items = reports
         .into_iter()
         .map(|r| (r.id, ReportView::new(r)))
@@ -99,11 +97,7 @@ async fn dismiss_report(
     ctx: GroupCtx,
     ApiPath((_gid, rid)): ApiPath<(String, i64)>,
 ) -> ApiResult<Json<ReportView>> {
-    ctx.moderate()?;
-    let report = state
-        .store
-        .dismiss_report(ctx.group.id, rid, ctx.user.id, state.clock.now())
-        .await?;
+    let report = moderation::dismiss_report(&state.app, &ctx, rid).await?;
     Ok(Json(ReportView::new(report)))
 }
 
@@ -142,10 +136,7 @@ async fn moderation_log(
 ) -> ApiResult<Json<Page<EntryView>>> {
     ctx.moderate()?;
     let (before, limit) = q.decode()?;
-    let entries = state
-        .store
-        .moderation_log(ctx.group.id, before, limit + 1)
-        .await?;
+    let entries = moderation::log(&state.app, &ctx, before, limit + 1).await?;
     let items = entries
         .into_iter()
         .map(|e| (e.id, EntryView::new(e)))

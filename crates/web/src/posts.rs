@@ -673,14 +673,3 @@ async fn doctor_queue(
         .collect();
     Ok(Json(Page::from_overfetch_parts(items, limit)))
 }
-
-/// Runs a federation step after a change that is stored already: a failure to queue it is
-/// logged, and the change stands.
-pub(crate) async fn federate<F>(what: &str, step: F)
-where
-    F: std::future::Future<Output = Result<(), caremesh_federation::FederationError>>,
-{
-    if let Err(e) = step.await {
-        tracing::error!(error = %e, "cannot queue {what} for other nodes");
-    }
-}

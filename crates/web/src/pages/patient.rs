@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
-use caremesh_domain::{GroupRole, MemberState, PostKind, Role, clean_line, group::limits};
+use caremesh_domain::{GroupRole, MemberState, PostKind, Role};
 use caremesh_store::{FeedPosition, InviteState, Post};
 use serde::Deserialize;
 
@@ -20,8 +20,9 @@ use crate::extract::ClientIp;
 use crate::groups::GroupCtx;
 use crate::page::{PageQuery, encode_cursor_parts};
 use crate::state::AppState;
+use caremesh_app::library::{self, ItemSource};
 use caremesh_app::posts::{self, FeedPage, ThreadView};
-use caremesh_app::{groups, invites};
+use caremesh_app::{groups, invites, moderation};
 use caremesh_federation::credentials::BadgeStatus;
 
 pub fn router() -> Router<AppState> {
@@ -1018,12 +1019,7 @@ async fn library_page(
     Path(gid): Path<String>,
 ) -> PageResult {
     let ctx = load(&state, &v, &gid).await?;
-    ctx.read()?;
-    let folders = state.store.list_folders(ctx.group.id).await?;
-    let items = state
-        .store
-        .library_items(ctx.group.id, None, None, 200)
-        .await?;
+    let (folders, items) = library::library(&state.app, &ctx).await?;
     let curate = ctx.keep_library().is_ok();
     let mut h = format!(
         r#"<p class="crumbs"><a href="/g/{}">{}</a></p>"#,
@@ -1088,13 +1084,7 @@ async fn create_folder(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    ctx.keep_library()?;
-    let name = clean_line("name", &form.text("name"), limits::FOLDER_NAME)?;
-    state
-        .store
-        .create_folder(ctx.group.id, name, ctx.user.id, state.clock.now())
-        .await?;
-    crate::library::library_changed(&state, &ctx).await;
+    library::create_folder(&state.app, &ctx, &form.text("name")).await?;
     Ok(see_other(&format!("/g/{}/library", seg(&gid))))
 }
 
@@ -1107,29 +1097,11 @@ async fn save_to_library(
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
     ctx.keep_library()?;
-    let post = posts::post(&state.app, &ctx, &pid).await?;
     let folder: i64 = form
         .text("folder")
         .parse()
         .map_err(|_| ApiError::unprocessable("invalid_field", "folder: choose a folder"))?;
-    let folder = state.store.folder_by_id(ctx.group.id, folder).await?;
-    let title = post
-        .title
-        .clone()
-        .unwrap_or_else(|| post.body.chars().take(80).collect());
-    state
-        .store
-        .add_library_item(caremesh_store::NewLibraryItem {
-            group_id: ctx.group.id,
-            folder_id: folder.id,
-            title,
-            post_id: Some(post.id),
-            attachment_id: None,
-            added_by: ctx.user.id,
-            added_at: state.clock.now(),
-        })
-        .await?;
-    crate::library::library_changed(&state, &ctx).await;
+    library::add_item(&state.app, &ctx, folder, ItemSource::Post(pid), None).await?;
     Ok(see_other(&format!("/g/{}/library", seg(&gid))))
 }
 
@@ -1141,9 +1113,7 @@ async fn remove_library_item(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    ctx.keep_library()?;
-    state.store.remove_library_item(ctx.group.id, item).await?;
-    crate::library::library_changed(&state, &ctx).await;
+    library::remove_item(&state.app, &ctx, item).await?;
     Ok(see_other(&format!("/g/{}/library", seg(&gid))))
 }
 
@@ -1353,18 +1323,19 @@ async fn revoke_invite(
 
 // ---- moderation ----
 
+/// Open reports shown at once on the moderation page (they are worked through, not browsed).
+const REPORTS_PAGE: u32 = 100;
+/// The newest entries of the moderation log shown on its page.
+const LOG_PAGE: u32 = 50;
+
 async fn moderation_page(
     v: Viewer,
     State(state): State<AppState>,
     Path(gid): Path<String>,
 ) -> PageResult {
     let ctx = load(&state, &v, &gid).await?;
-    ctx.moderate()?;
-    let reports = state
-        .store
-        .list_reports(ctx.group.id, true, None, 100)
-        .await?;
-    let log = state.store.moderation_log(ctx.group.id, None, 50).await?;
+    let reports = moderation::reports(&state.app, &ctx, true, None, REPORTS_PAGE).await?;
+    let log = moderation::log(&state.app, &ctx, None, LOG_PAGE).await?;
     let mut h = format!(
         r#"<p class="crumbs"><a href="/g/{gid}">{}</a> · <a href="/g/{gid}/members">{}</a></p><section><h2>{}</h2>"#,
         esc(&ctx.group.settings.name),
@@ -1427,11 +1398,7 @@ async fn dismiss_report(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    ctx.moderate()?;
-    state
-        .store
-        .dismiss_report(ctx.group.id, rid, ctx.user.id, state.clock.now())
-        .await?;
+    moderation::dismiss_report(&state.app, &ctx, rid).await?;
     Ok(see_other(&format!("/g/{}/moderation", seg(&gid))))
 }
 
@@ -1443,8 +1410,7 @@ async fn remove_post(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let ctx = load(&state, &v, &gid).await?;
-    ctx.moderate()?;
     let reason = form.get("reason").map(str::to_owned);
-    posts::delete_or_remove(&state.app, &ctx, &pid, reason).await?;
+    moderation::remove_post(&state.app, &ctx, &pid, reason).await?;
     Ok(see_other(&format!("/g/{}/moderation", seg(&gid))))
 }
