@@ -44,6 +44,13 @@ pub enum AppError {
     /// A body or file over its limit (bytes).
     #[error("larger than the limit of {limit} bytes")]
     TooLarge { limit: usize },
+    /// A file refused for its size (`file_too_large`) or because the group's storage is full
+    /// (`group_storage_full`).
+    #[error("{message}")]
+    FileTooLarge { code: &'static str, message: String },
+    /// A file of a kind the node does not take (`unsupported_file_type`).
+    #[error("{message}")]
+    UnsupportedType { code: &'static str, message: String },
     /// The store failed (database down, disk full): nothing was changed; try again.
     #[error("the node's database is unavailable: {0}")]
     Unavailable(String),
@@ -129,6 +136,8 @@ impl AppError {
             | Self::Gone { code, .. }
             | Self::Invalid { code, .. }
             | Self::BadRequest { code, .. }
+            | Self::FileTooLarge { code, .. }
+            | Self::UnsupportedType { code, .. }
             | Self::Federation { code, .. } => code,
             Self::NotFound(_) => "not_found",
             Self::TooMany { .. } => "too_many_attempts",

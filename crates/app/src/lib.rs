@@ -18,6 +18,7 @@ mod group_fixtures;
 pub mod groups;
 pub mod invites;
 pub mod library;
+pub mod media;
 pub mod moderation;
 pub mod posts;
 pub mod remote;

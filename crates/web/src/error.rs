@@ -133,6 +133,12 @@ impl From<caremesh_app::AppError> for ApiError {
                 retry_after_secs,
             } => Self::too_many(message, retry_after_secs),
             A::TooLarge { limit } => Self::payload_too_large(limit),
+            A::FileTooLarge { message, .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
+            }
+            A::UnsupportedType { message, .. } => {
+                Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, code, message)
+            }
             A::Unavailable(cause) => Self::unavailable(cause),
             A::Upstream(cause) => {
                 tracing::warn!(error = %cause, "a partner node did not answer");

@@ -118,7 +118,7 @@ async fn group_file(
         .attachment_by_sha(group.id, &sha256)
         .await?
         .ok_or(ApiError::not_found("file"))?;
-    let bytes = crate::media::read_file(&state, &file.sha256).await?;
+    let bytes = caremesh_app::media::read_file(&state.app, &file.sha256).await?;
     let mut resp = bytes.into_response();
     let h = resp.headers_mut();
     h.insert(

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use caremesh_app::media::MediaDir;
 use caremesh_app::{App, AppSettings};
 use caremesh_domain::Clock;
 use caremesh_federation::Federation;
@@ -89,12 +90,13 @@ impl AppState {
         federation: Arc<Federation>,
     ) -> Self {
         let limiter = LoginLimiter::new(settings.login_max_failures, settings.login_window_secs);
-        federation.set_media(Arc::new(crate::media::MediaDir::new(&settings)));
+        let app_settings = settings.app_settings();
+        federation.set_media(Arc::new(MediaDir::new(&app_settings)));
         let app = App::new(
             store.clone(),
             clock.clone(),
             federation.clone(),
-            settings.app_settings(),
+            app_settings,
         );
         Self {
             app,

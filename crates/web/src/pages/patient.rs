@@ -566,8 +566,13 @@ async fn form_photo(state: &AppState, ctx: &GroupCtx, form: &Form) -> ApiResult<
     if f.too_large {
         return Err(crate::media::file_too_large(state.settings.max_file_bytes));
     }
-    let a =
-        crate::media::save_upload(state, ctx, f.bytes.clone(), Some(f.file_name.clone())).await?;
+    let a = caremesh_app::media::save_upload(
+        &state.app,
+        ctx,
+        f.bytes.to_vec(),
+        Some(f.file_name.clone()),
+    )
+    .await?;
     Ok(vec![a.public_id])
 }
 

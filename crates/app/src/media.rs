@@ -1,0 +1,425 @@
+//! Attachments: images (JPEG, PNG, WebP) and PDF files uploaded into a group and served only to
+//! its members (and to the nodes its content goes to).
+//!
+//! Images are decoded and encoded again on the blocking pool before they are stored, so that no
+//! metadata of the original (EXIF, GPS position, camera serial numbers, XMP, ICC comments)
+//! survives; the EXIF orientation is applied to the pixels first so photos stay upright. JPEG
+//! stays JPEG (quality 85), PNG stays PNG, WebP is re-encoded losslessly (the only WebP encoder
+//! available in pure Rust). Decoding is bounded by `media.max_image_pixels` against decompression
+//! bombs. PDF files must start with `%PDF-` and are stored as uploaded.
+//!
+//! Files are stored once per content under `data_dir/media/ab/abcdef…` (their SHA-256) and kept as
+//! long as the group exists; the per-group quota counts every upload. Files of posts from other
+//! nodes are kept the same way, within the same limits ([`MediaDir`]).
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use caremesh_domain::{clean_line, group::limits};
+use caremesh_store::{Attachment, NewAttachment};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use sha2::{Digest, Sha256};
+
+use crate::{App, AppError, AppResult, AppSettings, GroupAccess, new_public_id};
+
+/// The content types an upload may declare.
+pub const ACCEPTED_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/webp", "application/pdf"];
+
+/// Whether an upload's declared content type (without parameters, lower case) is one the node
+/// takes. What the file really is, is decided by its bytes ([`Kind::sniff`]).
+pub fn accepts_content_type(declared: &str) -> bool {
+    ACCEPTED_TYPES.contains(&declared)
+}
+
+/// The kinds of file a group keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Jpeg,
+    Png,
+    Webp,
+    Pdf,
+}
+
+impl Kind {
+    /// Recognised by the file's first bytes, never by what the client claims.
+    pub fn sniff(bytes: &[u8]) -> Option<Kind> {
+        if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(Kind::Jpeg)
+        } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(Kind::Png)
+        } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+            Some(Kind::Webp)
+        } else if bytes.starts_with(b"%PDF-") {
+            Some(Kind::Pdf)
+        } else {
+            None
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Kind::Jpeg => "image/jpeg",
+            Kind::Png => "image/png",
+            Kind::Webp => "image/webp",
+            Kind::Pdf => "application/pdf",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Kind::Jpeg => "jpg",
+            Kind::Png => "png",
+            Kind::Webp => "webp",
+            Kind::Pdf => "pdf",
+        }
+    }
+}
+
+/// Why an image could not be cleaned.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MediaError {
+    #[error("the file could not be read as {0}: it is damaged or not what it claims to be")]
+    Corrupt(&'static str),
+    #[error("the image is {0}×{1} pixels; the limit is {2} pixels")]
+    TooManyPixels(u32, u32, u64),
+    #[error("the image could not be encoded again: {0}")]
+    Encode(String),
+}
+
+impl From<MediaError> for AppError {
+    fn from(e: MediaError) -> Self {
+        match e {
+            MediaError::Corrupt(_) => AppError::invalid_code("corrupt_file", e.to_string()),
+            MediaError::TooManyPixels(..) => {
+                AppError::invalid_code("image_too_large", e.to_string())
+            }
+            MediaError::Encode(m) => AppError::Internal(m),
+        }
+    }
+}
+
+/// A file of a kind the node does not take.
+pub fn unsupported() -> AppError {
+    AppError::UnsupportedType {
+        code: "unsupported_file_type",
+        message: "attachments must be JPEG, PNG or WebP images or PDF files, sent with their content type".into(),
+    }
+}
+
+/// A file over `media.max_file_bytes`.
+pub fn file_too_large(limit: usize) -> AppError {
+    AppError::FileTooLarge {
+        code: "file_too_large",
+        message: format!("the file is larger than the limit of {limit} bytes"),
+    }
+}
+
+/// Decodes an image and encodes its pixels again, leaving every piece of metadata behind.
+/// Returns the new bytes and the dimensions.
+pub(crate) fn reencode(
+    bytes: &[u8],
+    kind: Kind,
+    max_pixels: u64,
+) -> Result<(Vec<u8>, u32, u32), MediaError> {
+    let (format, name) = match kind {
+        Kind::Jpeg => (ImageFormat::Jpeg, "JPEG"),
+        Kind::Png => (ImageFormat::Png, "PNG"),
+        Kind::Webp => (ImageFormat::WebP, "WebP"),
+        Kind::Pdf => return Err(MediaError::Corrupt("an image")),
+    };
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut limits = image::Limits::default();
+    // Room for the decoded pixels (up to 4 bytes each, 16-bit PNGs 8) and the decoder's buffers.
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).saturating_add(64 << 20));
+    reader.limits(limits);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|_| MediaError::Corrupt(name))?;
+    let (w, h) = decoder.dimensions();
+    if u64::from(w) * u64::from(h) > max_pixels {
+        return Err(MediaError::TooManyPixels(w, h, max_pixels));
+    }
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| match e {
+        image::ImageError::Limits(_) => MediaError::TooManyPixels(w, h, max_pixels),
+        _ => MediaError::Corrupt(name),
+    })?;
+    img.apply_orientation(orientation);
+    let mut out = Vec::new();
+    let encoded = match kind {
+        Kind::Jpeg => DynamicImage::ImageRgb8(img.to_rgb8()).write_with_encoder(
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85),
+        ),
+        Kind::Png => img.write_with_encoder(image::codecs::png::PngEncoder::new(&mut out)),
+        _ => {
+            let img = if img.color().has_alpha() {
+                DynamicImage::ImageRgba8(img.to_rgba8())
+            } else {
+                DynamicImage::ImageRgb8(img.to_rgb8())
+            };
+            img.write_with_encoder(image::codecs::webp::WebPEncoder::new_lossless(&mut out))
+        }
+    };
+    encoded.map_err(|e| MediaError::Encode(e.to_string()))?;
+    Ok((out, img.width(), img.height()))
+}
+
+/// The path of a stored file: `media/ab/abcdef…`.
+fn file_path(dir: &Path, sha256: &str) -> PathBuf {
+    dir.join(sha256.get(..2).unwrap_or("00")).join(sha256)
+}
+
+/// The bytes of a file kept under its SHA-256.
+pub async fn read_file(app: &App, sha256: &str) -> AppResult<Vec<u8>> {
+    tokio::fs::read(file_path(&app.settings.media_dir, sha256))
+        .await
+        .map_err(|e| AppError::internal(format!("file {sha256} unreadable: {e}")))
+}
+
+/// Writes the file under its content hash, through a temporary file and a rename, so that a
+/// reader never sees half a file. A file with the same content is already there: nothing to do.
+async fn write_file(dir: &Path, bytes: &[u8], sha256: &str) -> AppResult<()> {
+    let path = file_path(dir, sha256);
+    if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        return Ok(());
+    }
+    let dir = path
+        .parent()
+        .ok_or_else(|| AppError::internal("media path without a folder"))?;
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| AppError::internal(format!("cannot create {}: {e}", dir.display())))?;
+    let tmp = dir.join(format!("{sha256}.{}.tmp", new_public_id()?));
+    tokio::fs::write(&tmp, bytes)
+        .await
+        .map_err(|e| AppError::internal(format!("cannot write {}: {e}", tmp.display())))?;
+    tokio::fs::rename(&tmp, &path)
+        .await
+        .map_err(|e| AppError::internal(format!("cannot move {}: {e}", tmp.display())))?;
+    Ok(())
+}
+
+/// The media directory, as the federation layer keeps the files of posts from other nodes in
+/// it: only the kinds of file uploads may be, within the same limits.
+pub struct MediaDir {
+    dir: PathBuf,
+    max_file_bytes: usize,
+    quota: i64,
+}
+
+impl MediaDir {
+    pub fn new(settings: &AppSettings) -> Self {
+        Self {
+            dir: settings.media_dir.clone(),
+            max_file_bytes: settings.max_file_bytes,
+            quota: settings.group_quota_bytes,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl caremesh_federation::media::MediaFiles for MediaDir {
+    async fn keep(&self, sha256: &str, bytes: Vec<u8>) -> Result<String, String> {
+        if bytes.len() > self.max_file_bytes {
+            return Err(format!("larger than {} bytes", self.max_file_bytes));
+        }
+        let kind = Kind::sniff(&bytes).ok_or("not a JPEG, PNG, WebP or PDF file")?;
+        write_file(&self.dir, &bytes, sha256)
+            .await
+            .map_err(|_| "cannot be written".to_owned())?;
+        Ok(kind.content_type().to_owned())
+    }
+
+    fn max_file_bytes(&self) -> usize {
+        self.max_file_bytes
+    }
+
+    fn group_quota_bytes(&self) -> i64 {
+        self.quota
+    }
+}
+
+/// A member uploads one file into the group: it is checked, cleaned (images are decoded and
+/// encoded again, without their metadata), stored and recorded for the group against its quota.
+/// The JSON API's upload and the pages' photo fields both come here; the attachment's id then
+/// goes into a post or a library item.
+pub async fn save_upload(
+    app: &App,
+    ctx: &GroupAccess,
+    bytes: Vec<u8>,
+    name: Option<String>,
+) -> AppResult<Attachment> {
+    ctx.read()?;
+    let limit = app.settings.max_file_bytes;
+    if bytes.len() > limit {
+        return Err(file_too_large(limit));
+    }
+    if bytes.is_empty() {
+        return Err(AppError::invalid_code("empty_file", "the upload is empty"));
+    }
+    let kind = Kind::sniff(&bytes).ok_or_else(unsupported)?;
+    let (stored, width, height) = match kind {
+        Kind::Pdf => (bytes, None, None),
+        image_kind => {
+            let max_pixels = app.settings.max_image_pixels;
+            let (out, w, h) =
+                tokio::task::spawn_blocking(move || reencode(&bytes, image_kind, max_pixels))
+                    .await
+                    .map_err(AppError::internal)??;
+            (out, Some(w), Some(h))
+        }
+    };
+    let file_name = upload_name(name, kind)?;
+    let sha256 = hex::encode(Sha256::digest(&stored));
+    let size = i64::try_from(stored.len()).map_err(AppError::internal)?;
+    write_file(&app.settings.media_dir, &stored, &sha256).await?;
+    app.store
+        .add_attachment(
+            NewAttachment {
+                public_id: new_public_id()?,
+                group_id: ctx.group.id,
+                uploaded_by: ctx.user.id,
+                content_type: kind.content_type().to_owned(),
+                file_name,
+                size_bytes: size,
+                sha256,
+                width,
+                height,
+                created_at: app.now(),
+            },
+            app.settings.group_quota_bytes,
+        )
+        .await
+        .map_err(|e| match e.conflict_code() {
+            Some("group_storage_full") => AppError::FileTooLarge {
+                code: "group_storage_full",
+                message: e.to_string(),
+            },
+            _ => e.into(),
+        })
+}
+
+/// A clean file name with the extension of what the file really is.
+fn upload_name(given: Option<String>, kind: Kind) -> AppResult<String> {
+    let base = match given {
+        Some(n) if !n.trim().is_empty() => {
+            // Only the last path component: names are shown, never used as paths.
+            let last = n.rsplit(['/', '\\']).next().unwrap_or("").to_owned();
+            clean_line("name", &last, limits::FILE_NAME)?
+        }
+        _ => "file".to_owned(),
+    };
+    let stem = match base.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem.to_owned(),
+        _ => base,
+    };
+    Ok(format!("{stem}.{}", kind.extension()))
+}
+
+/// A member downloads one of the group's files: the attachment and its bytes.
+pub async fn download(app: &App, ctx: &GroupAccess, aid: &str) -> AppResult<(Attachment, Vec<u8>)> {
+    ctx.read()?;
+    let a = app.store.attachment_by_public_id(ctx.group.id, aid).await?;
+    let bytes = read_file(app, &a.sha256).await?;
+    Ok((a, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn files_are_recognised_by_their_bytes() {
+        assert_eq!(Kind::sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(Kind::Jpeg));
+        assert_eq!(Kind::sniff(b"\x89PNG\r\n\x1a\nxxxx"), Some(Kind::Png));
+        assert_eq!(Kind::sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(Kind::Webp));
+        assert_eq!(Kind::sniff(b"%PDF-1.7\n"), Some(Kind::Pdf));
+        assert_eq!(Kind::sniff(b"<html>"), None);
+        assert_eq!(Kind::sniff(b"GIF89a"), None);
+    }
+
+    #[test]
+    fn names_keep_their_words_and_get_the_real_extension() {
+        assert_eq!(
+            upload_name(Some("C:\\scans\\化验单.JPG".into()), Kind::Png).unwrap(),
+            "化验单.png"
+        );
+        assert_eq!(upload_name(None, Kind::Pdf).unwrap(), "file.pdf");
+    }
+
+    #[test]
+    fn images_round_trip_and_bombs_are_refused() {
+        let img = image::RgbImage::from_fn(64, 32, |x, _| image::Rgb([x as u8 * 4, 0, 0]));
+        let mut png = Vec::new();
+        DynamicImage::ImageRgb8(img.clone())
+            .write_with_encoder(image::codecs::png::PngEncoder::new(&mut png))
+            .unwrap();
+        let (out, w, h) = reencode(&png, Kind::Png, 1_000_000).unwrap();
+        assert_eq!((w, h), (64, 32));
+        assert_eq!(Kind::sniff(&out), Some(Kind::Png));
+        let err = reencode(&png, Kind::Png, 1000).unwrap_err();
+        assert!(matches!(err, MediaError::TooManyPixels(64, 32, 1000)));
+        let mut webp = Vec::new();
+        DynamicImage::ImageRgb8(img)
+            .write_with_encoder(image::codecs::webp::WebPEncoder::new_lossless(&mut webp))
+            .unwrap();
+        let (out, ..) = reencode(&webp, Kind::Webp, 1_000_000).unwrap();
+        assert_eq!(Kind::sniff(&out), Some(Kind::Webp));
+        assert!(matches!(
+            reencode(&png[..40], Kind::Png, 1_000_000),
+            Err(MediaError::Corrupt("PNG"))
+        ));
+    }
+
+    #[tokio::test]
+    async fn uploads_are_cleaned_stored_and_refused_by_their_bytes() {
+        use caremesh_domain::Role;
+        let n = crate::group_fixtures::node().await;
+        let doctor = n.user("dr.wang", Role::Doctor).await;
+        let group = n.group(&doctor, "Stroke rehabilitation").await;
+        let ctx = n.access(&doctor, &group).await;
+        let mut png = Vec::new();
+        DynamicImage::ImageRgb8(image::RgbImage::from_pixel(8, 4, image::Rgb([9, 9, 9])))
+            .write_with_encoder(image::codecs::png::PngEncoder::new(&mut png))
+            .unwrap();
+        // A text chunk (like a camera's metadata) that the cleaning leaves behind.
+        let mut tagged = png[..33].to_vec();
+        let text = b"tEXtComment\0GPS 23.1N 113.3E";
+        tagged.extend_from_slice(&u32::try_from(text.len() - 4).unwrap().to_be_bytes());
+        tagged.extend_from_slice(text);
+        tagged.extend_from_slice(&[0, 0, 0, 0]);
+        tagged.extend_from_slice(&png[33..]);
+        let a = save_upload(&n.app, &ctx, tagged.clone(), Some("scan.JPG".into()))
+            .await
+            .unwrap();
+        assert_eq!(
+            (a.content_type.as_str(), a.file_name.as_str()),
+            ("image/png", "scan.png")
+        );
+        assert_eq!((a.width, a.height), (Some(8), Some(4)));
+        let stored = read_file(&n.app, &a.sha256).await.unwrap();
+        assert_eq!(Kind::sniff(&stored), Some(Kind::Png));
+        assert!(!stored.windows(3).any(|w| w == b"GPS"), "metadata removed");
+        let (found, bytes) = download(&n.app, &ctx, &a.public_id).await.unwrap();
+        assert_eq!((found.id, bytes), (a.id, stored));
+
+        let used = n.store.group_by_id(group.id).await.unwrap().storage_bytes;
+        let e = save_upload(&n.app, &ctx, b"GIF89a....".to_vec(), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AppError::UnsupportedType { .. }), "{e:?}");
+        let e = save_upload(&n.app, &ctx, vec![0xFF; (1 << 20) + 1], None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "file_too_large");
+        let e = save_upload(&n.app, &ctx, png[..40].to_vec(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "corrupt_file");
+        let after = n.store.group_by_id(group.id).await.unwrap().storage_bytes;
+        assert_eq!(after, used, "refused files are not counted");
+    }
+}
