@@ -458,3 +458,26 @@ pub async fn decide_join(
     }
     Ok(m)
 }
+
+// ---- what partner nodes fetch ----
+
+/// A group hosted here as partner nodes fetch it (its actor document); mirrors of other nodes'
+/// groups are not served. The caller has checked the request's signature.
+pub async fn actor_document(app: &App, gid: &str) -> AppResult<serde_json::Value> {
+    let group = app.store.group_by_public_id(gid).await?;
+    if group.remote_actor_id.is_some() {
+        return Err(group_not_found());
+    }
+    Ok(app.federation.group_document(&group).await?)
+}
+
+/// A patient's per-group pseudonym as partner nodes fetch it (its actor document). The caller
+/// has checked the request's signature.
+pub async fn pseudonym_document(app: &App, id: &str) -> AppResult<serde_json::Value> {
+    let p = app
+        .store
+        .pseudonym(id)
+        .await?
+        .ok_or(AppError::NotFound("actor"))?;
+    Ok(app.federation.pseudonym_document(&p).await?)
+}

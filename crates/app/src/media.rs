@@ -326,6 +326,39 @@ pub async fn download(app: &App, ctx: &GroupAccess, aid: &str) -> AppResult<(Att
     Ok((a, bytes))
 }
 
+/// A file of a group's post, for a node its content goes to (`authority`, from the request's
+/// signature, which the caller has checked): for a group hosted here, nodes with an active
+/// member; for a mirrored group, its host. Anyone else, and any other file: `NotFound`.
+pub async fn file_for_node(
+    app: &App,
+    group_url: &str,
+    sha256: &str,
+    authority: &str,
+) -> AppResult<(Attachment, Vec<u8>)> {
+    let not_found = || AppError::NotFound("file");
+    let group = match app.federation.local_group_id(group_url) {
+        Some(pid) => match app.store.group_by_public_id(&pid).await {
+            Ok(g) => Some(g),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => app.store.group_by_remote_actor(group_url).await?,
+    };
+    let Some(group) = group else {
+        return Err(not_found());
+    };
+    if !app.federation.may_fetch_media(&group, authority).await {
+        return Err(not_found());
+    }
+    let file = app
+        .store
+        .attachment_by_sha(group.id, sha256)
+        .await?
+        .ok_or_else(not_found)?;
+    let bytes = read_file(app, &file.sha256).await?;
+    Ok((file, bytes))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -738,3 +738,169 @@ pub async fn report(app: &App, ctx: &GroupAccess, pid: &str, reason: &str) -> Ap
         .report_post(ctx.group.id, post.id, ctx.user.id, reason, app.now())
         .await?)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::group_fixtures::{Node, node};
+
+    async fn join(n: &Node, owner: &GroupAccess, user: &User) {
+        let invite = crate::invites::create(&n.app, owner, Default::default())
+            .await
+            .unwrap();
+        crate::invites::accept(&n.app, user, &invite.token)
+            .await
+            .unwrap();
+    }
+
+    fn announcement(title: Option<&str>) -> Announcement {
+        Announcement {
+            title: title.map(str::to_owned),
+            body: "Bring your medication list on Friday.".into(),
+            pinned: true,
+            publish_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_announcement_to_several_groups_posts_everywhere_or_nowhere() {
+        let n = node().await;
+        let wang = n.user("dr.wang", Role::Doctor).await;
+        let li = n.user("dr.li", Role::Doctor).await;
+        let mine = n.group(&wang, "Stroke, Guangzhou").await;
+        let also_mine = n.group(&wang, "Stroke, Tangshan").await;
+        let not_mine = n.group(&li, "Diabetes").await;
+        join(&n, &n.access(&li, &not_mine).await, &wang).await;
+        let ids = |gs: &[&caremesh_store::Group]| -> Vec<String> {
+            gs.iter().map(|g| g.public_id.clone()).collect()
+        };
+
+        // Dr. Wang is only a member of Dr. Li's group: nothing is posted anywhere.
+        let e = announce_to_groups(
+            &n.app,
+            &wang,
+            &ids(&[&mine, &also_mine, &not_mine]),
+            announcement(Some("Clinic")),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, AppError::Forbidden { .. }), "{e:?}");
+        let too_many: Vec<String> = std::iter::repeat_n(mine.public_id.clone(), 51).collect();
+        let e = announce_to_groups(&n.app, &wang, &too_many, announcement(None))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().starts_with("groups: at most 50"), "{e}");
+        let e = announce_to_groups(&n.app, &wang, &[], announcement(None))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AppError::Invalid { .. }), "{e:?}");
+        for g in [&mine, &also_mine] {
+            let ctx = n.access(&wang, g).await;
+            assert!(
+                feed(&n.app, &ctx, FeedSort::Newest, None, 10)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+
+        // The page's form and the API: the same rules, the title optional.
+        let posted = announce_to_groups(
+            &n.app,
+            &wang,
+            &ids(&[&mine, &also_mine, &mine]),
+            announcement(Some("  ")),
+        )
+        .await
+        .unwrap();
+        assert_eq!(posted.len(), 2, "each group once");
+        for g in [&mine, &also_mine] {
+            let ctx = n.access(&wang, g).await;
+            let posts = feed(&n.app, &ctx, FeedSort::Newest, None, 10)
+                .await
+                .unwrap();
+            assert_eq!(posts.len(), 1);
+            assert_eq!(
+                (posts[0].kind, posts[0].pinned),
+                (PostKind::Announcement, true)
+            );
+            assert_eq!(posts[0].title, None);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_group_page_counts_who_has_seen_an_announcement_but_not_its_author() {
+        let n = node().await;
+        let wang = n.user("dr.wang", Role::Doctor).await;
+        let group = n.group(&wang, "Stroke rehabilitation").await;
+        let doctor = n.access(&wang, &group).await;
+        let zhao = n.user("patient.zhao", Role::Patient).await;
+        join(&n, &doctor, &zhao).await;
+        let patient = n.access(&zhao, &group).await;
+        let news = ask(
+            &n.app,
+            &doctor,
+            NewThread {
+                kind: PostKind::Announcement,
+                title: Some("Clinic".into()),
+                body: "On Friday.".into(),
+                pinned: false,
+                publish_at: None,
+                attachments: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+        let question = ask(
+            &n.app,
+            &patient,
+            NewThread {
+                kind: PostKind::Question,
+                title: None,
+                body: "Can I drive?".into(),
+                pinned: false,
+                publish_at: None,
+                attachments: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+
+        // The doctor opens the page: they do not count themselves, and see the count.
+        let page = feed_page(&n.app, &doctor, None, 20).await.unwrap();
+        assert_eq!(page.posts.len(), 2);
+        assert!(!page.more);
+        assert_eq!(page.seen.get(&news.id), Some(&0));
+        assert_eq!(page.seen.get(&question.id), None, "only announcements");
+        // The patient sees no counts, but is counted.
+        let page = feed_page(&n.app, &patient, None, 20).await.unwrap();
+        assert!(page.seen.is_empty());
+        let page = feed_page(&n.app, &doctor, None, 1).await.unwrap();
+        assert!(page.more);
+        let thread = open_thread(&n.app, &doctor, news.clone()).await.unwrap();
+        assert_eq!(thread.seen_by, Some(1));
+        // Opening the thread again counts the same member once.
+        open_thread(&n.app, &patient, news.clone()).await.unwrap();
+        let thread = open_thread(&n.app, &doctor, news).await.unwrap();
+        assert_eq!(thread.seen_by, Some(1));
+        let thread = open_thread(&n.app, &patient, question).await.unwrap();
+        assert_eq!(thread.seen_by, None);
+    }
+
+    #[test]
+    fn scheduled_posts_are_for_the_future_within_a_year() {
+        let now = Timestamp::from_millis(1_000_000);
+        assert_eq!(publish_time(None, now).unwrap(), now);
+        assert!(publish_time(Some(now), now).is_err());
+        assert!(publish_time(Some(now.plus_secs(MAX_SCHEDULE_SECS)), now).is_ok());
+        assert!(publish_time(Some(now.plus_secs(MAX_SCHEDULE_SECS + 1)), now).is_err());
+        assert_eq!(clean_title(Some(" \t ".into())).unwrap(), None);
+        assert_eq!(
+            clean_title(Some(" 复诊 ".into())).unwrap().as_deref(),
+            Some("复诊")
+        );
+        assert!(check_attachments(&vec![String::new(); MAX_ATTACHMENTS]).is_ok());
+        assert!(check_attachments(&vec![String::new(); MAX_ATTACHMENTS + 1]).is_err());
+    }
+}

@@ -1,9 +1,12 @@
-//! Groups hosted by partner hospitals, from this node's side: asking to join one.
+//! Groups hosted by partner hospitals, from this node's side: asking to join one, and what the
+//! pages show about partner hospitals on the way (which hospital a group's address belongs to,
+//! its name, where a visitor of another hospital continues from an invite link).
 
 use caremesh_domain::{Role, ValidationError, validate_display_name};
-use caremesh_store::{Group, Member, User};
+use caremesh_federation::urls::authority_of_str;
+use caremesh_store::{Group, GroupInvite, Member, Partner, User};
 
-use crate::{App, AppResult};
+use crate::{App, AppError, AppResult};
 
 /// The name an account shows in a group hosted elsewhere: a patient's own choice for that group
 /// (only this name crosses to the other nodes about them), or a doctor's or staff member's
@@ -33,4 +36,60 @@ pub async fn join(
         .federation
         .join_remote_group(user, group_url.trim(), &name, invite)
         .await?)
+}
+
+/// The partner hospital a group's address belongs to, or why there is none.
+pub async fn partner_of(app: &App, group_url: &str) -> AppResult<Partner> {
+    let authority = authority_of_str(group_url)
+        .ok_or_else(|| AppError::invalid("group: not a group's address"))?;
+    app.federation.partners.get(&authority).await?.ok_or_else(|| {
+        AppError::forbidden(format!(
+            "{authority} is not a partner hospital of this one; ask your hospital's administrator"
+        ))
+    })
+}
+
+/// A partner hospital's name, as its node actor says: from what this node knows, or (with
+/// `fetch`) asked of the partner; its address when neither tells.
+pub async fn hospital_name(app: &App, p: &Partner, fetch: bool) -> String {
+    let actor = format!("{}actor", p.base_url);
+    let doc = match app.store.remote_actor(&actor).await {
+        Ok(Some(a)) => Some(a.document),
+        _ if fetch => app
+            .federation
+            .resolver
+            .fetch_actor(&actor)
+            .await
+            .ok()
+            .map(|a| a.document),
+        _ => None,
+    };
+    doc.and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+        .and_then(|d| d["name"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| p.authority.clone())
+}
+
+/// What a group's invite link offers a visitor who has no account on this node: the group, its
+/// address as the partner hospitals know it, and those hospitals (with their names), where the
+/// visitor may have an account to join from.
+pub struct InviteElsewhere {
+    pub group: Group,
+    pub group_url: String,
+    pub partners: Vec<(Partner, String)>,
+}
+
+/// The group an invite link leads to, for visitors who are patients of a partner hospital.
+pub async fn invite_elsewhere(app: &App, invite: &GroupInvite) -> AppResult<InviteElsewhere> {
+    let group = crate::invites::group_of(app, invite).await?;
+    let group_url = app.federation.urls.group(&group.public_id);
+    let mut partners = Vec::new();
+    for p in app.federation.partners.all().await? {
+        let name = hospital_name(app, &p, false).await;
+        partners.push((p, name));
+    }
+    Ok(InviteElsewhere {
+        group,
+        group_url,
+        partners,
+    })
 }

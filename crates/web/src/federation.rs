@@ -46,15 +46,14 @@ async fn group_actor(
     headers: HeaderMap,
     ApiPath(pid): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let fed = &state.federation;
-    fed.inbox
+    state
+        .federation
+        .inbox
         .verify_request(&inbound(&method, &uri, &headers, b""))
         .await?;
-    let group = state.store.group_by_public_id(&pid).await?;
-    if group.remote_actor_id.is_some() {
-        return Err(ApiError::not_found("group"));
-    }
-    Ok(activity_json(fed.group_document(&group).await?))
+    Ok(activity_json(
+        caremesh_app::groups::actor_document(&state.app, &pid).await?,
+    ))
 }
 
 /// A patient's per-group pseudonym, for partner nodes (signed GET).
@@ -65,16 +64,14 @@ async fn pseudonym_actor(
     headers: HeaderMap,
     ApiPath(pid): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let fed = &state.federation;
-    fed.inbox
+    state
+        .federation
+        .inbox
         .verify_request(&inbound(&method, &uri, &headers, b""))
         .await?;
-    let p = state
-        .store
-        .pseudonym(&pid)
-        .await?
-        .ok_or(ApiError::not_found("actor"))?;
-    Ok(activity_json(fed.pseudonym_document(&p).await?))
+    Ok(activity_json(
+        caremesh_app::groups::pseudonym_document(&state.app, &pid).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -94,31 +91,14 @@ async fn group_file(
     ApiPath(sha256): ApiPath<String>,
     axum::extract::Query(q): axum::extract::Query<FileQuery>,
 ) -> Result<Response, ApiError> {
-    let fed = &state.federation;
-    let sender = fed
+    let sender = state
+        .federation
         .inbox
         .verify_request(&inbound(&method, &uri, &headers, b""))
         .await?;
-    let group = match fed.local_group_id(&q.group) {
-        Some(pid) => match state.store.group_by_public_id(&pid).await {
-            Ok(g) => Some(g),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e.into()),
-        },
-        None => state.store.group_by_remote_actor(&q.group).await?,
-    };
-    let Some(group) = group else {
-        return Err(ApiError::not_found("file"));
-    };
-    if !fed.may_fetch_media(&group, &sender.authority).await {
-        return Err(ApiError::not_found("file"));
-    }
-    let file = state
-        .store
-        .attachment_by_sha(group.id, &sha256)
-        .await?
-        .ok_or(ApiError::not_found("file"))?;
-    let bytes = caremesh_app::media::read_file(&state.app, &file.sha256).await?;
+    let (file, bytes) =
+        caremesh_app::media::file_for_node(&state.app, &q.group, &sha256, &sender.authority)
+            .await?;
     let mut resp = bytes.into_response();
     let h = resp.headers_mut();
     h.insert(

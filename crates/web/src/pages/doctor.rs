@@ -12,7 +12,8 @@ use super::{Form, PageResult, Viewer, esc, esc_text, pager, parse_local_time, se
 use crate::error::ApiError;
 use crate::page::{PageQuery, encode_cursor_parts};
 use crate::state::AppState;
-use caremesh_app::posts::{Announcement, announce_to_groups};
+use caremesh_app::groups;
+use caremesh_app::posts::{self, Announcement, announce_to_groups};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -41,15 +42,8 @@ async fn queue(
     }
     .decode_parts(2)?;
     let first_page = position.is_none();
-    let mut items = state
-        .store
-        .doctor_queue(
-            auth.user.id,
-            position.map(|p| (p[0], p[1])),
-            QUEUE_PAGE + 1,
-            state.clock.now(),
-        )
-        .await?;
+    let after = position.map(|p| (p[0], p[1]));
+    let mut items = posts::doctor_queue(&state.app, &auth.user, after, QUEUE_PAGE + 1).await?;
     let more = items.len() > QUEUE_PAGE as usize;
     items.truncate(QUEUE_PAGE as usize);
     let next = if more {
@@ -100,22 +94,9 @@ async fn queue(
     Ok(v.page(v.t("nav-queue"), &h))
 }
 
-/// Groups where the doctor may teach (post announcements).
-async fn teaching_groups(
-    state: &AppState,
-    v: &Viewer,
-) -> Result<Vec<caremesh_store::Group>, super::PageError> {
-    let auth = v.require_role(|r| r == Role::Doctor)?;
-    let groups = state.store.groups_of_user(auth.user.id, None, 200).await?;
-    Ok(groups
-        .into_iter()
-        .filter(|(_, m)| m.role.can_teach())
-        .map(|(g, _)| g)
-        .collect())
-}
-
 async fn announce_page(v: Viewer, State(state): State<AppState>) -> PageResult {
-    let groups = teaching_groups(&state, &v).await?;
+    let auth = v.require_role(|r| r == Role::Doctor)?;
+    let groups = groups::teaching_groups(&state.app, &auth.user).await?;
     let mut boxes = String::new();
     for g in &groups {
         boxes.push_str(&format!(

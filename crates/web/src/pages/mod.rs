@@ -5,8 +5,9 @@
 //! content passes; assets are embedded in the binary. Every form carries a CSRF token that each
 //! POST handler checks ([`Viewer::check_csrf`]): for a logged-in visitor it is derived from the
 //! session (SHA-256 over the stored session hash), before login it is a random double-submit
-//! cookie. Handlers reuse the JSON API's authorization rules ([`crate::groups::GroupCtx`]) and the
-//! shared functions of the API modules, so a page never allows what the API refuses.
+//! cookie. Handlers parse the form, call the same use-case of the application layer
+//! ([`caremesh_app`]) as the JSON API, and render its result, so a page never allows what the API
+//! refuses.
 
 mod admin;
 mod doctor;

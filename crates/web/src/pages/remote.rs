@@ -8,13 +8,12 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
+use caremesh_app::remote::{self, InviteElsewhere, hospital_name, partner_of};
 use caremesh_domain::Role;
-use caremesh_federation::urls::authority_of_str;
-use caremesh_store::{GroupInvite, Partner};
+use caremesh_store::GroupInvite;
 use serde::Deserialize;
 
 use super::{Form, PageResult, Viewer, esc, field_error, seg};
-use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -27,43 +26,6 @@ struct RemoteJoinQuery {
     group: Option<String>,
     /// The host's invite token, if the link carried one.
     invite: Option<String>,
-}
-
-/// The partner a group URL belongs to, or a page explaining that it is not one.
-async fn partner_of(state: &AppState, group_url: &str) -> Result<Partner, ApiError> {
-    let authority = authority_of_str(group_url)
-        .ok_or_else(|| ApiError::unprocessable("invalid_field", "group: not a group's address"))?;
-    state
-        .federation
-        .partners
-        .get(&authority)
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(|| {
-            ApiError::forbidden(format!(
-                "{authority} is not a partner hospital of this one; ask your hospital's administrator"
-            ))
-        })
-}
-
-/// A partner hospital's name, as its node actor says: from what this node knows, or (with
-/// `fetch`) asked of the partner; its address when neither tells.
-async fn hospital_name(state: &AppState, p: &Partner, fetch: bool) -> String {
-    let actor = format!("{}actor", p.base_url);
-    let doc = match state.store.remote_actor(&actor).await {
-        Ok(Some(a)) => Some(a.document),
-        _ if fetch => state
-            .federation
-            .resolver
-            .fetch_actor(&actor)
-            .await
-            .ok()
-            .map(|a| a.document),
-        _ => None,
-    };
-    doc.and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
-        .and_then(|d| d["name"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| p.authority.clone())
 }
 
 fn join_form(
@@ -104,8 +66,8 @@ async fn remote_join_page(
 ) -> PageResult {
     let auth = v.require()?;
     let group = q.group.unwrap_or_default();
-    let partner = partner_of(&state, &group).await?;
-    let host = hospital_name(&state, &partner, true).await;
+    let partner = partner_of(&state.app, &group).await?;
+    let host = hospital_name(&state.app, &partner, true).await;
     let mut h = format!(
         r#"<p class="lead">{}</p>"#,
         esc(&v.tf("remote-join-lead", &[("host", &host)]))
@@ -126,10 +88,10 @@ async fn remote_join(v: Viewer, State(state): State<AppState>, form: Form) -> Pa
     let auth = v.require()?;
     let group = form.text("group");
     let invite = form.text("invite");
-    let partner = partner_of(&state, group.trim()).await?;
+    let partner = partner_of(&state.app, group.trim()).await?;
     let patient = auth.user.role == Role::Patient;
     let typed = form.text("display_name");
-    if let Err(e) = caremesh_app::remote::join_name(&auth.user, Some(&typed)) {
+    if let Err(e) = remote::join_name(&auth.user, Some(&typed)) {
         let message = field_error(&v, v.t("my-name-label"), &e);
         let h = join_form(&v, &group, &invite, patient, &typed, Some(&message));
         return Ok(v.page_with_status(
@@ -138,8 +100,8 @@ async fn remote_join(v: Viewer, State(state): State<AppState>, form: Form) -> Pa
             &h,
         ));
     }
-    caremesh_app::remote::join(&state.app, &auth.user, &group, Some(&typed), Some(&invite)).await?;
-    let host = hospital_name(&state, &partner, true).await;
+    remote::join(&state.app, &auth.user, &group, Some(&typed), Some(&invite)).await?;
+    let host = hospital_name(&state.app, &partner, true).await;
     Ok(v.page(
         v.t("remote-join-title"),
         &format!(
@@ -158,8 +120,11 @@ pub(super) async fn invite_for_visitors(
     token: &str,
     invite: &GroupInvite,
 ) -> PageResult {
-    let group = state.store.group_by_id(invite.group_id).await?;
-    let group_url = state.federation.urls.group(&group.public_id);
+    let InviteElsewhere {
+        group,
+        group_url,
+        partners,
+    } = remote::invite_elsewhere(&state.app, invite).await?;
     let mut h = format!(
         r#"<p class="lead">{cond} · {city}</p><p><a class="button primary" href="/login?next={next}">{login}</a></p>"#,
         cond = esc(&group.settings.condition),
@@ -167,18 +132,12 @@ pub(super) async fn invite_for_visitors(
         next = seg(&format!("/group-invite/{token}")),
         login = esc(v.t("invite-own-account")),
     );
-    let partners = state
-        .federation
-        .partners
-        .all()
-        .await
-        .map_err(ApiError::from)?;
     if !partners.is_empty() {
         h.push_str(&format!(
             r#"<h2>{}</h2><ul class="list">"#,
             esc(v.t("invite-partner-patients"))
         ));
-        for p in &partners {
+        for (p, name) in &partners {
             let link = format!(
                 "{}remote-join?group={}&invite={}",
                 p.base_url,
@@ -188,7 +147,7 @@ pub(super) async fn invite_for_visitors(
             h.push_str(&format!(
                 r#"<li><a href="{}">{}</a></li>"#,
                 esc(&link),
-                esc(&hospital_name(state, p, false).await)
+                esc(name)
             ));
         }
         h.push_str("</ul>");
