@@ -12,6 +12,7 @@
 //! `federation` (transport, keys, signing) and `protocol`.
 
 pub mod access;
+pub mod accounts;
 pub mod error;
 pub mod remote;
 
@@ -55,6 +56,8 @@ pub struct App {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) federation: Arc<Federation>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Failed logins per account and client address (in memory, per process).
+    pub(crate) login_limiter: accounts::LoginLimiter,
     pub settings: AppSettings,
 }
 
@@ -69,6 +72,10 @@ impl App {
             store,
             federation,
             clock,
+            login_limiter: accounts::LoginLimiter::new(
+                settings.login_max_failures,
+                settings.login_window_secs,
+            ),
             settings,
         })
     }

@@ -229,7 +229,7 @@ pub async fn run_admin(
         }) => {
             let user = find(&*store, &username).await?;
             let (password, generated) = read_or_generate(password_stdin, stdin)?;
-            let hash = hash_password_blocking(&password).map_err(|e| anyhow::anyhow!(e.message))?;
+            let hash = hash_password_blocking(&password)?;
             store.set_password(user.id, &hash, now).await?;
             writeln!(out, "password of {username} reset; all its sessions ended")?;
             if let Some(p) = generated {
@@ -354,7 +354,7 @@ fn read_or_generate(
         validate_password(&password)?;
         Ok((password, None))
     } else {
-        let p = new_token().map_err(|e| anyhow::anyhow!(e.message))?;
+        let p = new_token()?;
         Ok((p.clone(), Some(p)))
     }
 }
@@ -372,8 +372,7 @@ async fn create_account(
     let display_name = a.display_name.unwrap_or_else(|| username.clone());
     validate_display_name(&display_name)?;
     let (password, generated) = read_or_generate(a.password_stdin, stdin)?;
-    let password_hash =
-        hash_password_blocking(&password).map_err(|e| anyhow::anyhow!(e.message))?;
+    let password_hash = hash_password_blocking(&password)?;
     let user = store
         .create_user(
             NewUser {
@@ -452,7 +451,7 @@ async fn create_invite(
     if !(1..=1000).contains(&args.max_uses) {
         bail!("--max-uses must be between 1 and 1000");
     }
-    let token = new_token().map_err(|e| anyhow::anyhow!(e.message))?;
+    let token = new_token()?;
     let invite = store
         .create_invite(NewInvite {
             token_hash: hash_token(&token),

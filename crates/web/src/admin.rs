@@ -12,7 +12,9 @@ use caremesh_domain::{
 use caremesh_store::{Invite, InviteState, NewInvite, NewUser, User};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{AccountView, CredentialView, hash_password, hash_token, new_token};
+use caremesh_app::accounts::{Account, hash_password, hash_token, new_token};
+
+use crate::auth::{AccountView, CredentialView};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AdminUser, ApiJson, ApiPath, ApiQuery, AuthUser};
 use crate::page::{Page, PageQuery};
@@ -83,7 +85,16 @@ async fn list_accounts(
             None
         };
         let id = u.id.0;
-        views.push((id, AccountView::new(u, cred, now)));
+        views.push((
+            id,
+            AccountView::new(
+                Account {
+                    user: u,
+                    credential: cred,
+                },
+                now,
+            ),
+        ));
     }
     Ok(Json(Page::from_overfetch(views, limit)))
 }

@@ -10,7 +10,7 @@ use axum::http::{Method, StatusCode, header};
 use caremesh_store::{Session, User};
 use serde::de::DeserializeOwned;
 
-use crate::auth::{SESSION_COOKIE, hash_token};
+use crate::auth::SESSION_COOKIE;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -93,12 +93,8 @@ impl FromRequestParts<AppState> for AuthUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = session_token(parts, state)?;
-        let now = state.clock.now();
-        match state.store.session_user(&hash_token(&token), now).await {
-            Ok((session, user)) => Ok(Self { user, session }),
-            Err(e) if e.is_not_found() => Err(ApiError::unauthorized()),
-            Err(e) => Err(e.into()),
-        }
+        let (session, user) = caremesh_app::accounts::session_user(&state.app, &token).await?;
+        Ok(Self { user, session })
     }
 }
 
