@@ -7,6 +7,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, header};
+use caremesh_app::admin::Administrator;
 use caremesh_store::{Session, User};
 use serde::de::DeserializeOwned;
 
@@ -100,7 +101,7 @@ impl FromRequestParts<AppState> for AuthUser {
 
 /// A logged-in hospital administrator: 401 for anonymous requests, 403 for other roles.
 #[derive(Clone, Debug)]
-pub struct AdminUser(pub AuthUser);
+pub struct AdminUser(pub Administrator);
 
 impl FromRequestParts<AppState> for AdminUser {
     type Rejection = ApiError;
@@ -110,12 +111,7 @@ impl FromRequestParts<AppState> for AdminUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let auth = AuthUser::from_request_parts(parts, state).await?;
-        if !auth.user.role.is_admin() {
-            return Err(ApiError::forbidden(
-                "only hospital administrators may do this",
-            ));
-        }
-        Ok(Self(auth))
+        Ok(Self(Administrator::account(&auth.user)?))
     }
 }
 
