@@ -181,6 +181,12 @@ pub struct CheckedCredential {
     pub valid_until: Option<Timestamp>,
 }
 
+/// The end of a credential that is valid through `last_day` (UTC): the start of the next day.
+pub fn valid_through(last_day: chrono::NaiveDate) -> Option<Timestamp> {
+    let next = last_day.succ_opt()?.and_hms_opt(0, 0, 0)?;
+    Some(Timestamp::from_datetime(next.and_utc()))
+}
+
 /// Records the credential the hospital checked for a doctor (replacing an earlier one), and
 /// queues the `Update` of the doctor's actor for every partner in the same store call.
 pub async fn record_credential(
@@ -694,6 +700,16 @@ mod tests {
         );
         let a = account(&f.app, &by, "dr.wang").await.unwrap();
         assert_eq!(a.credential.unwrap().licence_number, "110108");
+    }
+
+    #[test]
+    fn a_credential_valid_through_a_day_ends_when_the_next_begins() {
+        let d = chrono::NaiveDate::from_ymd_opt(2027, 11, 19).unwrap();
+        assert_eq!(
+            valid_through(d).unwrap().to_rfc3339(),
+            "2027-11-20T00:00:00.000Z"
+        );
+        assert_eq!(valid_through(chrono::NaiveDate::MAX), None);
     }
 
     #[tokio::test]
