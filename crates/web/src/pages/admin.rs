@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use caremesh_app::admin::{self, Administrator, CheckedCredential};
-use caremesh_domain::{CredentialStatus, Role, Timestamp};
+use caremesh_domain::{CredentialStatus, Role};
 use caremesh_store::InviteState;
 
 use super::{Form, PageError, PageResult, Viewer, esc, see_other, seg};
@@ -376,11 +376,8 @@ async fn set_credential(
         .filter(|s| !s.is_empty())
     {
         None => None,
-        Some(s) => {
-            let d = parse_date(s, "valid_until")?;
-            let end = d.and_hms_opt(0, 0, 0).map(|dt| dt.and_utc());
-            end.map(Timestamp::from_datetime)
-        }
+        // The last day the credential is valid, as `caremesh credential set --valid-until`.
+        Some(s) => admin::valid_through(parse_date(s, "valid_until")?),
     };
     admin::record_credential(
         &state.app,
