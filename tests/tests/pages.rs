@@ -1,8 +1,8 @@
 //! The web pages over real HTTP, as a browser without JavaScript uses them: a session cookie, the
 //! CSRF token the pages carry, form posts answered with redirects. Photos on the ask and reply
-//! forms, a member's name in each group, creating groups, managing members, and paging through
-//! the feed and the doctor's queue; with the refusals, which must change nothing. Every scenario
-//! runs on SQLite and on PostgreSQL.
+//! forms, a member's name in each group, creating groups, managing members, an admin recording a
+//! doctor's credential, and paging through the feed and the doctor's queue; with the refusals,
+//! which must change nothing. Every scenario runs on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -22,6 +22,7 @@ on_both_backends!(
     moderators_manage_members_from_the_page,
     feed_and_queue_pages_page_by_cursor,
     a_patient_of_a_partner_hospital_joins_from_the_invite_link,
+    an_admin_records_a_credential_valid_through_the_day_typed,
 );
 
 /// A browser without JavaScript, logged in with the session cookie of `token`.
@@ -941,4 +942,43 @@ async fn a_patient_of_a_partner_hospital_joins_from_the_invite_link(b: Backend) 
             .any(|m| m["display_name"] == "小王"),
         "{members}"
     );
+}
+
+async fn an_admin_records_a_credential_valid_through_the_day_typed(b: Backend) {
+    let Some(node) = TestNode::spawn(b).await else {
+        return;
+    };
+    let admin = node.account_with_token(Role::Admin, "admin").await;
+    let doctor = node
+        .create_account(Role::Doctor, "dr.zhao", "doctor password")
+        .await;
+    let a = Browser::new(&node, &admin);
+    let fields = [
+        ("title", "主任医师"),
+        ("specialty", "乳腺外科"),
+        ("licence_number", "110130000123456"),
+        ("checked_on", "2026-11-20"),
+        ("valid_until", "2027-11-19"),
+    ];
+    // A date the form cannot read records nothing.
+    let mut bad = fields.to_vec();
+    bad[4] = ("valid_until", "19/11/2027");
+    let r = a.form("/admin/accounts/dr.zhao/credential", &bad).await;
+    assert_eq!(r.status, 422);
+    assert!(node.store.credential(doctor.id).await.unwrap().is_none());
+
+    let r = a.form("/admin/accounts/dr.zhao/credential", &fields).await;
+    assert_eq!(see_other(&r), "/admin/accounts/dr.zhao");
+    let c = node.store.credential(doctor.id).await.unwrap().unwrap();
+    assert_eq!(
+        (c.title.as_str(), c.licence_number.as_str()),
+        ("主任医师", "110130000123456")
+    );
+    assert_eq!(
+        c.valid_until.map(|t| t.to_rfc3339()).as_deref(),
+        Some("2027-11-20T00:00:00.000Z"),
+        "valid through the last day typed, as with `caremesh credential set`"
+    );
+    let page = a.get("/admin/accounts/dr.zhao").await;
+    assert!(page.html.contains("乳腺外科"), "{}", page.html);
 }

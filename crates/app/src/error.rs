@@ -16,6 +16,10 @@ pub enum AppError {
     /// No session, or one that expired.
     #[error("log in first")]
     Unauthenticated,
+    /// A login refused: unknown account, wrong password or disabled account (which of them is
+    /// not said).
+    #[error("wrong username or password")]
+    InvalidCredentials,
     /// The caller may not do this. `code` is `forbidden` unless a more precise one helps
     /// (e.g. `credential_inactive`).
     #[error("{message}")]
@@ -131,6 +135,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Unauthenticated => "unauthenticated",
+            Self::InvalidCredentials => "invalid_credentials",
             Self::Forbidden { code, .. }
             | Self::Conflict { code, .. }
             | Self::Gone { code, .. }

@@ -12,6 +12,8 @@
 //! `federation` (transport, keys, signing) and `protocol`.
 
 pub mod access;
+pub mod accounts;
+pub mod admin;
 pub mod error;
 #[cfg(test)]
 mod group_fixtures;
@@ -63,6 +65,8 @@ pub struct App {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) federation: Arc<Federation>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Failed logins per account and client address (in memory, per process).
+    pub(crate) login_limiter: accounts::LoginLimiter,
     pub settings: AppSettings,
 }
 
@@ -77,6 +81,10 @@ impl App {
             store,
             federation,
             clock,
+            login_limiter: accounts::LoginLimiter::new(
+                settings.login_max_failures,
+                settings.login_window_secs,
+            ),
             settings,
         })
     }

@@ -226,7 +226,7 @@ async fn bench_backend(backend: &'static str, a: &Args) -> anyhow::Result<()> {
                 display_name: "王医生".into(),
                 role: Role::Doctor,
                 password_hash: caremesh_web::auth::hash_password_blocking("bench password 123")
-                    .map_err(|e| anyhow::anyhow!("{}", e.message))?,
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
             },
             now,
         )

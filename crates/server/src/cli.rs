@@ -6,13 +6,11 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context as _, bail};
-use caremesh_domain::{
-    Clock, Credential, Role, SystemClock, Timestamp, validate_display_name, validate_password,
-    validate_username,
-};
-use caremesh_store::{NewInvite, NewUser, Store, StoreError};
-use caremesh_web::auth::{hash_password_blocking, hash_token, new_token};
+use anyhow::{Context as _, anyhow, bail};
+use caremesh_app::admin::{self, Administrator, CheckedCredential, QueueStatus};
+use caremesh_app::{App, AppError};
+use caremesh_domain::{Role, SystemClock};
+use caremesh_store::Store;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
@@ -201,7 +199,9 @@ pub struct InviteArgs {
     pub max_uses: u32,
 }
 
-/// Runs an admin command against the store, writing its result to `out`.
+/// Runs an admin command against the store, writing its result to `out`. Every command acts
+/// through the application layer, as the node's API and pages do, as the operator at the
+/// node's console ([`Administrator::Console`]).
 pub async fn run_admin(
     command: Command,
     config: &Config,
@@ -209,28 +209,35 @@ pub async fn run_admin(
     stdin: &mut dyn BufRead,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let now = SystemClock.now();
+    if matches!(
+        command,
+        Command::Serve | Command::Migrate | Command::Config | Command::Backup { .. }
+    ) {
+        bail!("not an admin command")
+    }
+    let app = crate::build_app(config, store, Arc::new(SystemClock)).await?;
+    let console = Administrator::Console;
     match command {
         Command::Serve | Command::Migrate | Command::Config | Command::Backup { .. } => {
             bail!("not an admin command")
         }
-        Command::CreateAdmin(a) => create_account(&*store, Role::Admin, a, stdin, out, now).await,
+        Command::CreateAdmin(a) => create_account(&app, Role::Admin, a, stdin, out).await,
         Command::Account(AccountCommand::Create { role, account }) => {
             let role: Role = role.parse()?;
-            create_account(&*store, role, account, stdin, out, now).await
+            create_account(&app, role, account, stdin, out).await
         }
         Command::Account(AccountCommand::List { role, json }) => {
             let role = role.map(|r| r.parse::<Role>()).transpose()?;
-            list_accounts(&*store, role, json, out).await
+            list_accounts(&app, role, json, out).await
         }
         Command::Account(AccountCommand::ResetPassword {
             username,
             password_stdin,
         }) => {
-            let user = find(&*store, &username).await?;
-            let (password, generated) = read_or_generate(password_stdin, stdin)?;
-            let hash = hash_password_blocking(&password).map_err(|e| anyhow::anyhow!(e.message))?;
-            store.set_password(user.id, &hash, now).await?;
+            let password = read_password(password_stdin, stdin)?;
+            let generated = admin::reset_password(&app, &console, &username, password)
+                .await
+                .map_err(about(&username))?;
             writeln!(out, "password of {username} reset; all its sessions ended")?;
             if let Some(p) = generated {
                 writeln!(out, "new password (shown once): {p}")?;
@@ -238,14 +245,16 @@ pub async fn run_admin(
             Ok(())
         }
         Command::Account(AccountCommand::Disable { username }) => {
-            let user = find(&*store, &username).await?;
-            store.set_disabled(user.id, true, now).await?;
+            admin::set_disabled(&app, &console, &username, true)
+                .await
+                .map_err(about(&username))?;
             writeln!(out, "{username} disabled; all its sessions ended")?;
             Ok(())
         }
         Command::Account(AccountCommand::Enable { username }) => {
-            let user = find(&*store, &username).await?;
-            store.set_disabled(user.id, false, now).await?;
+            admin::set_disabled(&app, &console, &username, false)
+                .await
+                .map_err(about(&username))?;
             writeln!(out, "{username} enabled")?;
             Ok(())
         }
@@ -257,59 +266,42 @@ pub async fn run_admin(
             checked_on,
             valid_until,
         }) => {
-            let user = find(&*store, &username).await?;
-            let valid_until = valid_until
-                .and_then(|d| d.succ_opt())
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map(|dt| Timestamp::from_datetime(dt.and_utc()));
-            let credential = Credential {
-                title: title.trim().to_owned(),
-                specialty: specialty.trim().to_owned(),
-                licence_number: licence_number.trim().to_owned(),
+            let checked = CheckedCredential {
+                title,
+                specialty,
+                licence_number,
                 checked_on,
-                issued_at: now,
-                valid_until,
-                revoked_at: None,
+                valid_until: valid_until.and_then(admin::valid_through),
             };
-            credential.validate()?;
-            if user.role != Role::Doctor {
-                bail!("credentials can only be recorded for doctors");
-            }
-            let federation =
-                crate::build_federation(config, store.clone(), Arc::new(SystemClock)).await?;
-            let announce = federation.person_update(&user, Some(&credential)).await?;
-            store.set_credential(user.id, &credential, announce).await?;
+            let credential = admin::record_credential(&app, &console, &username, checked)
+                .await
+                .map_err(about(&username))?;
             writeln!(
                 out,
                 "credential of {username} recorded: {} ({}), licence {} checked on {}",
-                credential.title, credential.specialty, credential.licence_number, checked_on
+                credential.title,
+                credential.specialty,
+                credential.licence_number,
+                credential.checked_on
             )?;
             Ok(())
         }
         Command::Credential(CredentialCommand::Revoke { username }) => {
-            let user = find(&*store, &username).await?;
-            let Some(current) = store.credential(user.id).await? else {
-                bail!("{username} has no credential");
-            };
-            let revoked = Credential {
-                revoked_at: current.revoked_at.or(Some(now)),
-                ..current
-            };
-            let federation =
-                crate::build_federation(config, store.clone(), Arc::new(SystemClock)).await?;
-            let announce = federation.person_update(&user, Some(&revoked)).await?;
-            store.revoke_credential(user.id, now, announce).await?;
+            admin::revoke_credential(&app, &console, &username)
+                .await
+                .map_err(about(&username))?;
             writeln!(out, "credential of {username} revoked")?;
             Ok(())
         }
-        Command::Invite(args) => create_invite(config, &*store, args, out, now).await,
-        Command::Partner(cmd) => partner(cmd, &*store, out, now).await,
+        Command::Invite(args) => create_invite(&app, args, out).await,
+        Command::Partner(cmd) => partner(&app, cmd, out).await,
         Command::Keys(KeysCommand::Rotate) => {
-            let federation =
-                crate::build_federation(config, store.clone(), Arc::new(SystemClock)).await?;
-            let key_id = federation.rotate_instance_key().await?;
-            let partners = federation.partners.all().await?.len();
-            writeln!(out, "new key {key_id}; announced to {partners} partner(s)")?;
+            let rotation = admin::rotate_key(&app, &console).await?;
+            writeln!(
+                out,
+                "new key {}; announced to {} partner(s)",
+                rotation.key_id, rotation.partners
+            )?;
             writeln!(
                 out,
                 "the previous key stays valid for {} hours",
@@ -318,9 +310,7 @@ pub async fn run_admin(
             Ok(())
         }
         Command::Keys(KeysCommand::List) => {
-            let federation =
-                crate::build_federation(config, store.clone(), Arc::new(SystemClock)).await?;
-            for k in store.local_keys(&federation.urls.instance_actor()).await? {
+            for k in admin::node_keys(&app, &console).await? {
                 let state = match k.retired_at {
                     None => "current".to_owned(),
                     Some(t) => format!("retired {t}"),
@@ -329,62 +319,51 @@ pub async fn run_admin(
             }
             Ok(())
         }
-        Command::Outbox(cmd) => outbox(cmd, config, &*store, out, now).await,
+        Command::Outbox(cmd) => outbox(&app, cmd, out).await,
     }
 }
 
-async fn find(store: &dyn Store, username: &str) -> anyhow::Result<caremesh_store::User> {
-    match store.user_by_username(username).await {
-        Ok(u) => Ok(u),
-        Err(StoreError::NotFound(_)) => bail!("no account named {username:?}"),
-        Err(e) => Err(e.into()),
+/// What the application refused, said as the CLI says it about the account `username`.
+fn about(username: &str) -> impl Fn(AppError) -> anyhow::Error + '_ {
+    move |e| match e {
+        AppError::NotFound("account") => anyhow!("no account named {username:?}"),
+        AppError::NotFound("credential") => anyhow!("{username} has no credential"),
+        e => e.into(),
     }
 }
 
-fn read_or_generate(
-    from_stdin: bool,
-    stdin: &mut dyn BufRead,
-) -> anyhow::Result<(String, Option<String>)> {
-    if from_stdin {
-        let mut line = String::new();
-        stdin
-            .read_line(&mut line)
-            .context("cannot read the password from standard input")?;
-        let password = line.trim_end_matches(['\r', '\n']).to_owned();
-        validate_password(&password)?;
-        Ok((password, None))
-    } else {
-        let p = new_token().map_err(|e| anyhow::anyhow!(e.message))?;
-        Ok((p.clone(), Some(p)))
+/// The password on the first line of standard input, or `None` to have one generated.
+fn read_password(from_stdin: bool, stdin: &mut dyn BufRead) -> anyhow::Result<Option<String>> {
+    if !from_stdin {
+        return Ok(None);
     }
+    let mut line = String::new();
+    stdin
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    Ok(Some(line.trim_end_matches(['\r', '\n']).to_owned()))
 }
 
 async fn create_account(
-    store: &dyn Store,
+    app: &App,
     role: Role,
     a: NewAccountArgs,
     stdin: &mut dyn BufRead,
     out: &mut dyn Write,
-    now: Timestamp,
 ) -> anyhow::Result<()> {
-    let username = a.username.trim().to_owned();
-    validate_username(&username)?;
-    let display_name = a.display_name.unwrap_or_else(|| username.clone());
-    validate_display_name(&display_name)?;
-    let (password, generated) = read_or_generate(a.password_stdin, stdin)?;
-    let password_hash =
-        hash_password_blocking(&password).map_err(|e| anyhow::anyhow!(e.message))?;
-    let user = store
-        .create_user(
-            NewUser {
-                username,
-                display_name: display_name.trim().to_owned(),
-                role,
-                password_hash,
-            },
-            now,
-        )
-        .await?;
+    let display_name = a
+        .display_name
+        .unwrap_or_else(|| a.username.trim().to_owned());
+    let password = read_password(a.password_stdin, stdin)?;
+    let (user, generated) = admin::create_staff_account(
+        app,
+        &Administrator::Console,
+        &a.username,
+        &display_name,
+        role,
+        password,
+    )
+    .await?;
     writeln!(
         out,
         "created {} account {} (id {})",
@@ -397,7 +376,7 @@ async fn create_account(
 }
 
 async fn list_accounts(
-    store: &dyn Store,
+    app: &App,
     role: Option<Role>,
     json: bool,
     out: &mut dyn Write,
@@ -411,10 +390,10 @@ async fn list_accounts(
         )?;
     }
     loop {
-        let page = store.list_users(role, after, 200).await?;
+        let page = admin::accounts(app, &Administrator::Console, role, after, 200).await?;
         let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        for u in &page {
+        after = Some(last.user.id);
+        for u in page.iter().map(|a| &a.user) {
             if json {
                 writeln!(out, "{}", serde_json::to_string(u)?)?;
             } else {
@@ -434,85 +413,53 @@ async fn list_accounts(
     Ok(())
 }
 
-async fn create_invite(
-    config: &Config,
-    store: &dyn Store,
-    args: InviteArgs,
-    out: &mut dyn Write,
-    now: Timestamp,
-) -> anyhow::Result<()> {
-    let admin = find(store, &args.by).await?;
-    if !admin.role.is_admin() {
-        bail!("{} is not an administrator", args.by);
-    }
-    let hours = args.valid_hours.unwrap_or(config.auth.invite_ttl_hours);
-    if !(1..=90 * 24).contains(&hours) {
-        bail!("--valid-hours must be between 1 and 2160");
-    }
-    if !(1..=1000).contains(&args.max_uses) {
-        bail!("--max-uses must be between 1 and 1000");
-    }
-    let token = new_token().map_err(|e| anyhow::anyhow!(e.message))?;
-    let invite = store
-        .create_invite(NewInvite {
-            token_hash: hash_token(&token),
-            role: Role::Patient,
-            label: args.label,
-            created_by: admin.id,
-            created_at: now,
-            expires_at: now.plus_secs(i64::from(hours) * 3600),
-            max_uses: args.max_uses,
-        })
-        .await?;
-    let url = config.base_url.join(&format!("join/{token}"))?;
+async fn create_invite(app: &App, args: InviteArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let by = Administrator::named(app, &args.by)
+        .await
+        .map_err(|e| match e {
+            AppError::Forbidden { .. } => anyhow!("{} is not an administrator", args.by),
+            e => about(&args.by)(e),
+        })?;
+    let created = admin::create_patient_invite(
+        app,
+        &by,
+        args.label,
+        args.valid_hours.map(i64::from),
+        Some(args.max_uses),
+    )
+    .await?;
     writeln!(
         out,
         "invite {} valid until {} for {} sign-up(s)",
-        invite.id, invite.expires_at, invite.max_uses
+        created.invite.id, created.invite.expires_at, created.invite.max_uses
     )?;
-    writeln!(out, "link: {url}")?;
-    writeln!(out, "token: {token}")?;
+    writeln!(out, "link: {}", created.url)?;
+    writeln!(out, "token: {}", created.token)?;
     Ok(())
 }
 
-async fn partner(
-    cmd: PartnerCommand,
-    store: &dyn Store,
-    out: &mut dyn Write,
-    now: Timestamp,
-) -> anyhow::Result<()> {
+async fn partner(app: &App, cmd: PartnerCommand, out: &mut dyn Write) -> anyhow::Result<()> {
+    let console = Administrator::Console;
     match cmd {
         PartnerCommand::Add { partner } => {
-            let (authority, base_url) = caremesh_federation::parse_partner(&partner)?;
-            let new = store
-                .add_partner(caremesh_store::Partner {
-                    authority: authority.clone(),
-                    base_url: base_url.clone(),
-                    added_at: now,
-                    source: "cli".into(),
-                })
-                .await?;
+            let (p, new) = admin::add_partner(app, &console, &partner).await?;
             let verb = if new { "added" } else { "updated" };
-            writeln!(out, "partner {authority} {verb} ({base_url})")?;
+            writeln!(out, "partner {} {verb} ({})", p.authority, p.base_url)?;
         }
         PartnerCommand::Remove { partner } => {
-            let (authority, _) = caremesh_federation::parse_partner(&partner)?;
-            let known = store.list_partners().await?;
-            match known.iter().find(|p| p.authority == authority) {
-                None => bail!("{authority} is not a partner"),
-                Some(p) if p.source == "config" => bail!(
-                    "{authority} is listed in federation.partners in the configuration; remove it there"
-                ),
-                Some(_) => {}
-            }
-            store.remove_partner(&authority).await?;
+            let authority = admin::remove_partner(app, &console, &partner)
+                .await
+                .map_err(|e| match e {
+                    AppError::NotFound(_) => anyhow!("{partner} is not a partner"),
+                    e => e.into(),
+                })?;
             writeln!(
                 out,
                 "partner {authority} removed; requests from it are refused from now on"
             )?;
         }
         PartnerCommand::List { json } => {
-            for p in store.list_partners().await? {
+            for p in admin::partners(app, &console).await? {
                 if json {
                     writeln!(out, "{}", serde_json::to_string(&p)?)?;
                 } else {
@@ -524,26 +471,20 @@ async fn partner(
     Ok(())
 }
 
-async fn outbox(
-    cmd: OutboxCommand,
-    config: &Config,
-    store: &dyn Store,
-    out: &mut dyn Write,
-    now: Timestamp,
-) -> anyhow::Result<()> {
+async fn outbox(app: &App, cmd: OutboxCommand, out: &mut dyn Write) -> anyhow::Result<()> {
+    let console = Administrator::Console;
     match cmd {
         OutboxCommand::Status { json } => {
-            let threshold = config.federation.delivery.breaker_threshold;
-            for q in store.peer_queues().await? {
+            for QueueStatus {
+                queue: q,
+                breaker_open,
+            } in admin::outbox_queues(app, &console).await?
+            {
                 if json {
                     writeln!(out, "{}", serde_json::to_string(&q)?)?;
                     continue;
                 }
-                let breaker = if q.consecutive_failures >= threshold {
-                    "open"
-                } else {
-                    "closed"
-                };
+                let breaker = if breaker_open { "open" } else { "closed" };
                 writeln!(
                     out,
                     "{}: {} pending, {} parked, {} consecutive failures, breaker {breaker}, next attempt {}{}",
@@ -559,7 +500,7 @@ async fn outbox(
             }
         }
         OutboxCommand::Parked { json } => {
-            for e in store.parked_entries(10_000).await? {
+            for e in admin::parked_deliveries(app, &console, 10_000).await? {
                 if json {
                     writeln!(out, "{}", serde_json::to_string(&e)?)?;
                 } else {
@@ -577,7 +518,7 @@ async fn outbox(
         }
         OutboxCommand::Retry { ids, all } => {
             let ids = if all { Vec::new() } else { ids };
-            let n = store.retry_parked(&ids, now).await?;
+            let n = admin::retry_parked(app, &console, &ids).await?;
             writeln!(out, "{n} parked deliveries queued again")?;
         }
     }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use caremesh_app::App;
 use caremesh_domain::{Clock, SystemClock};
 use caremesh_federation::{
     DeliverySettings, Federation, FederationSettings, InboxSettings, Partners, Urls,
@@ -200,6 +201,22 @@ pub async fn build_federation(
         .await
         .context("cannot create or load the node's key")?;
     Ok(federation)
+}
+
+/// The application layer over `store`, built as the node builds it (the federation services of
+/// [`build_federation`], the settings of the configuration): what the admin CLI acts through.
+pub async fn build_app(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<App>> {
+    let federation = build_federation(config, store.clone(), clock.clone()).await?;
+    Ok(App::new(
+        store,
+        clock,
+        federation,
+        web_settings(config).app_settings(),
+    ))
 }
 
 /// Runs a node on `listener` until `shutdown` completes, then finishes the requests in flight.

@@ -124,6 +124,93 @@ async fn serve_from_nothing_and_stop_on_sigterm(db_url: &str, dir: &Path) {
     assert!(logs.contains("caremesh node stopped"), "{logs}");
 }
 
+/// Runs a future to completion on a runtime of its own thread (the admin tests are synchronous,
+/// and on PostgreSQL already inside a runtime).
+fn on_own_runtime<F: std::future::Future + Send>(f: F) -> F::Output
+where
+    F::Output: Send,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(f)
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// `caremesh serve` on the database the admin commands used, stopped when dropped.
+struct Node {
+    child: std::process::Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Node {
+    fn start(dir: &Path, db_url: &str) -> Self {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut cmd = caremesh(dir, db_url, &["serve"]);
+        cmd.env("CAREMESH_LISTEN", format!("127.0.0.1:{port}"))
+            .env("CAREMESH_BASE_URL", &base)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut node = Self {
+            child: cmd.spawn().unwrap(),
+            base,
+            http: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        on_own_runtime(async {
+            loop {
+                if let Ok(r) = node.http.get(node.url("/readyz")).send().await
+                    && r.status() == 200
+                {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "node did not become ready");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        assert!(
+            node.child.try_wait().unwrap().is_none(),
+            "node exited early"
+        );
+        node
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The session token, or the status of the refusal.
+    async fn login(&self, username: &str, password: &str) -> Result<String, u16> {
+        let resp = self
+            .http
+            .post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({ "username": username, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        if !resp.status().is_success() {
+            return Err(resp.status().as_u16());
+        }
+        let body: serde_json::Value = resp.json().await.unwrap();
+        Ok(body["token"].as_str().unwrap().to_owned())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn admin_commands(db_url: &str, dir: &Path) {
     let cm = |args: &[&str]| caremesh(dir, db_url, args);
     let out = run(
@@ -177,7 +264,11 @@ fn admin_commands(db_url: &str, dir: &Path) {
         None,
     );
     assert!(doctor.status.success(), "{}", text(&doctor.stderr));
-    assert!(text(&doctor.stdout).contains("password (shown once): "));
+    let first_password = text(&doctor.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("password (shown once): "))
+        .expect("the generated password")
+        .to_owned();
 
     let bad_role = run(
         cm(&["account", "create", "--role", "patient", "--username", "p1"]),
@@ -260,6 +351,39 @@ fn admin_commands(db_url: &str, dir: &Path) {
     );
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("no account named"));
+
+    // What the commands stored, as the node then serves it: the credential as recorded (valid
+    // through the last day given), and the doctor's new password, not the first one.
+    let node = Node::start(dir, db_url);
+    on_own_runtime(async {
+        let admin = node.login("admin", "an admin password").await.unwrap();
+        let account: serde_json::Value = node
+            .http
+            .get(node.url("/api/v1/admin/accounts/dr.wang"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let cred = &account["credential"];
+        assert_eq!(cred["title"], "主任医师", "{account}");
+        assert_eq!(cred["specialty"], "心内科");
+        assert_eq!(cred["licence_number"], "110108");
+        assert_eq!(cred["checked_on"], "2026-11-20");
+        assert_eq!(cred["valid_until"], "2027-11-20T00:00:00.000Z");
+        assert_eq!(cred["revoked_at"], serde_json::Value::Null);
+        assert_eq!(
+            node.login("dr.wang", &first_password).await.unwrap_err(),
+            401,
+            "the password before the reset no longer logs in"
+        );
+        node.login("dr.wang", "a new doctor password")
+            .await
+            .expect("the new password logs in");
+    });
+    drop(node);
 
     let mut invite_cmd = cm(&[
         "invite",

@@ -1,30 +1,22 @@
-//! Passwords, session tokens and the routes that log people in and out and sign patients up.
-//!
-//! Passwords are hashed with Argon2id (RustCrypto defaults: 19 MiB, 2 passes) on the blocking pool.
-//! Session and invite tokens are 256 random bits; only their SHA-256 is stored.
+//! The routes that log people in and out and sign patients up, and the session cookie. What
+//! they do (passwords, the login throttle, sessions, invites) is [`caremesh_app::accounts`]'s.
 
-use std::sync::OnceLock;
-
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use caremesh_domain::{
-    Credential, CredentialStatus, Role, Timestamp, validate_display_name, validate_password,
-    validate_username,
-};
-use caremesh_store::{InviteState, NewSession, NewUser, User};
+use caremesh_app::accounts::{self, Account};
+use caremesh_domain::{Credential, CredentialStatus, Role, Timestamp};
+use caremesh_store::User;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, AuthUser, ClientIp};
 use crate::state::AppState;
+
+// Still used by the group routes and pages, the test kit and the benchmarks.
+pub use caremesh_app::accounts::{hash_password_blocking, hash_token, new_token};
 
 pub const SESSION_COOKIE: &str = "caremesh_session";
 
@@ -35,60 +27,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/me", get(me))
         .route("/api/v1/invites/{token}", get(invite_info))
         .route("/api/v1/signup", post(signup))
-}
-
-/// 32 random bytes from the operating system, URL-safe base64 without padding (43 characters).
-pub fn new_token() -> ApiResult<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
-}
-
-pub fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// Hashes a password with Argon2id off the async threads.
-pub async fn hash_password(password: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || hash_password_blocking(&password))
-        .await
-        .map_err(ApiError::internal)?
-}
-
-pub fn hash_password_blocking(password: &str) -> ApiResult<String> {
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
-    let salt = SaltString::encode_b64(&salt).map_err(ApiError::internal)?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(ApiError::internal)
-}
-
-/// Checks a password against a stored hash. With no stored hash (unknown account) a fixed dummy
-/// hash is checked instead, so that the answer takes as long whether the account exists or not.
-pub async fn verify_password(password: String, stored: Option<String>) -> ApiResult<bool> {
-    tokio::task::spawn_blocking(move || {
-        let stored = match stored {
-            Some(s) => s,
-            None => dummy_hash()?.to_owned(),
-        };
-        let parsed = PasswordHash::new(&stored).map_err(ApiError::internal)?;
-        Ok(Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
-    })
-    .await
-    .map_err(ApiError::internal)?
-}
-
-fn dummy_hash() -> ApiResult<&'static str> {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    if let Some(h) = DUMMY.get() {
-        return Ok(h);
-    }
-    let h = hash_password_blocking("caremesh-timing-equaliser")?;
-    Ok(DUMMY.get_or_init(|| h))
 }
 
 /// An account as the API shows it.
@@ -132,7 +70,11 @@ impl CredentialView {
 }
 
 impl AccountView {
-    pub fn new(u: User, credential: Option<Credential>, now: Timestamp) -> Self {
+    pub fn new(account: Account, now: Timestamp) -> Self {
+        let Account {
+            user: u,
+            credential,
+        } = account;
         Self {
             id: u.id.0,
             username: u.username,
@@ -145,12 +87,8 @@ impl AccountView {
     }
 
     pub async fn load(state: &AppState, u: User) -> ApiResult<Self> {
-        let credential = if u.role == Role::Doctor {
-            state.store.credential(u.id).await?
-        } else {
-            None
-        };
-        Ok(Self::new(u, credential, state.clock.now()))
+        let account = Account::load(&state.app, u).await?;
+        Ok(Self::new(account, state.app.now()))
     }
 }
 
@@ -170,10 +108,10 @@ struct SessionResponse {
 }
 
 async fn start_session(state: &AppState, user: User, status: StatusCode) -> ApiResult<Response> {
-    let (token, expires_at, cookie) = new_session(state, &user).await?;
+    let (session, cookie) = new_session(state, &user).await?;
     let body = SessionResponse {
-        token,
-        expires_at,
+        token: session.token,
+        expires_at: session.expires_at,
         account: AccountView::load(state, user).await?,
     };
     let mut resp = (status, Json(body)).into_response();
@@ -181,26 +119,18 @@ async fn start_session(state: &AppState, user: User, status: StatusCode) -> ApiR
     Ok(resp)
 }
 
-/// Opens a session for `user`: its token, expiry and the `Set-Cookie` value that carries it.
+/// Opens a session for `user`, and the `Set-Cookie` value that carries its token.
 pub(crate) async fn new_session(
     state: &AppState,
     user: &User,
-) -> ApiResult<(String, Timestamp, HeaderValue)> {
-    let token = new_token()?;
-    let now = state.clock.now();
-    let ttl = state.settings.session_ttl_secs;
-    let expires_at = now.plus_secs(ttl);
-    state
-        .store
-        .create_session(NewSession {
-            token_hash: hash_token(&token),
-            user_id: user.id,
-            created_at: now,
-            expires_at,
-        })
-        .await?;
-    let cookie = session_cookie(&token, ttl, state.settings.secure_cookies());
-    Ok((token, expires_at, cookie))
+) -> ApiResult<(accounts::OpenedSession, HeaderValue)> {
+    let session = accounts::new_session(&state.app, user).await?;
+    let cookie = session_cookie(
+        &session.token,
+        state.app.settings.session_ttl_secs,
+        state.settings.secure_cookies(),
+    );
+    Ok((session, cookie))
 }
 
 pub(crate) fn session_cookie(token: &str, max_age: i64, secure: bool) -> HeaderValue {
@@ -212,61 +142,25 @@ pub(crate) fn session_cookie(token: &str, max_age: i64, secure: bool) -> HeaderV
     HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static(""))
 }
 
+/// The `Set-Cookie` value that removes the session cookie.
+pub(crate) fn cleared_session_cookie(state: &AppState) -> HeaderValue {
+    session_cookie("", 0, state.settings.secure_cookies())
+}
+
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
-    let user = check_login(&state, ip, &req.username, req.password).await?;
+    let user = accounts::check_login(&state.app, ip, &req.username, req.password).await?;
     start_session(&state, user, StatusCode::OK).await
 }
 
-/// Checks a username and password, with the login throttle; shared by the API and the login page.
-pub(crate) async fn check_login(
-    state: &AppState,
-    ip: Option<std::net::IpAddr>,
-    username: &str,
-    password: String,
-) -> ApiResult<User> {
-    let username = username.trim().to_lowercase();
-    let now = state.clock.now();
-    if let Some(wait) = state.login_limiter.check(&username, ip, now) {
-        tracing::warn!(%username, ?ip, "login throttled");
-        return Err(ApiError::too_many(
-            format!("too many failed logins; try again in {wait} seconds"),
-            wait,
-        ));
-    }
-    let found = match state.store.user_by_username(&username).await {
-        Ok(u) => Some(u),
-        Err(e) if e.is_not_found() => None,
-        Err(e) => return Err(e.into()),
-    };
-    let ok = verify_password(password, found.as_ref().map(|u| u.password_hash.clone())).await?;
-    match found {
-        Some(user) if ok && !user.disabled => {
-            state.login_limiter.record_success(&username);
-            tracing::info!(user = %user.id, "login");
-            Ok(user)
-        }
-        _ => {
-            state.login_limiter.record_failure(&username, ip, now);
-            Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "wrong username or password",
-            ))
-        }
-    }
-}
-
 async fn logout(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Response> {
-    state.store.delete_session(&auth.session.token_hash).await?;
+    accounts::logout(&state.app, &auth.session).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
-        session_cookie("", 0, state.settings.secure_cookies()),
-    );
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, cleared_session_cookie(&state));
     Ok(resp)
 }
 
@@ -287,32 +181,12 @@ async fn invite_info(
     State(state): State<AppState>,
     ApiPath(token): ApiPath<String>,
 ) -> ApiResult<Json<InviteInfo>> {
-    let invite = state
-        .store
-        .invite_by_token_hash(&hash_token(&token))
-        .await?;
-    check_invite_state(invite.state(state.clock.now()))?;
+    let invite = accounts::signup_invite(&state.app, &token).await?;
     Ok(Json(InviteInfo {
-        hospital_name: state.settings.hospital_name.clone(),
+        hospital_name: state.app.settings.hospital_name.clone(),
         role: invite.role,
         expires_at: invite.expires_at,
     }))
-}
-
-pub(crate) fn check_invite_state(s: InviteState) -> ApiResult<()> {
-    let (code, message) = match s {
-        InviteState::Usable => return Ok(()),
-        InviteState::Expired => (
-            "invite_expired",
-            "this invite has expired; ask the hospital for a new one",
-        ),
-        InviteState::UsedUp => ("invite_used", "this invite has already been used"),
-        InviteState::Revoked => (
-            "invite_revoked",
-            "this invite has been withdrawn by the hospital",
-        ),
-    };
-    Err(ApiError::new(StatusCode::GONE, code, message))
 }
 
 #[derive(Deserialize)]
@@ -328,8 +202,8 @@ async fn signup(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<SignupRequest>,
 ) -> ApiResult<Response> {
-    let user = sign_up(
-        &state,
+    let user = accounts::sign_up(
+        &state.app,
         &req.invite,
         &req.username,
         &req.display_name,
@@ -337,46 +211,4 @@ async fn signup(
     )
     .await?;
     start_session(&state, user, StatusCode::CREATED).await
-}
-
-/// Creates an account through a sign-up invite; shared by the API and the `/join/{token}` page.
-pub(crate) async fn sign_up(
-    state: &AppState,
-    invite_token: &str,
-    username: &str,
-    display_name: &str,
-    password: String,
-) -> ApiResult<User> {
-    let username = username.trim().to_owned();
-    validate_username(&username)?;
-    validate_display_name(display_name)?;
-    validate_password(&password)?;
-    let token_hash = hash_token(invite_token);
-    let now = state.clock.now();
-    let invite = state.store.invite_by_token_hash(&token_hash).await?;
-    check_invite_state(invite.state(now))?;
-    let password_hash = hash_password(password).await?;
-    let new = NewUser {
-        username,
-        display_name: display_name.trim().to_owned(),
-        role: invite.role,
-        password_hash,
-    };
-    // The store re-checks the invite atomically: two sign-ups racing for the last use cannot both
-    // succeed.
-    let user = match state
-        .store
-        .redeem_invite(&token_hash, new, state.clock.now())
-        .await
-    {
-        Ok(u) => u,
-        Err(e) if e.conflict_code() == Some("invite_unusable") => {
-            let again = state.store.invite_by_token_hash(&token_hash).await?;
-            check_invite_state(again.state(state.clock.now()))?;
-            return Err(e.into());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    tracing::info!(user = %user.id, invite = invite.id, "signed up through invite");
-    Ok(user)
 }

@@ -122,6 +122,7 @@ impl From<caremesh_app::AppError> for ApiError {
         let code = e.code();
         match e {
             A::Unauthenticated => Self::unauthorized(),
+            A::InvalidCredentials => Self::new(StatusCode::UNAUTHORIZED, code, e.to_string()),
             A::Forbidden { message, .. } => Self::new(StatusCode::FORBIDDEN, code, message),
             A::NotFound(what) => Self::not_found(what),
             A::Conflict { message, .. } => Self::conflict(code, message),

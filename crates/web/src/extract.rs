@@ -7,10 +7,11 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, header};
+use caremesh_app::admin::Administrator;
 use caremesh_store::{Session, User};
 use serde::de::DeserializeOwned;
 
-use crate::auth::{SESSION_COOKIE, hash_token};
+use crate::auth::SESSION_COOKIE;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -93,18 +94,14 @@ impl FromRequestParts<AppState> for AuthUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = session_token(parts, state)?;
-        let now = state.clock.now();
-        match state.store.session_user(&hash_token(&token), now).await {
-            Ok((session, user)) => Ok(Self { user, session }),
-            Err(e) if e.is_not_found() => Err(ApiError::unauthorized()),
-            Err(e) => Err(e.into()),
-        }
+        let (session, user) = caremesh_app::accounts::session_user(&state.app, &token).await?;
+        Ok(Self { user, session })
     }
 }
 
 /// A logged-in hospital administrator: 401 for anonymous requests, 403 for other roles.
 #[derive(Clone, Debug)]
-pub struct AdminUser(pub AuthUser);
+pub struct AdminUser(pub Administrator);
 
 impl FromRequestParts<AppState> for AdminUser {
     type Rejection = ApiError;
@@ -114,12 +111,7 @@ impl FromRequestParts<AppState> for AdminUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let auth = AuthUser::from_request_parts(parts, state).await?;
-        if !auth.user.role.is_admin() {
-            return Err(ApiError::forbidden(
-                "only hospital administrators may do this",
-            ));
-        }
-        Ok(Self(auth))
+        Ok(Self(Administrator::account(&auth.user)?))
     }
 }
 

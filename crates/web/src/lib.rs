@@ -19,7 +19,6 @@ pub mod page;
 pub mod pages;
 pub mod posts;
 pub mod qr;
-pub mod ratelimit;
 pub mod state;
 
 use axum::Router;

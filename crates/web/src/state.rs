@@ -12,7 +12,6 @@ use caremesh_store::Store;
 use url::Url;
 
 use crate::metrics::Metrics;
-use crate::ratelimit::LoginLimiter;
 
 /// The parts of the node's configuration that the HTTP layer needs. The server crate fills it from
 /// the node's config file; tests build it directly.
@@ -76,7 +75,6 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<WebSettings>,
     pub metrics: Arc<Metrics>,
-    pub login_limiter: Arc<LoginLimiter>,
     pub federation: Arc<Federation>,
     /// The use-cases: every action the API and the pages offer.
     pub app: Arc<App>,
@@ -89,7 +87,6 @@ impl AppState {
         settings: WebSettings,
         federation: Arc<Federation>,
     ) -> Self {
-        let limiter = LoginLimiter::new(settings.login_max_failures, settings.login_window_secs);
         let app_settings = settings.app_settings();
         federation.set_media(Arc::new(MediaDir::new(&app_settings)));
         let app = App::new(
@@ -104,7 +101,6 @@ impl AppState {
             clock,
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
-            login_limiter: Arc::new(limiter),
             federation,
         }
     }

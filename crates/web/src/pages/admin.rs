@@ -5,10 +5,11 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use base64::Engine as _;
-use caremesh_domain::{CredentialStatus, Role, Timestamp};
+use caremesh_app::admin::{self, Administrator, CheckedCredential};
+use caremesh_domain::{CredentialStatus, Role};
 use caremesh_store::InviteState;
 
-use super::{Form, PageResult, Viewer, esc, see_other, seg};
+use super::{Form, PageError, PageResult, Viewer, esc, see_other, seg};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -32,6 +33,13 @@ pub fn router() -> Router<AppState> {
         .route("/admin/moderation", get(moderation))
 }
 
+/// The visitor as administrator: a redirect to the login page for anonymous visitors, 403 for
+/// other roles.
+fn administrator(v: &Viewer) -> Result<Administrator, PageError> {
+    let auth = v.require_role(Role::is_admin)?;
+    Ok(Administrator::account(&auth.user)?)
+}
+
 fn admin_nav(v: &Viewer) -> String {
     format!(
         r#"<nav class="subnav" aria-label="{}"><a href="/admin">{}</a><a href="/admin/accounts">{}</a><a href="/admin/partners">{}</a><a href="/admin/moderation">{}</a></nav>"#,
@@ -53,9 +61,9 @@ fn invite_state_text(v: &Viewer, s: InviteState) -> &'static str {
 }
 
 async fn admin_home(v: Viewer, State(state): State<AppState>) -> PageResult {
-    v.require_role(Role::is_admin)?;
-    let invites = state.store.list_invites(None, 50).await?;
-    let now = state.clock.now();
+    let by = administrator(&v)?;
+    let invites = admin::invites(&state.app, &by, None, 50).await?;
+    let now = state.app.now();
     let mut h = admin_nav(&v);
     h.push_str(&format!(
         r#"<section class="box"><h2>{t}</h2><p class="hint">{hint}</p><form method="post" action="/admin/invites" class="stack">{csrf}
@@ -109,12 +117,12 @@ async fn admin_home(v: Viewer, State(state): State<AppState>) -> PageResult {
 
 async fn create_invite(v: Viewer, State(state): State<AppState>, form: Form) -> PageResult {
     v.check_csrf(&form)?;
-    let admin = v.require_role(Role::is_admin)?;
+    let by = administrator(&v)?;
     let days: Option<i64> = form.get("valid_days").and_then(|d| d.trim().parse().ok());
     let max_uses: Option<u32> = form.get("max_uses").and_then(|d| d.trim().parse().ok());
     let label = form.get("label").map(str::to_owned);
-    let (invite, _token, url) =
-        crate::admin::create_patient_invite(&state, admin, label, days.map(|d| d * 24), max_uses)
+    let admin::CreatedInvite { invite, url, .. } =
+        admin::create_patient_invite(&state.app, &by, label, days.map(|d| d * 24), max_uses)
             .await?;
     // The token is shown once, so the QR code is drawn into this page rather than served from a
     // URL that would need it; a data: image is still a real <img> for WeChat's long-press.
@@ -153,8 +161,8 @@ async fn revoke_invite(
     form: Form,
 ) -> PageResult {
     v.check_csrf(&form)?;
-    v.require_role(Role::is_admin)?;
-    state.store.revoke_invite(id, state.clock.now()).await?;
+    let by = administrator(&v)?;
+    admin::revoke_invite(&state.app, &by, id).await?;
     Ok(see_other("/admin"))
 }
 
@@ -177,8 +185,8 @@ fn credential_text(v: &Viewer, s: Option<CredentialStatus>) -> &'static str {
 }
 
 async fn accounts(v: Viewer, State(state): State<AppState>) -> PageResult {
-    v.require_role(Role::is_admin)?;
-    let now = state.clock.now();
+    let by = administrator(&v)?;
+    let now = state.app.now();
     let mut h = admin_nav(&v);
     h.push_str(&format!(
         r#"<section class="box"><h2>{t}</h2><form method="post" action="/admin/accounts" class="stack">{csrf}
@@ -204,12 +212,9 @@ async fn accounts(v: Viewer, State(state): State<AppState>) -> PageResult {
         c4 = esc(v.t("credential")),
     ));
     for role in [Role::Doctor, Role::Staff, Role::Admin] {
-        for u in state.store.list_users(Some(role), None, 200).await? {
-            let cred = if role == Role::Doctor {
-                state.store.credential(u.id).await?.map(|c| c.status(now))
-            } else {
-                None
-            };
+        for account in admin::accounts(&state.app, &by, Some(role), None, 200).await? {
+            let cred = account.credential.map(|c| c.status(now));
+            let u = account.user;
             h.push_str(&format!(
                 r#"<tr><td><a href="/admin/accounts/{}">{}</a>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
                 seg(&u.username),
@@ -235,7 +240,7 @@ async fn accounts(v: Viewer, State(state): State<AppState>) -> PageResult {
 
 async fn create_account(v: Viewer, State(state): State<AppState>, form: Form) -> PageResult {
     v.check_csrf(&form)?;
-    let admin = v.require_role(Role::is_admin)?;
+    let by = administrator(&v)?;
     let role = match form.get("role") {
         Some("doctor") => Role::Doctor,
         Some("staff") => Role::Staff,
@@ -246,9 +251,9 @@ async fn create_account(v: Viewer, State(state): State<AppState>, form: Form) ->
             );
         }
     };
-    let (user, generated) = crate::admin::create_staff_account(
-        &state,
-        admin,
+    let (user, generated) = admin::create_staff_account(
+        &state.app,
+        &by,
         &form.text("username"),
         &form.text("display_name"),
         role,
@@ -279,9 +284,10 @@ async fn account(
     State(state): State<AppState>,
     Path(username): Path<String>,
 ) -> PageResult {
-    v.require_role(Role::is_admin)?;
-    let user = state.store.user_by_username(&username).await?;
-    let now = state.clock.now();
+    let by = administrator(&v)?;
+    let account = admin::account(&state.app, &by, &username).await?;
+    let (user, cred) = (account.user, account.credential);
+    let now = state.app.now();
     let mut h = admin_nav(&v);
     h.push_str(&format!(
         "<p>{}: {}</p><p>{}: {}</p>",
@@ -291,7 +297,6 @@ async fn account(
         esc(role_text(&v, user.role))
     ));
     if user.role == Role::Doctor {
-        let cred = state.store.credential(user.id).await?;
         h.push_str(&format!("<h2>{}</h2>", esc(v.t("credential"))));
         match &cred {
             Some(c) => {
@@ -302,7 +307,7 @@ async fn account(
                         "verified-by",
                         &[
                             ("status", credential_text(&v, Some(c.status(now)))),
-                            ("hospital", &state.settings.hospital_name)
+                            ("hospital", &state.app.settings.hospital_name)
                         ]
                     )),
                     tl = esc(v.t("cred-title")),
@@ -363,7 +368,7 @@ async fn set_credential(
     form: Form,
 ) -> PageResult {
     v.check_csrf(&form)?;
-    let admin = v.require_role(Role::is_admin)?;
+    let by = administrator(&v)?;
     let checked_on = parse_date(&form.text("checked_on"), "checked_on")?;
     let valid_until = match form
         .get("valid_until")
@@ -371,21 +376,20 @@ async fn set_credential(
         .filter(|s| !s.is_empty())
     {
         None => None,
-        Some(s) => {
-            let d = parse_date(s, "valid_until")?;
-            let end = d.and_hms_opt(0, 0, 0).map(|dt| dt.and_utc());
-            end.map(Timestamp::from_datetime)
-        }
+        // The last day the credential is valid, as `caremesh credential set --valid-until`.
+        Some(s) => admin::valid_through(parse_date(s, "valid_until")?),
     };
-    crate::admin::record_credential(
-        &state,
-        admin,
+    admin::record_credential(
+        &state.app,
+        &by,
         &username,
-        &form.text("title"),
-        &form.text("specialty"),
-        &form.text("licence_number"),
-        checked_on,
-        valid_until,
+        CheckedCredential {
+            title: form.text("title"),
+            specialty: form.text("specialty"),
+            licence_number: form.text("licence_number"),
+            checked_on,
+            valid_until,
+        },
     )
     .await?;
     Ok(see_other(&format!("/admin/accounts/{}", seg(&username))))
@@ -398,14 +402,14 @@ async fn revoke_credential(
     form: Form,
 ) -> PageResult {
     v.check_csrf(&form)?;
-    let admin = v.require_role(Role::is_admin)?;
-    crate::admin::revoke_doctor_credential(&state, admin, &username).await?;
+    let by = administrator(&v)?;
+    admin::revoke_credential(&state.app, &by, &username).await?;
     Ok(see_other(&format!("/admin/accounts/{}", seg(&username))))
 }
 
 async fn partners(v: Viewer, State(state): State<AppState>) -> PageResult {
-    v.require_role(Role::is_admin)?;
-    let list = state.store.list_partners().await?;
+    let by = administrator(&v)?;
+    let list = admin::partners(&state.app, &by).await?;
     let mut h = admin_nav(&v);
     h.push_str(&format!(
         r#"<p class="hint">{}</p><section class="box"><h2>{}</h2><form method="post" action="/admin/partners" class="stack">{}<label for="partner">{}</label><input id="partner" name="partner" required placeholder="https://caremesh.hospital-b.example"><button type="submit" class="primary">{}</button></form></section><section><h2>{}</h2>"#,
@@ -448,57 +452,28 @@ async fn partners(v: Viewer, State(state): State<AppState>) -> PageResult {
 
 async fn add_partner(v: Viewer, State(state): State<AppState>, form: Form) -> PageResult {
     v.check_csrf(&form)?;
-    v.require_role(Role::is_admin)?;
-    let (authority, base_url) = caremesh_federation::parse_partner(&form.text("partner"))
-        .map_err(|e| ApiError::unprocessable("invalid_partner", e.to_string()))?;
-    state
-        .store
-        .add_partner(caremesh_store::Partner {
-            authority: authority.clone(),
-            base_url,
-            added_at: state.clock.now(),
-            // Added by an administrator at run time, like `caremesh partner add`.
-            source: "cli".into(),
-        })
-        .await?;
-    state.federation.partners.invalidate().await;
-    tracing::info!(%authority, "partner added from the admin pages");
+    let by = administrator(&v)?;
+    admin::add_partner(&state.app, &by, &form.text("partner")).await?;
     Ok(see_other("/admin/partners"))
 }
 
 async fn remove_partner(v: Viewer, State(state): State<AppState>, form: Form) -> PageResult {
     v.check_csrf(&form)?;
-    v.require_role(Role::is_admin)?;
-    let authority = form.text("partner");
-    let known = state.store.list_partners().await?;
-    match known.iter().find(|p| p.authority == authority) {
-        None => return Err(ApiError::not_found("partner").into()),
-        Some(p) if p.source == "config" => {
-            return Err(ApiError::conflict(
-                "partner_in_config",
-                "this partner is listed in federation.partners in the configuration; remove it there",
-            )
-            .into());
-        }
-        Some(_) => {}
-    }
-    state.store.remove_partner(&authority).await?;
-    state.federation.partners.invalidate().await;
-    tracing::info!(%authority, "partner removed from the admin pages");
+    let by = administrator(&v)?;
+    admin::remove_partner(&state.app, &by, &form.text("partner")).await?;
     Ok(see_other("/admin/partners"))
 }
 
 async fn moderation(v: Viewer, State(state): State<AppState>) -> PageResult {
-    v.require_role(Role::is_admin)?;
-    let groups = state.store.list_groups(None, 200).await?;
+    let by = administrator(&v)?;
+    let groups = admin::open_reports_by_group(&state.app, &by).await?;
     let mut h = admin_nav(&v);
     h.push_str(&format!(
         r#"<table><thead><tr><th scope="col">{}</th><th scope="col">{}</th></tr></thead><tbody>"#,
         esc(v.t("group")),
         esc(v.t("open-reports"))
     ));
-    for g in groups {
-        let open = state.store.list_reports(g.id, true, None, 200).await?.len() as u64;
+    for (g, open) in groups {
         h.push_str(&format!(
             r#"<tr><td><a href="/g/{}/moderation">{}</a></td><td>{}</td></tr>"#,
             seg(&g.public_id),

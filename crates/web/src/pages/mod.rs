@@ -31,7 +31,6 @@ use chrono::{FixedOffset, NaiveDateTime, TimeZone};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::auth::hash_token;
 use crate::error::ApiError;
 use crate::extract::{AuthUser, check_same_origin, cookie_token};
 use crate::state::AppState;
@@ -237,9 +236,7 @@ impl FromRequestParts<AppState> for Viewer {
         let lang = pick_lang(&parts.headers);
         let elder = cookie(&parts.headers, ELDER_COOKIE) == Some("1");
         let auth = match cookie_token(parts) {
-            Some(token) => state
-                .store
-                .session_user(&hash_token(&token), state.clock.now())
+            Some(token) => caremesh_app::accounts::session_user(&state.app, &token)
                 .await
                 .ok()
                 .map(|(session, user)| AuthUser { user, session }),

@@ -105,16 +105,22 @@ async fn login(
 ) -> PageResult {
     v.check_csrf(&form)?;
     let next = safe_back(form.get("next"));
-    match crate::auth::check_login(&state, ip, &form.text("username"), form.text("password")).await
-    {
+    let checked = caremesh_app::accounts::check_login(
+        &state.app,
+        ip,
+        &form.text("username"),
+        form.text("password"),
+    )
+    .await;
+    match checked {
         Ok(user) => {
-            let (_, _, cookie) = crate::auth::new_session(&state, &user).await?;
+            let (_, cookie) = crate::auth::new_session(&state, &user).await?;
             let mut r = see_other(&next);
             r.headers_mut().append(header::SET_COOKIE, cookie);
             Ok(r)
         }
-        Err(e) if e.code == "invalid_credentials" => Ok(v.page_with_status(
-            e.status,
+        Err(caremesh_app::AppError::InvalidCredentials) => Ok(v.page_with_status(
+            StatusCode::UNAUTHORIZED,
             v.t("login"),
             &login_form(&v, &next, Some(v.t("login-failed"))),
         )),
@@ -125,12 +131,12 @@ async fn login(
 async fn logout(v: Viewer, State(state): State<AppState>, form: Form) -> PageResult {
     v.check_csrf(&form)?;
     if let Some(a) = &v.auth {
-        state.store.delete_session(&a.session.token_hash).await?;
+        caremesh_app::accounts::logout(&state.app, &a.session).await?;
     }
     let mut r = see_other("/login");
     r.headers_mut().append(
         header::SET_COOKIE,
-        crate::auth::session_cookie("", 0, state.settings.secure_cookies()),
+        crate::auth::cleared_session_cookie(&state),
     );
     Ok(r)
 }
@@ -159,11 +165,7 @@ fn join_form(v: &Viewer, token: &str, hospital: &str, error: Option<&str>) -> St
 }
 
 async fn check_signup_invite(state: &AppState, token: &str) -> Result<(), PageError> {
-    let invite = state
-        .store
-        .invite_by_token_hash(&crate::auth::hash_token(token))
-        .await?;
-    crate::auth::check_invite_state(invite.state(state.clock.now()))?;
+    caremesh_app::accounts::signup_invite(&state.app, token).await?;
     Ok(())
 }
 
@@ -175,7 +177,7 @@ async fn join_page(
     check_signup_invite(&state, &token).await?;
     Ok(v.page(
         v.t("join-title"),
-        &join_form(&v, &token, &state.settings.hospital_name, None),
+        &join_form(&v, &token, &state.app.settings.hospital_name, None),
     ))
 }
 
@@ -186,35 +188,34 @@ async fn join(
     form: Form,
 ) -> PageResult {
     v.check_csrf(&form)?;
-    let result = crate::auth::sign_up(
-        &state,
+    let result = caremesh_app::accounts::sign_up(
+        &state.app,
         &token,
         &form.text("username"),
         &form.text("display_name"),
         form.text("password"),
     )
     .await;
-    match result {
+    let (status, msg) = match result {
         Ok(user) => {
-            let (_, _, cookie) = crate::auth::new_session(&state, &user).await?;
+            let (_, cookie) = crate::auth::new_session(&state, &user).await?;
             let mut r = see_other("/");
             r.headers_mut().append(header::SET_COOKIE, cookie);
-            Ok(r)
+            return Ok(r);
         }
-        Err(e) if e.status.as_u16() == 422 || e.status.as_u16() == 409 => {
-            let msg = if e.status.as_u16() == 409 {
-                v.t("username-taken").to_owned()
-            } else {
-                e.message.clone()
-            };
-            Ok(v.page_with_status(
-                e.status,
-                v.t("join-title"),
-                &join_form(&v, &token, &state.settings.hospital_name, Some(&msg)),
-            ))
+        Err(caremesh_app::AppError::Conflict { .. }) => {
+            (StatusCode::CONFLICT, v.t("username-taken").to_owned())
         }
-        Err(e) => Err(e.into()),
-    }
+        Err(caremesh_app::AppError::Invalid { message, .. }) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, message)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(v.page_with_status(
+        status,
+        v.t("join-title"),
+        &join_form(&v, &token, &state.app.settings.hospital_name, Some(&msg)),
+    ))
 }
 
 // ---- groups ----
