@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod error;
+pub mod inbound;
 pub mod remote;
 
 use std::path::PathBuf;

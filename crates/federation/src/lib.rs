@@ -5,6 +5,7 @@
 //! Depends on `protocol` for the cryptography and on the `Store` trait for persistence; knows
 //! nothing of axum (the web crate exposes the routes) nor of a particular database.
 
+pub mod activity;
 pub mod actors;
 pub mod client;
 pub mod credentials;

@@ -43,6 +43,7 @@ pub fn entries_for(activity: &Value, peers: &[Partner]) -> Vec<NewOutboxEntry> {
             inbox_url: format!("{}inbox", p.base_url),
             activity_id: id.clone(),
             payload: payload.clone(),
+            intent: false,
         })
         .collect()
 }
