@@ -14,6 +14,7 @@
 pub mod access;
 pub mod error;
 pub mod inbound;
+pub mod intents;
 pub mod remote;
 
 use std::path::PathBuf;

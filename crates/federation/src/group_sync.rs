@@ -157,15 +157,17 @@ impl Federation {
         if peers.is_empty() {
             return Ok(());
         }
-        let update = self.post_state_update(group, post).await?;
+        let update = self.post_state_update(group, post, None).await?;
         self.publish(&update, &peers).await
     }
 
-    /// The group's signed `Update` of what it decided about one of its posts.
-    async fn post_state_update(
+    /// The group's signed `Update` of what it decided about one of its posts (with the activity
+    /// id `id`, or a new one).
+    pub async fn post_state_update(
         &self,
         group: &Group,
         post: &Post,
+        id: Option<&str>,
     ) -> Result<Value, FederationError> {
         let group_url = self.group_url(group);
         let post_ref = self.post_ref(post);
@@ -191,7 +193,7 @@ impl Federation {
             "published": post.created_at.to_rfc3339(),
             "updated": now.to_rfc3339(),
         });
-        self.group_update(group, state).await
+        self.group_update(group, state, id).await
     }
 
     /// A node's first member of a group hosted here was accepted: that node gets the group's
@@ -246,13 +248,13 @@ impl Federation {
                 || thread.accepted_reply_public_id.is_some()
                 || thread.answered_by_doctor
             {
-                let update = self.post_state_update(group, thread).await?;
+                let update = self.post_state_update(group, thread, None).await?;
                 entries.extend(entries_for(&update, &peer));
             }
             self.store.enqueue(entries, now).await?;
         }
         if !self.store.list_folders(group.id).await?.is_empty() {
-            let update = self.library_update(group).await?;
+            let update = self.library_update(group, None).await?;
             self.store.enqueue(entries_for(&update, &peer), now).await?;
         }
         self.wake();
@@ -317,13 +319,17 @@ impl Federation {
         if peers.is_empty() {
             return Ok(());
         }
-        let update = self.library_update(group).await?;
+        let update = self.library_update(group, None).await?;
         self.publish(&update, &peers).await
     }
 
     /// The group's signed `Update` of its library. Files saved in it stay with the host for now:
     /// only posts are listed.
-    async fn library_update(&self, group: &Group) -> Result<Value, FederationError> {
+    pub async fn library_update(
+        &self,
+        group: &Group,
+        id: Option<&str>,
+    ) -> Result<Value, FederationError> {
         let group_url = self.group_url(group);
         let folders = self.store.list_folders(group.id).await?;
         let items = self
@@ -362,7 +368,7 @@ impl Federation {
             "published": group.created_at.to_rfc3339(),
             "updated": now.to_rfc3339(),
         });
-        self.group_update(group, library).await
+        self.group_update(group, library, id).await
     }
 
     /// A member of a group hosted here who belongs to another node: their node is told what the
@@ -378,6 +384,20 @@ impl Federation {
         if group.remote_actor_id.is_some() || member.state == MemberState::Pending {
             return Ok(());
         }
+        let update = self.membership_update(group, member, actor, None).await?;
+        let peer = self.partner_of(actor).await?;
+        self.publish(&update, &[peer]).await
+    }
+
+    /// The group's signed `Update` of what it decided about a member of another node (role,
+    /// removal, ban).
+    pub async fn membership_update(
+        &self,
+        group: &Group,
+        member: &Member,
+        actor: &str,
+        id: Option<&str>,
+    ) -> Result<Value, FederationError> {
         let group_url = self.group_url(group);
         let now = self.clock.now();
         let membership = json!({
@@ -391,26 +411,26 @@ impl Federation {
             "published": member.created_at.to_rfc3339(),
             "updated": now.to_rfc3339(),
         });
-        let peer = self.partner_of(actor).await?;
-        self.send_as_group(group, membership, &[peer]).await
-    }
-
-    async fn send_as_group(
-        &self,
-        group: &Group,
-        object: Value,
-        peers: &[Partner],
-    ) -> Result<(), FederationError> {
-        let update = self.group_update(group, object).await?;
-        self.publish(&update, peers).await
+        self.group_update(group, membership, id).await
     }
 
     /// An `Update` of one of the group's objects, signed by the group.
-    async fn group_update(&self, group: &Group, object: Value) -> Result<Value, FederationError> {
+    async fn group_update(
+        &self,
+        group: &Group,
+        object: Value,
+        id: Option<&str>,
+    ) -> Result<Value, FederationError> {
         let group_url = self.group_url(group);
+        let id = match id {
+            Some(id) => id.to_owned(),
+            None => self
+                .urls
+                .activity(&format!("group-update-{}", random_id()?)),
+        };
         let update = json!({
             "@context": [AS, DATA_INTEGRITY],
-            "id": self.urls.activity(&format!("group-update-{}", random_id()?)),
+            "id": id,
             "type": "Update",
             "actor": group_url,
             "to": [format!("{group_url}/members")],

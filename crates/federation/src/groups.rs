@@ -4,10 +4,8 @@
 //! every node with an active member, one delivery per node. What crosses about a patient is the
 //! pseudonym's actor id, key and display name and what they post in that group (`spec/privacy.md`).
 
-use caremesh_domain::{Language, MemberListVisibility, PostKind, Role, Timestamp};
-use caremesh_store::{
-    Group, GroupSettings, Member, NewOutboxEntry, Partner, Post, Pseudonym, User,
-};
+use caremesh_domain::{PostKind, Role, Timestamp};
+use caremesh_store::{Group, NewOutboxEntry, Partner, Post, Pseudonym, User};
 use serde_json::{Value, json};
 
 use crate::error::FederationError;
@@ -51,6 +49,8 @@ impl Federation {
             "name": g.settings.name,
             "summary": g.settings.description,
             "caremesh:condition": g.settings.condition,
+            "caremesh:conditionCode": g.settings.condition_code,
+            "caremesh:memberCount": g.member_count,
             "caremesh:city": g.settings.city,
             "caremesh:language": g.settings.language.as_str(),
             "attributedTo": self.urls.instance_actor(),
@@ -58,6 +58,19 @@ impl Federation {
             "endpoints": { "sharedInbox": self.urls.shared_inbox() },
             "publicKey": public_key,
             "assertionMethod": methods,
+        }))
+    }
+
+    /// The `Update` that tells members' nodes a group hosted here changed (its settings, its
+    /// member count): they fetch its document again and show it as the host has it.
+    pub async fn group_actor_update(&self, g: &Group, id: &str) -> Result<Value, FederationError> {
+        let group_url = self.urls.group(&g.public_id);
+        Ok(json!({
+            "@context": actors::CONTEXT,
+            "id": id,
+            "type": "Update",
+            "actor": group_url,
+            "object": self.group_document(g).await?,
         }))
     }
 
@@ -85,88 +98,6 @@ impl Federation {
             .get(&authority)
             .await?
             .ok_or(FederationError::NotPartner(authority))
-    }
-
-    /// A patient of this node asks to join a group hosted on a partner node, under a name chosen
-    /// for that group. Creates the local mirror of the group and the pseudonym, and queues the
-    /// `Follow` (with the host's invite token, if the patient has one) in the same transaction.
-    pub async fn join_remote_group(
-        &self,
-        user: &User,
-        group_url: &str,
-        display_name: &str,
-        invite_token: Option<&str>,
-    ) -> Result<(Group, Member), FederationError> {
-        let host = self.partner_of(group_url).await?;
-        let doc = self.client.get_json(group_url).await?;
-        if doc["id"].as_str() != Some(group_url) || doc["type"] != "Group" {
-            return Err(FederationError::Malformed(format!(
-                "{group_url} is not a group"
-            )));
-        }
-        let text = |k: &str, max: usize| -> String {
-            let s: String = doc[k].as_str().unwrap_or("").chars().take(max).collect();
-            s
-        };
-        let language = match doc["caremesh:language"].as_str() {
-            Some("en") => Language::En,
-            _ => Language::ZhCn,
-        };
-        let settings = GroupSettings {
-            name: text("name", 100),
-            condition: text("caremesh:condition", 100),
-            condition_code: None,
-            city: text("caremesh:city", 100),
-            language,
-            description: text("summary", 2000),
-            rules: String::new(),
-            member_list: MemberListVisibility::Moderators,
-        };
-        let now = self.clock.now();
-        let group = self
-            .store
-            .upsert_mirror_group(group_url, &random_id()?, settings, now)
-            .await?;
-        // Patients join as a pseudonym made for this group; doctors and staff as themselves, so
-        // that their hospital's credential goes with them.
-        let (actor, pseudonym) = if user.role == Role::Patient {
-            let wanted = Pseudonym {
-                id: 0,
-                public_id: random_id()?,
-                user_id: user.id,
-                group_id: group.id,
-                display_name: display_name.to_owned(),
-                created_at: now,
-            };
-            let public_id = match self.store.pseudonym_of(user.id, group.id).await? {
-                Some(p) => p.public_id,
-                None => wanted.public_id.clone(),
-            };
-            (self.urls.pseudonym(&public_id), Some(wanted))
-        } else {
-            (self.urls.person(&user.username), None)
-        };
-        let mut follow = json!({
-            "@context": AS,
-            "id": self.urls.activity(&format!(
-                "follow-{}-{}",
-                hex::encode(sha_short(&actor)),
-                now.as_millis()
-            )),
-            "type": "Follow",
-            "actor": actor,
-            "object": group_url,
-        });
-        if let Some(t) = invite_token {
-            follow["caremesh:inviteToken"] = json!(t);
-        }
-        let entries = entries_for(&follow, std::slice::from_ref(&host));
-        let member = self
-            .store
-            .join_remote_group(user.id, group.id, pseudonym, entries, now)
-            .await?;
-        self.wake();
-        Ok((group, member))
     }
 
     /// A patient of this node left a group hosted elsewhere: the host is told (`Undo` of the

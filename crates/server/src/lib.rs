@@ -233,13 +233,15 @@ pub async fn serve_with(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let delivery = federation.start_delivery()?;
     let state = AppState::new(
         store.clone(),
         clock.clone(),
         web_settings(&config),
-        federation,
+        federation.clone(),
     );
+    let delivery = federation.start_delivery(Some(caremesh_app::intents::Renderer::new(
+        state.app.clone(),
+    )))?;
     // Inbound activities recorded but not applied (the node stopped in between, or its store
     // failed) are applied now and then every few seconds.
     let replay = tokio::spawn(replay_inbox(state.app.clone()));

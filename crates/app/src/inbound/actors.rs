@@ -66,6 +66,16 @@ pub(super) async fn updated(
     let Some(doc) = app.store.remote_actor(actor).await? else {
         return Ok(());
     };
+    if let Some(group) = app.store.group_by_remote_actor(actor).await? {
+        // The host of a group mirrored here: show it as the host has it.
+        if let Ok(d) = serde_json::from_str::<Value>(&doc.document) {
+            let (settings, count) = crate::remote::mirror_settings(&d);
+            app.store
+                .refresh_mirror_group(group.id, settings, count, app.now())
+                .await?;
+        }
+        return Ok(());
+    }
     let Some(name) = serde_json::from_str::<Value>(&doc.document)
         .ok()
         .and_then(|d| {

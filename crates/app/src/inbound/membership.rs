@@ -8,6 +8,7 @@ use caremesh_store::RemoteFollow;
 use serde_json::{Value, json};
 
 use super::{actors, hosted_group};
+use crate::intents::{self, Intent};
 use crate::{App, AppResult};
 
 const AS: &str = caremesh_federation::activity::AS;
@@ -30,6 +31,9 @@ pub(super) async fn follow(app: &App, raw: &Value, id: &str, f: &Follow) -> AppR
         "object": raw,
     });
     let peer = fed.partner_of(&f.actor).await?;
+    // Admitted at once: the new member count goes to every member's node with the answer.
+    let mut on_accept = entries_for(&accept, std::slice::from_ref(&peer));
+    on_accept.extend(intents::for_members(app, &group, Intent::Group { group: group.id }).await?);
     let result = app
         .store
         .remote_follow(
@@ -40,7 +44,7 @@ pub(super) async fn follow(app: &App, raw: &Value, id: &str, f: &Follow) -> AppR
                 invite_token: f.invite_token.as_deref(),
                 max_members: app.settings.max_members,
             },
-            entries_for(&accept, std::slice::from_ref(&peer)),
+            on_accept,
             app.now(),
         )
         .await;
@@ -71,9 +75,11 @@ pub(super) async fn follow(app: &App, raw: &Value, id: &str, f: &Follow) -> AppR
 /// A remote member leaves a group hosted here.
 pub(super) async fn unfollow(app: &App, f: &Follow) -> AppResult<()> {
     if let Some(group) = hosted_group(app, &f.group).await? {
+        let count = intents::for_members(app, &group, Intent::Group { group: group.id }).await?;
         app.store
-            .remote_unfollow(group.id, &f.actor, app.now())
+            .remote_unfollow_with(group.id, &f.actor, app.now(), count)
             .await?;
+        app.federation.wake();
     }
     Ok(())
 }

@@ -20,6 +20,8 @@ mod group_objects;
 mod membership;
 mod posts;
 
+pub(crate) use membership::short_hash;
+
 use caremesh_domain::MemberState;
 use caremesh_federation::InboundRequest;
 use caremesh_federation::activity::{Activity, Parsed};

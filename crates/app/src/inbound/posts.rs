@@ -2,12 +2,13 @@
 //! host's `Announce` of them arriving at members' nodes, and members' helpful marks.
 
 use caremesh_domain::group::limits;
-use caremesh_domain::{GroupRole, MemberState, PostKind, Timestamp};
+use caremesh_domain::{MemberState, PostKind, Timestamp};
 use caremesh_federation::activity::{Activity, Announce, Delete, Like, NoteActivity};
 use caremesh_store::{Group, NewOutboxEntry, Post, RemotePost, StoreError};
 use serde_json::Value;
 
 use super::{actors, files, group_objects, hosted_group};
+use crate::intents::{self, Intent};
 use crate::{App, AppResult};
 
 /// A member of another node posted in a group hosted here: it is stored once and forwarded to
@@ -26,14 +27,24 @@ pub(super) async fn created_here(
     let Some(group) = hosted_group(app, group_url).await? else {
         return Ok(());
     };
-    let announce = fed.announce_entries(&group, raw, Some(from)).await?;
-    if let Some(post) = store_post_from(app, &group, raw, raw, announce).await?
-        && let Some(thread) = &post.thread_public_id
-        && post.author.role.is_some_and(GroupRole::can_teach)
+    let mut announce = fed.announce_entries(&group, raw, Some(from)).await?;
+    // A doctor's answer: every node shows the question as answered (its state is queued with
+    // the reply).
+    if let Some(thread_ref) = &c.note.in_reply_to
+        && let Some(thread) = fed.post_by_ref(&group, thread_ref).await?
+        && app
+            .store
+            .remote_member(group.id, &c.actor)
+            .await?
+            .is_some_and(|m| m.role.can_teach())
     {
-        let thread = app.store.post_by_public_id(group.id, thread, None).await?;
-        fed.post_state_changed(&group, &thread).await?;
+        let intent = Intent::PostState {
+            group: group.id,
+            post: thread.public_id,
+        };
+        announce.extend(intents::for_members(app, &group, intent).await?);
     }
+    store_post_from(app, &group, raw, raw, announce).await?;
     fed.wake();
     Ok(())
 }
@@ -124,16 +135,21 @@ pub(super) async fn like(app: &App, like: &Like, helpful: bool) -> AppResult<()>
     let Some(post) = fed.post_by_ref(&group, &like.post).await? else {
         return Ok(());
     };
-    let post = match app
+    let intent = Intent::PostState {
+        group: group.id,
+        post: post.public_id.clone(),
+    };
+    let state = intents::for_members(app, &group, intent).await?;
+    match app
         .store
-        .set_remote_helpful(post.id, &like.actor, helpful, app.now())
+        .set_remote_helpful_with(post.id, &like.actor, helpful, app.now(), state)
         .await
     {
-        Ok(p) => p,
+        Ok(_) => {}
         Err(e) if e.conflict_code().is_some() => return Ok(()),
         Err(e) => return Err(e.into()),
-    };
-    fed.post_state_changed(&group, &post).await?;
+    }
+    fed.wake();
     Ok(())
 }
 
