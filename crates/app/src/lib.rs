@@ -18,6 +18,8 @@ pub mod error;
 #[cfg(test)]
 mod group_fixtures;
 pub mod groups;
+pub mod inbound;
+pub mod intents;
 pub mod invites;
 pub mod library;
 pub mod media;

@@ -2,10 +2,16 @@
 //! pages show about partner hospitals on the way (which hospital a group's address belongs to,
 //! its name, where a visitor of another hospital continues from an invite link).
 
-use caremesh_domain::{Role, ValidationError, validate_display_name};
+use caremesh_domain::{
+    Language, MemberListVisibility, Role, ValidationError, group::limits, validate_display_name,
+};
+use caremesh_federation::activity::AS;
+use caremesh_federation::entries_for;
 use caremesh_federation::urls::authority_of_str;
-use caremesh_store::{Group, GroupInvite, Member, Partner, User};
+use caremesh_store::{Group, GroupInvite, GroupSettings, Member, Partner, Pseudonym, User};
+use serde_json::{Value, json};
 
+use crate::inbound::short_hash;
 use crate::{App, AppError, AppResult};
 
 /// The name an account shows in a group hosted elsewhere: a patient's own choice for that group
@@ -32,10 +38,102 @@ pub async fn join(
 ) -> AppResult<(Group, Member)> {
     let name = join_name(user, display_name)?;
     let invite = invite_token.map(str::trim).filter(|t| !t.is_empty());
-    Ok(app
-        .federation
-        .join_remote_group(user, group_url.trim(), &name, invite)
-        .await?)
+    let group_url = group_url.trim();
+    let fed = &app.federation;
+    let host = fed.partner_of(group_url).await?;
+    let doc = fed.client.get_json(group_url).await?;
+    if doc["id"].as_str() != Some(group_url) || doc["type"] != "Group" {
+        return Err(AppError::invalid(format!(
+            "group: {group_url} is not a group"
+        )));
+    }
+    let (settings, count) = mirror_settings(&doc);
+    let now = app.now();
+    let group = app
+        .store
+        .upsert_mirror_group(group_url, &crate::new_public_id()?, settings.clone(), now)
+        .await?;
+    let group = app
+        .store
+        .refresh_mirror_group(group.id, settings, count, now)
+        .await?;
+    // Patients join as a pseudonym made for this group; doctors and staff as themselves, so
+    // that their hospital's credential goes with them.
+    let (actor, pseudonym) = if user.role == Role::Patient {
+        let wanted = Pseudonym {
+            id: 0,
+            public_id: crate::new_public_id()?,
+            user_id: user.id,
+            group_id: group.id,
+            display_name: name.clone(),
+            created_at: now,
+        };
+        let public_id = match app.store.pseudonym_of(user.id, group.id).await? {
+            Some(p) => p.public_id,
+            None => wanted.public_id.clone(),
+        };
+        (fed.urls.pseudonym(&public_id), Some(wanted))
+    } else {
+        (fed.urls.person(&user.username), None)
+    };
+    let mut follow = json!({
+        "@context": AS,
+        "id": fed.urls.activity(&format!(
+            "follow-{}-{}",
+            short_hash(&actor),
+            now.as_millis()
+        )),
+        "type": "Follow",
+        "actor": actor,
+        "object": group_url,
+    });
+    if let Some(t) = invite {
+        follow["caremesh:inviteToken"] = json!(t);
+    }
+    let entries = entries_for(&follow, std::slice::from_ref(&host));
+    let member = app
+        .store
+        .join_remote_group(user.id, group.id, pseudonym, entries, now)
+        .await?;
+    fed.wake();
+    Ok((group, member))
+}
+
+/// A mirrored group's settings and member count, from its host's `Group` document.
+pub(crate) fn mirror_settings(doc: &Value) -> (GroupSettings, Option<u32>) {
+    let text = |k: &str, max: usize| -> String {
+        doc[k]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(max)
+            .collect()
+    };
+    let language = match doc["caremesh:language"].as_str() {
+        Some("en") => Language::En,
+        _ => Language::ZhCn,
+    };
+    let condition_code = doc["caremesh:conditionCode"]
+        .as_str()
+        .filter(|c| caremesh_domain::validate_condition_code(c).is_ok())
+        .map(str::to_owned);
+    let count = doc["caremesh:memberCount"]
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok());
+    (
+        GroupSettings {
+            name: text("name", limits::GROUP_NAME),
+            condition: text("caremesh:condition", limits::CONDITION),
+            condition_code,
+            city: text("caremesh:city", limits::CITY),
+            language,
+            description: text("summary", limits::DESCRIPTION),
+            rules: String::new(),
+            member_list: MemberListVisibility::Moderators,
+        },
+        count,
+    )
 }
 
 /// The partner hospital a group's address belongs to, or why there is none.

@@ -14,16 +14,15 @@
 //! so activities that arrive late, twice or out of order converge to the same state. A state or an
 //! edit that arrives before its post waits there and is applied when the post arrives.
 
-use caremesh_domain::{GroupRole, MemberState, Role, Timestamp, UserId};
+use caremesh_domain::{MemberState, Timestamp};
 use caremesh_store::{
-    DeletedBy, FeedSort, Group, HostedPostState, Member, MirrorFolder, MirrorItem, NewOutboxEntry,
-    Partner, Post, ReplySort, StoreError, User,
+    DeletedBy, FeedSort, Group, Member, NewOutboxEntry, Partner, Post, ReplySort, StoreError, User,
 };
 use serde_json::{Value, json};
 
 use crate::Federation;
 use crate::error::FederationError;
-use crate::groups::{NoteDraft, note_text, random_id, sha_short};
+use crate::groups::{NoteDraft, random_id, sha_short};
 use crate::outbox::entries_for;
 use crate::urls::authority_of_str;
 
@@ -48,7 +47,7 @@ impl Federation {
     }
 
     /// The post of `group` that `post_ref` names, if this node has it.
-    pub(crate) async fn post_by_ref(
+    pub async fn post_by_ref(
         &self,
         group: &Group,
         post_ref: &str,
@@ -158,15 +157,17 @@ impl Federation {
         if peers.is_empty() {
             return Ok(());
         }
-        let update = self.post_state_update(group, post).await?;
+        let update = self.post_state_update(group, post, None).await?;
         self.publish(&update, &peers).await
     }
 
-    /// The group's signed `Update` of what it decided about one of its posts.
-    async fn post_state_update(
+    /// The group's signed `Update` of what it decided about one of its posts (with the activity
+    /// id `id`, or a new one).
+    pub async fn post_state_update(
         &self,
         group: &Group,
         post: &Post,
+        id: Option<&str>,
     ) -> Result<Value, FederationError> {
         let group_url = self.group_url(group);
         let post_ref = self.post_ref(post);
@@ -192,18 +193,14 @@ impl Federation {
             "published": post.created_at.to_rfc3339(),
             "updated": now.to_rfc3339(),
         });
-        self.group_update(group, state).await
+        self.group_update(group, state, id).await
     }
 
     /// A node's first member of a group hosted here was accepted: that node gets the group's
     /// recent threads (the pinned ones and the latest, with scheduled announcements), their replies
     /// and the group's decisions about them, as the other members' nodes got them: the authors'
     /// activities, unchanged, forwarded by the group.
-    pub(crate) async fn backfill_node(
-        &self,
-        group: &Group,
-        actor: &str,
-    ) -> Result<(), FederationError> {
+    pub async fn backfill_node(&self, group: &Group, actor: &str) -> Result<(), FederationError> {
         let Some(node) = authority_of_str(actor) else {
             return Ok(());
         };
@@ -251,13 +248,13 @@ impl Federation {
                 || thread.accepted_reply_public_id.is_some()
                 || thread.answered_by_doctor
             {
-                let update = self.post_state_update(group, thread).await?;
+                let update = self.post_state_update(group, thread, None).await?;
                 entries.extend(entries_for(&update, &peer));
             }
             self.store.enqueue(entries, now).await?;
         }
         if !self.store.list_folders(group.id).await?.is_empty() {
-            let update = self.library_update(group).await?;
+            let update = self.library_update(group, None).await?;
             self.store.enqueue(entries_for(&update, &peer), now).await?;
         }
         self.wake();
@@ -322,13 +319,17 @@ impl Federation {
         if peers.is_empty() {
             return Ok(());
         }
-        let update = self.library_update(group).await?;
+        let update = self.library_update(group, None).await?;
         self.publish(&update, &peers).await
     }
 
     /// The group's signed `Update` of its library. Files saved in it stay with the host for now:
     /// only posts are listed.
-    async fn library_update(&self, group: &Group) -> Result<Value, FederationError> {
+    pub async fn library_update(
+        &self,
+        group: &Group,
+        id: Option<&str>,
+    ) -> Result<Value, FederationError> {
         let group_url = self.group_url(group);
         let folders = self.store.list_folders(group.id).await?;
         let items = self
@@ -367,80 +368,7 @@ impl Federation {
             "published": group.created_at.to_rfc3339(),
             "updated": now.to_rfc3339(),
         });
-        self.group_update(group, library).await
-    }
-
-    /// Shows a mirrored group's library as its host keeps it, with the posts this node has.
-    async fn apply_library_doc(&self, group: &Group, doc: &Value) -> Result<(), FederationError> {
-        let mut folders = Vec::new();
-        for f in doc["caremesh:folders"].as_array().into_iter().flatten() {
-            let Some(name) = f["name"].as_str() else {
-                continue;
-            };
-            let mut items = Vec::new();
-            for i in f["items"].as_array().into_iter().flatten() {
-                let title: String = i["title"]
-                    .as_str()
-                    .unwrap_or("—")
-                    .chars()
-                    .take(caremesh_domain::group::limits::ITEM_TITLE)
-                    .collect();
-                if let Some(r) = i["post"].as_str() {
-                    if let Some(p) = self.post_by_ref(group, r).await? {
-                        items.push(MirrorItem::Post {
-                            title,
-                            post_id: p.id,
-                        });
-                    }
-                } else if let Some(sha) = i["file"]["caremesh:sha256"].as_str()
-                    && let Some(a) = self
-                        .library_file(group, sha, i["file"]["name"].as_str())
-                        .await
-                {
-                    items.push(MirrorItem::File {
-                        title,
-                        attachment_id: a.id,
-                    });
-                }
-            }
-            folders.push(MirrorFolder {
-                name: name
-                    .chars()
-                    .take(caremesh_domain::group::limits::FOLDER_NAME)
-                    .collect(),
-                items,
-            });
-        }
-        self.store
-            .replace_mirror_library(group.id, folders, self.clock.now())
-            .await?;
-        Ok(())
-    }
-
-    /// A file of a mirrored group's library: the one this node has, or fetched from the host.
-    async fn library_file(
-        &self,
-        group: &Group,
-        sha256: &str,
-        name: Option<&str>,
-    ) -> Option<caremesh_store::Attachment> {
-        if let Ok(Some(a)) = self.store.attachment_by_sha(group.id, sha256).await {
-            return Some(a);
-        }
-        let group_url = group.remote_actor_id.as_deref()?;
-        let source = self.host_file_url(group_url, sha256).await?;
-        let file = self.fetch_file(&source, sha256, name).await?;
-        match self
-            .store
-            .add_mirror_file(group.id, file, self.group_quota(), self.clock.now())
-            .await
-        {
-            Ok(a) => Some(a),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot keep a library file");
-                None
-            }
-        }
+        self.group_update(group, library, id).await
     }
 
     /// A member of a group hosted here who belongs to another node: their node is told what the
@@ -456,6 +384,20 @@ impl Federation {
         if group.remote_actor_id.is_some() || member.state == MemberState::Pending {
             return Ok(());
         }
+        let update = self.membership_update(group, member, actor, None).await?;
+        let peer = self.partner_of(actor).await?;
+        self.publish(&update, &[peer]).await
+    }
+
+    /// The group's signed `Update` of what it decided about a member of another node (role,
+    /// removal, ban).
+    pub async fn membership_update(
+        &self,
+        group: &Group,
+        member: &Member,
+        actor: &str,
+        id: Option<&str>,
+    ) -> Result<Value, FederationError> {
         let group_url = self.group_url(group);
         let now = self.clock.now();
         let membership = json!({
@@ -469,26 +411,26 @@ impl Federation {
             "published": member.created_at.to_rfc3339(),
             "updated": now.to_rfc3339(),
         });
-        let peer = self.partner_of(actor).await?;
-        self.send_as_group(group, membership, &[peer]).await
-    }
-
-    async fn send_as_group(
-        &self,
-        group: &Group,
-        object: Value,
-        peers: &[Partner],
-    ) -> Result<(), FederationError> {
-        let update = self.group_update(group, object).await?;
-        self.publish(&update, peers).await
+        self.group_update(group, membership, id).await
     }
 
     /// An `Update` of one of the group's objects, signed by the group.
-    async fn group_update(&self, group: &Group, object: Value) -> Result<Value, FederationError> {
+    async fn group_update(
+        &self,
+        group: &Group,
+        object: Value,
+        id: Option<&str>,
+    ) -> Result<Value, FederationError> {
         let group_url = self.group_url(group);
+        let id = match id {
+            Some(id) => id.to_owned(),
+            None => self
+                .urls
+                .activity(&format!("group-update-{}", random_id()?)),
+        };
         let update = json!({
             "@context": [AS, DATA_INTEGRITY],
-            "id": self.urls.activity(&format!("group-update-{}", random_id()?)),
+            "id": id,
             "type": "Update",
             "actor": group_url,
             "to": [format!("{group_url}/members")],
@@ -559,270 +501,6 @@ impl Federation {
         });
         self.publish(&update, &[self.partner_of(group_url).await?])
             .await
-    }
-
-    /// An actor of another node was updated (and fetched again by the inbox): if it is a member
-    /// of groups here, its new name is shown, and a host passes the `Update` on to its groups'
-    /// other members' nodes.
-    pub(crate) async fn remote_actor_updated(
-        &self,
-        activity: &Value,
-        actor: &str,
-        from: &str,
-        forward: bool,
-    ) -> Result<(), FederationError> {
-        self.forget_badge(actor);
-        let Some(doc) = self.store.remote_actor(actor).await? else {
-            return Ok(());
-        };
-        let Some(name) = serde_json::from_str::<Value>(&doc.document)
-            .ok()
-            .and_then(|d| {
-                d["name"]
-                    .as_str()
-                    .map(|n| n.chars().take(64).collect::<String>())
-            })
-        else {
-            return Ok(());
-        };
-        self.store.rename_remote_actor(actor, &name).await?;
-        if forward {
-            let mut entries = Vec::new();
-            for group in self.store.groups_with_remote_member(actor).await? {
-                entries.extend(self.announce_entries(&group, activity, Some(from)).await?);
-            }
-            self.store.enqueue(entries, self.clock.now()).await?;
-            self.wake();
-        }
-        Ok(())
-    }
-
-    /// The local account behind an actor that is a member of a mirrored group: a pseudonym of
-    /// that group, or a person of this node.
-    pub(crate) async fn local_member_account(
-        &self,
-        actor: &str,
-        group: &Group,
-    ) -> Result<Option<UserId>, FederationError> {
-        if let Some(pid) = actor.strip_prefix(&self.urls.pseudonym("")) {
-            return Ok(self
-                .store
-                .pseudonym(pid)
-                .await?
-                .filter(|p| p.group_id == group.id)
-                .map(|p| p.user_id));
-        }
-        if let Some(username) = actor.strip_prefix(&self.urls.person("")) {
-            return match self.store.user_by_username(username).await {
-                Ok(u) => Ok(Some(u.id)),
-                Err(StoreError::NotFound(_)) => Ok(None),
-                Err(e) => Err(e.into()),
-            };
-        }
-        Ok(None)
-    }
-
-    /// The newest version this node holds of an object, as JSON.
-    async fn newest(&self, object_id: &str) -> Result<Option<Value>, FederationError> {
-        Ok(self
-            .store
-            .federated_object(object_id)
-            .await?
-            .filter(|o| o.deleted_at.is_none())
-            .and_then(|o| o.document)
-            .and_then(|d| serde_json::from_str(&d).ok()))
-    }
-
-    /// An `Update` from a group hosted elsewhere, about one of its posts or about a member of
-    /// this node: the newest version the inbox kept is applied.
-    pub(crate) async fn apply_group_update(
-        &self,
-        group: &Group,
-        object: &Value,
-    ) -> Result<(), FederationError> {
-        let group_url = self.group_url(group);
-        let Some(id) = object["id"].as_str() else {
-            return Ok(());
-        };
-        if !id.starts_with(&format!("{group_url}/")) {
-            return Ok(());
-        }
-        let Some(doc) = self.newest(id).await? else {
-            return Ok(());
-        };
-        match doc["type"].as_str() {
-            Some(POST_STATE) => {
-                let post_ref = doc["caremesh:post"].as_str().unwrap_or_default();
-                if id != state_id(&group_url, post_ref) {
-                    return Ok(());
-                }
-                if let Some(post) = self.post_by_ref(group, post_ref).await? {
-                    self.apply_state_doc(group, &post, &doc).await?;
-                }
-            }
-            Some(LIBRARY) if id == format!("{group_url}/library") => {
-                self.apply_library_doc(group, &doc).await?;
-            }
-            Some(MEMBERSHIP) => {
-                let actor = doc["caremesh:member"].as_str().unwrap_or_default();
-                if id != membership_id(&group_url, actor) {
-                    return Ok(());
-                }
-                let state = doc["caremesh:state"]
-                    .as_str()
-                    .and_then(|s| s.parse::<MemberState>().ok());
-                let role = doc["caremesh:role"]
-                    .as_str()
-                    .and_then(|s| s.parse::<GroupRole>().ok());
-                if let (Some(state), Some(role), Some(user)) =
-                    (state, role, self.local_member_account(actor, group).await?)
-                {
-                    // Patients stay members here whatever role a host gives their pseudonym.
-                    let role = match self.store.user_by_id(user).await?.role {
-                        Role::Patient => GroupRole::Member,
-                        _ => role,
-                    };
-                    self.store
-                        .set_mirror_membership(group.id, user, state, role, self.clock.now())
-                        .await?;
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    async fn apply_state_doc(
-        &self,
-        group: &Group,
-        post: &Post,
-        doc: &Value,
-    ) -> Result<(), FederationError> {
-        let accepted_reply = match doc["caremesh:acceptedAnswer"].as_str() {
-            Some(r) => self
-                .post_by_ref(group, r)
-                .await?
-                .filter(|reply| reply.thread_public_id.as_deref() == Some(&post.public_id))
-                .map(|reply| reply.id),
-            None => None,
-        };
-        let state = HostedPostState {
-            pinned: doc["caremesh:pinned"].as_bool().unwrap_or(false),
-            helpful_count: doc["caremesh:helpfulCount"]
-                .as_u64()
-                .and_then(|n| u32::try_from(n).ok())
-                .unwrap_or(0),
-            accepted_reply,
-            answered_by_doctor: doc["caremesh:answeredByDoctor"].as_bool().unwrap_or(false),
-            removed: doc["caremesh:removed"].as_bool().unwrap_or(false),
-        };
-        self.store
-            .apply_post_state(post.id, state, self.clock.now())
-            .await?;
-        Ok(())
-    }
-
-    /// A post that just arrived: what arrived for it earlier is applied now (a newer edit by its
-    /// author; on a member's node, the host's state of it and, for a reply, of its thread).
-    pub(crate) async fn catch_up_post(
-        &self,
-        group: &Group,
-        post: &Post,
-        author: &str,
-    ) -> Result<(), FederationError> {
-        let post_ref = self.post_ref(post);
-        self.apply_newest_edit(&post_ref, author, Vec::new())
-            .await?;
-        if post.thread_public_id.is_none() {
-            // Replies that arrived before their question.
-            for waiting in self.store.take_waiting(group.id, &post_ref).await? {
-                if let Ok(activity) = serde_json::from_str::<Value>(&waiting)
-                    && let Err(e) = Box::pin(self.apply_group_activity(&activity, "")).await
-                {
-                    tracing::warn!(error = %e, "a reply that waited for its question failed");
-                }
-            }
-        }
-        if let Some(group_url) = &group.remote_actor_id {
-            let mut refs = vec![post_ref];
-            if let Some(t) = &post.thread_public_id
-                && let Ok(thread) = self.store.post_by_public_id(group.id, t, None).await
-            {
-                refs.push(self.post_ref(&thread));
-            }
-            for r in &refs {
-                if let Some(doc) = self.newest(&state_id(group_url, r)).await?
-                    && let Some(p) = self.post_by_ref(group, r).await?
-                {
-                    self.apply_state_doc(group, &p, &doc).await?;
-                }
-            }
-            // A library that lists the post before it arrived.
-            if let Some(doc) = self.newest(&format!("{group_url}/library")).await?
-                && doc.to_string().contains(&refs[0])
-            {
-                self.apply_library_doc(group, &doc).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Applies the newest version of an author's `Note` to the post, if it is an edit newer
-    /// than what is shown; `announce` is queued with it.
-    pub(crate) async fn apply_newest_edit(
-        &self,
-        post_ref: &str,
-        author: &str,
-        announce: Vec<NewOutboxEntry>,
-    ) -> Result<bool, FederationError> {
-        let Some(note) = self.newest(post_ref).await? else {
-            return Ok(false);
-        };
-        let Some(updated) = note["updated"].as_str().and_then(Timestamp::parse_rfc3339) else {
-            return Ok(false);
-        };
-        let (title, body) = note_text(&note);
-        Ok(self
-            .store
-            .edit_remote_post(post_ref, author, title, body, updated, announce)
-            .await?
-            .is_some())
-    }
-
-    /// A member on another node marked a post of a group hosted here helpful, or took it back.
-    pub(crate) async fn apply_like(
-        &self,
-        like: &Value,
-        actor: &str,
-        helpful: bool,
-    ) -> Result<(), FederationError> {
-        let Some(group_url) = like["context"].as_str() else {
-            return Ok(());
-        };
-        let Some(pid) = self.local_group_id(group_url) else {
-            return Ok(());
-        };
-        let group = self.store.group_by_public_id(&pid).await?;
-        let member = self.store.remote_member(group.id, actor).await?;
-        if member.is_none_or(|m| m.state != MemberState::Active) {
-            return Ok(());
-        }
-        let Some(post) = self
-            .post_by_ref(&group, like["object"].as_str().unwrap_or_default())
-            .await?
-        else {
-            return Ok(());
-        };
-        let post = match self
-            .store
-            .set_remote_helpful(post.id, actor, helpful, self.clock.now())
-            .await
-        {
-            Ok(p) => p,
-            Err(e) if e.conflict_code().is_some() => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        self.post_state_changed(&group, &post).await
     }
 }
 

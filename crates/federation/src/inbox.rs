@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use caremesh_domain::{Clock, Timestamp};
+use caremesh_domain::Clock;
 use caremesh_protocol::PublicKey;
 use caremesh_protocol::httpsig::{self, VerifyOptions};
 use caremesh_protocol::proof::{proof_verification_method, verify_proof};
-use caremesh_store::{IncomingActivity, IngestOutcome, ObjectChange, Store};
+use caremesh_store::{IncomingActivity, IngestOutcome, Store};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
@@ -21,9 +21,8 @@ use crate::error::FederationError;
 use crate::partners::Partners;
 use crate::urls::{Urls, authority_of_str, key_owner};
 
-/// Activity types whose objects are posts, edits or deletions: they must carry their author's
-/// integrity proof.
-pub const PROOF_REQUIRED: [&str; 3] = ["Create", "Update", "Delete"];
+pub use crate::activity::PROOF_REQUIRED;
+use crate::activity::{Parsed, is_actor_update};
 
 #[derive(Clone, Debug)]
 pub struct InboxSettings {
@@ -162,16 +161,16 @@ impl Inbox {
         })
     }
 
-    /// Verifies and checks one delivered activity; returns it and what to store.
+    /// Verifies and checks one delivered activity; returns it, parsed, and what to record.
     pub async fn verify_and_check(
         &self,
         req: &InboundRequest<'_>,
-    ) -> Result<(Value, IncomingActivity), FederationError> {
+    ) -> Result<(Value, Parsed, IncomingActivity), FederationError> {
         let sender = self.verify_request(req).await?;
         let activity: Value = serde_json::from_slice(req.body)
             .map_err(|e| FederationError::Malformed(format!("not JSON: {e}")))?;
-        let incoming = self.check_activity(&activity, &sender).await?;
-        Ok((activity, incoming))
+        let (parsed, incoming) = self.check_activity(&activity, &sender).await?;
+        Ok((activity, parsed, incoming))
     }
 
     /// Stores a checked activity once (batched with concurrent deliveries).
@@ -182,73 +181,58 @@ impl Inbox {
         self.ingestor.submit(incoming).await
     }
 
-    /// Effects of a newly stored activity on what this node knows of other actors.
-    pub async fn after_stored(&self, activity: &Value) {
-        let Ok((_, kind, actor)) = activity_head(activity) else {
-            return;
-        };
-        if is_actor_update(activity, &kind, &actor) {
-            // New keys or a new credential: take them now rather than at the next failure.
-            if let Err(e) = self.resolver.fetch_actor(&actor).await {
-                tracing::warn!(%actor, error = %e, "cannot refresh an updated actor");
-            }
+    /// An actor's `Update` of itself: new keys or a new credential are taken now rather than at
+    /// the next failure.
+    pub async fn refresh_actor(&self, actor: &str) {
+        if let Err(e) = self.resolver.fetch_actor(actor).await {
+            tracing::warn!(%actor, error = %e, "cannot refresh an updated actor");
         }
     }
 
-    /// Verifies, checks and stores one delivered activity (without group rules; see
-    /// `Federation::receive`).
-    pub async fn receive(
-        &self,
-        req: &InboundRequest<'_>,
-    ) -> Result<IngestOutcome, FederationError> {
-        let (activity, incoming) = self.verify_and_check(req).await?;
-        let outcome = self.ingest(incoming).await?;
-        if outcome == IngestOutcome::Stored {
-            self.after_stored(&activity).await;
-        }
-        Ok(outcome)
-    }
-
-    /// Everything after the signature: shape, actor and node, proofs; returns what to store.
+    /// Everything after the signature: shape, actor and node, proofs; returns the activity,
+    /// parsed, and what to record.
     pub async fn check_activity(
         &self,
         activity: &Value,
         sender: &VerifiedSender,
-    ) -> Result<IncomingActivity, FederationError> {
-        let (id, kind, actor) = activity_head(activity)?;
-        let actor_authority = authority_of_str(&actor)
-            .ok_or_else(|| FederationError::Malformed(format!("actor {actor:?} is not a URL")))?;
+    ) -> Result<(Parsed, IncomingActivity), FederationError> {
+        let head = crate::activity::head(activity)?;
+        let actor_authority = authority_of_str(&head.actor).ok_or_else(|| {
+            FederationError::Malformed(format!("actor {:?} is not a URL", head.actor))
+        })?;
         if actor_authority != sender.authority {
             return Err(FederationError::ActorMismatch(format!(
-                "actor {actor} is not on the signer's node {}",
-                sender.authority
+                "actor {} is not on the signer's node {}",
+                head.actor, sender.authority
             )));
         }
-        if authority_of_str(&id).as_deref() != Some(actor_authority.as_str()) {
+        if authority_of_str(&head.id).as_deref() != Some(actor_authority.as_str()) {
             return Err(FederationError::ActorMismatch(format!(
-                "activity id {id} is not on the actor's node"
+                "activity id {} is not on the actor's node",
+                head.id
             )));
         }
-        self.check_proof(activity, &kind, &actor).await?;
-        let mut object = object_change(activity, &kind, &actor)?;
-        if kind == "Announce"
-            && let Some(inner) = activity.get("object").filter(|o| o.is_object())
-            && inner.get("actor").is_some()
-        {
+        self.check_proof(activity, &head.kind, &head.actor).await?;
+        let inner = &activity["object"];
+        if head.kind == "Announce" && inner.is_object() && inner.get("actor").is_some() {
             // A host forwards a member's activity unchanged: the member's proof must hold.
-            let (_, inner_kind, inner_actor) = activity_head(inner)?;
-            self.check_proof(inner, &inner_kind, &inner_actor).await?;
-            object = object_change(inner, &inner_kind, &inner_actor)?;
+            let inner_head = crate::activity::head(inner)?;
+            self.check_proof(inner, &inner_head.kind, &inner_head.actor)
+                .await?;
         }
-        Ok(IncomingActivity {
-            activity_id: id,
-            activity_type: kind,
-            actor_id: actor,
+        // The proofs hold: now what the activity says is its author's.
+        let parsed = crate::activity::parse(activity)?;
+        let head = &parsed.head;
+        let incoming = IncomingActivity {
+            activity_id: head.id.clone(),
+            activity_type: head.kind.clone(),
+            actor_id: head.actor.clone(),
             peer: sender.authority.clone(),
             payload: activity.to_string(),
             received_at: self.clock.now(),
-            object,
-        })
+            object: parsed.object_change(activity),
+        };
+        Ok((parsed, incoming))
     }
 
     async fn check_proof(
@@ -258,7 +242,12 @@ impl Inbox {
         actor: &str,
     ) -> Result<(), FederationError> {
         if doc.get("proof").is_none() {
-            if PROOF_REQUIRED.contains(&kind) && !is_actor_update(doc, kind, actor) {
+            let head = crate::activity::Head {
+                id: String::new(),
+                kind: kind.to_owned(),
+                actor: actor.to_owned(),
+            };
+            if PROOF_REQUIRED.contains(&kind) && !is_actor_update(doc, &head) {
                 return Err(FederationError::BadProof(format!(
                     "a {kind} must carry its author's integrity proof"
                 )));
@@ -284,126 +273,6 @@ impl Inbox {
             }
             Err(e) => Err(FederationError::BadProof(e.to_string())),
         }
-    }
-}
-
-/// The shape checks every activity passes, without signatures or proofs: its `id`, `type` and
-/// `actor`, and what it does to its object (for an `Announce`, what the forwarded activity does).
-pub fn examine(
-    activity: &Value,
-) -> Result<(String, String, String, Option<ObjectChange>), FederationError> {
-    let (id, kind, actor) = activity_head(activity)?;
-    let mut change = object_change(activity, &kind, &actor)?;
-    if kind == "Announce"
-        && let Some(inner) = activity.get("object").filter(|o| o.is_object())
-        && inner.get("actor").is_some()
-    {
-        let (_, inner_kind, inner_actor) = activity_head(inner)?;
-        change = object_change(inner, &inner_kind, &inner_actor)?;
-    }
-    Ok((id, kind, actor, change))
-}
-
-fn str_or_id(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Object(o) => o.get("id").and_then(Value::as_str).map(str::to_owned),
-        _ => None,
-    }
-}
-
-/// `id`, `type` and `actor` of an activity, which every activity must have.
-fn activity_head(a: &Value) -> Result<(String, String, String), FederationError> {
-    if !a.is_object() {
-        return Err(FederationError::Malformed(
-            "an activity is a JSON object".into(),
-        ));
-    }
-    let id = a["id"]
-        .as_str()
-        .filter(|s| s.starts_with("https://") || s.starts_with("http://"))
-        .ok_or_else(|| FederationError::Malformed("the activity needs an http(s) `id`".into()))?;
-    let kind = a["type"]
-        .as_str()
-        .filter(|s| !s.is_empty() && s.len() <= 64)
-        .ok_or_else(|| FederationError::Malformed("the activity needs a `type`".into()))?;
-    let actor = str_or_id(&a["actor"])
-        .ok_or_else(|| FederationError::Malformed("the activity needs an `actor`".into()))?;
-    if id.len() > 2048 || actor.len() > 2048 {
-        return Err(FederationError::Malformed(
-            "ids are limited to 2048 characters".into(),
-        ));
-    }
-    Ok((id.to_owned(), kind.to_owned(), actor))
-}
-
-fn timestamp(v: &Value) -> Option<Timestamp> {
-    v.as_str().and_then(Timestamp::parse_rfc3339)
-}
-
-/// An `Update` of the actor itself (new keys, name or credential): its node's signature is what
-/// vouches for it, not a post proof.
-fn is_actor_update(a: &Value, kind: &str, actor: &str) -> bool {
-    kind == "Update" && str_or_id(&a["object"]).as_deref() == Some(actor)
-}
-
-/// What a Create, Update or Delete does to its object.
-fn object_change(
-    a: &Value,
-    kind: &str,
-    actor: &str,
-) -> Result<Option<ObjectChange>, FederationError> {
-    let object = &a["object"];
-    if is_actor_update(a, kind, actor) {
-        return Ok(None);
-    }
-    match kind {
-        "Create" | "Update" => {
-            let o = object.as_object().ok_or_else(|| {
-                FederationError::Malformed(format!("a {kind} must embed its object"))
-            })?;
-            let object_id = o
-                .get("id")
-                .and_then(Value::as_str)
-                .ok_or_else(|| FederationError::Malformed("the object needs an `id`".into()))?;
-            let object_type = o
-                .get("type")
-                .and_then(Value::as_str)
-                .ok_or_else(|| FederationError::Malformed("the object needs a `type`".into()))?;
-            let attributed = o.get("attributedTo").and_then(str_or_id);
-            if attributed.as_deref() != Some(actor) {
-                return Err(FederationError::ActorMismatch(format!(
-                    "object {object_id} is not attributed to {actor}"
-                )));
-            }
-            if authority_of_str(object_id) != authority_of_str(actor) {
-                return Err(FederationError::ActorMismatch(format!(
-                    "object {object_id} is not on its author's node"
-                )));
-            }
-            Ok(Some(ObjectChange::Upsert {
-                object_id: object_id.to_owned(),
-                object_type: object_type.to_owned(),
-                attributed_to: actor.to_owned(),
-                document: object.to_string(),
-                published_at: timestamp(&object["published"]),
-                updated_at: timestamp(&object["updated"]),
-            }))
-        }
-        "Delete" => {
-            let object_id = str_or_id(object)
-                .ok_or_else(|| FederationError::Malformed("a Delete names its object".into()))?;
-            if authority_of_str(&object_id) != authority_of_str(actor) {
-                return Err(FederationError::ActorMismatch(format!(
-                    "{actor} cannot delete {object_id}"
-                )));
-            }
-            Ok(Some(ObjectChange::Delete {
-                object_id,
-                attributed_to: actor.to_owned(),
-            }))
-        }
-        _ => Ok(None),
     }
 }
 

@@ -5,6 +5,7 @@
 //! Depends on `protocol` for the cryptography and on the `Store` trait for persistence; knows
 //! nothing of axum (the web crate exposes the routes) nor of a particular database.
 
+pub mod activity;
 pub mod actors;
 pub mod client;
 pub mod credentials;
@@ -34,7 +35,7 @@ pub use client::{ACTIVITY_JSON, KeyResolver, LD_JSON, SignedClient};
 pub use error::FederationError;
 pub use inbox::{InboundRequest, Inbox, InboxSettings, VerifiedSender};
 pub use keys::KeyRing;
-pub use outbox::{DeliverySettings, DeliveryWorker, entries_for};
+pub use outbox::{DeliverySettings, DeliveryWorker, IntentRenderer, entries_for};
 pub use partners::{Partners, parse_partner};
 pub use urls::Urls;
 
@@ -146,14 +147,18 @@ impl Federation {
         }))
     }
 
-    /// Starts the delivery worker of this process.
-    pub fn start_delivery(self: &Arc<Self>) -> Result<JoinHandle<()>, FederationError> {
+    /// Starts the delivery worker of this process; `renderer` renders queued intents.
+    pub fn start_delivery(
+        self: &Arc<Self>,
+        renderer: Option<Arc<dyn IntentRenderer>>,
+    ) -> Result<JoinHandle<()>, FederationError> {
         let worker = Arc::new(DeliveryWorker::new(
             self.store.clone(),
             self.client.clone(),
             self.clock.clone(),
             self.settings.delivery.clone(),
             self.wake.clone(),
+            renderer,
         )?);
         Ok(tokio::spawn(worker.run()))
     }

@@ -43,6 +43,7 @@ pub fn entries_for(activity: &Value, peers: &[Partner]) -> Vec<NewOutboxEntry> {
             inbox_url: format!("{}inbox", p.base_url),
             activity_id: id.clone(),
             payload: payload.clone(),
+            intent: false,
         })
         .collect()
 }
@@ -71,8 +72,17 @@ pub fn backoff(settings: &DeliverySettings, failures: u32) -> Duration {
     Duration::from_millis(ms as u64)
 }
 
+/// Renders an intent: the signed activity that tells a peer the state of an object as it is now
+/// (`None` when there is nothing to tell any more, e.g. the object is gone). Implemented by the
+/// application layer, which knows the objects.
+#[async_trait::async_trait]
+pub trait IntentRenderer: Send + Sync {
+    async fn render(&self, entry: &OutboxEntry) -> Result<Option<Value>, FederationError>;
+}
+
 pub struct DeliveryWorker {
     store: Arc<dyn Store>,
+    renderer: Option<Arc<dyn IntentRenderer>>,
     client: Arc<SignedClient>,
     clock: Arc<dyn Clock>,
     settings: DeliverySettings,
@@ -87,11 +97,13 @@ impl DeliveryWorker {
         clock: Arc<dyn Clock>,
         settings: DeliverySettings,
         wake: Arc<Notify>,
+        renderer: Option<Arc<dyn IntentRenderer>>,
     ) -> Result<Self, FederationError> {
         let mut b = [0u8; 8];
         getrandom::fill(&mut b).map_err(|e| FederationError::Crypto(e.to_string()))?;
         Ok(Self {
             store,
+            renderer,
             client,
             clock,
             settings,
@@ -200,11 +212,22 @@ impl DeliveryWorker {
                 DeliveryResult::Retry { error, retry_at }
             }
         };
-        match self
-            .client
-            .post(&entry.inbox_url, entry.payload.clone().into_bytes())
-            .await
-        {
+        let body = if entry.intent {
+            let Some(renderer) = &self.renderer else {
+                return failed("this process cannot render intents".into());
+            };
+            match renderer.render(entry).await {
+                Ok(Some(activity)) => activity.to_string().into_bytes(),
+                Ok(None) => {
+                    tracing::debug!(peer = %entry.peer, activity = %entry.activity_id, "nothing left to send");
+                    return DeliveryResult::Delivered;
+                }
+                Err(e) => return failed(format!("cannot render: {e}")),
+            }
+        } else {
+            entry.payload.clone().into_bytes()
+        };
+        match self.client.post(&entry.inbox_url, body).await {
             Ok(out) if (200..300).contains(&out.status) => {
                 tracing::debug!(peer = %entry.peer, activity = %entry.activity_id, "delivered");
                 DeliveryResult::Delivered

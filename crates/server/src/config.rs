@@ -511,6 +511,8 @@ mod tests {
     #[test]
     fn env_overrides_file_overrides_defaults() {
         Jail::expect_with(|jail| {
+            // What the test run itself sets (CAREMESH_SKIP_POSTGRES, …) is not this test's.
+            jail.clear_env();
             jail.create_file(
                 "node.toml",
                 "hospital_name = \"唐山市人民医院\"\nlisten = \"127.0.0.1:7000\"\n[groups]\nmax_members = 300\n",
@@ -534,6 +536,8 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused_with_their_name() {
         Jail::expect_with(|jail| {
+            // What the test run itself sets (CAREMESH_SKIP_POSTGRES, …) is not this test's.
+            jail.clear_env();
             jail.create_file("node.toml", "[database]\nurll = \"x\"\n")?;
             let err = Config::load(Some(Path::new("node.toml")))
                 .unwrap_err()
@@ -542,6 +546,8 @@ mod tests {
             Ok(())
         });
         Jail::expect_with(|jail| {
+            // What the test run itself sets (CAREMESH_SKIP_POSTGRES, …) is not this test's.
+            jail.clear_env();
             jail.set_env("CAREMESH_LISTN", "127.0.0.1:1");
             let err = Config::load(None).unwrap_err().to_string().to_lowercase();
             assert!(err.contains("listn"), "{err}");
@@ -578,6 +584,8 @@ mod tests {
         ];
         for (var, value, key) in cases {
             Jail::expect_with(|jail| {
+                // What the test run itself sets (CAREMESH_SKIP_POSTGRES, …) is not this test's.
+                jail.clear_env();
                 jail.set_env(var, value);
                 let err = Config::load(None).unwrap_err().to_string().to_lowercase();
                 assert!(err.contains(key), "{var}={value}: {err}");

@@ -250,13 +250,18 @@ pub async fn serve_with(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let delivery = federation.start_delivery()?;
     let state = AppState::new(
         store.clone(),
         clock.clone(),
         web_settings(&config),
-        federation,
+        federation.clone(),
     );
+    let delivery = federation.start_delivery(Some(caremesh_app::intents::Renderer::new(
+        state.app.clone(),
+    )))?;
+    // Inbound activities recorded but not applied (the node stopped in between, or its store
+    // failed) are applied now and then every few seconds.
+    let replay = tokio::spawn(replay_inbox(state.app.clone()));
     let app = caremesh_web::router(state);
     let addr = listener.local_addr().ok();
     tracing::info!(
@@ -275,6 +280,7 @@ pub async fn serve_with(
     .await
     .context("the HTTP server failed");
     housekeeping.abort();
+    replay.abort();
     delivery.abort();
     tracing::info!("caremesh node stopped");
     result
@@ -298,6 +304,33 @@ async fn housekeeping(store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(activities = n, "activities that waited too long removed"),
             Err(e) => tracing::warn!(error = %e, "could not remove waiting activities"),
+        }
+    }
+}
+
+/// Applies what the inbox recorded but did not apply, at start and every 15 seconds.
+async fn replay_inbox(app: Arc<caremesh_app::App>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        tick.tick().await;
+        loop {
+            match caremesh_app::inbound::replay(&app, 100).await {
+                Ok(r) if r.applied + r.failed == 0 => break,
+                Ok(r) => {
+                    tracing::info!(
+                        applied = r.applied,
+                        failed = r.failed,
+                        "inbound activities recorded earlier were applied"
+                    );
+                    if r.applied == 0 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot apply recorded inbound activities");
+                    break;
+                }
+            }
         }
     }
 }

@@ -43,6 +43,7 @@ macro_rules! impl_federation_store {
                     inbox_url: row.try_get("inbox_url").map_err(db_err)?,
                     activity_id: row.try_get("activity_id").map_err(db_err)?,
                     payload: row.try_get("payload").map_err(db_err)?,
+                    intent: row.try_get::<String, _>("kind").map_err(db_err)? == "intent",
                     created_at: ts(row.try_get("created_at").map_err(db_err)?),
                     attempts: count_from(row.try_get("attempts").map_err(db_err)?),
                     last_error: row.try_get("last_error").map_err(db_err)?,
@@ -52,7 +53,7 @@ macro_rules! impl_federation_store {
             }
 
             const OUTBOX_COLUMNS: &str = "o.id, o.peer, p.inbox_url, o.activity_id, o.payload, \
-                o.created_at, o.attempts, o.last_error, o.last_attempt_at, o.parked_at";
+                o.kind, o.created_at, o.attempts, o.last_error, o.last_attempt_at, o.parked_at";
 
             pub(super) async fn enqueue_in(
                 conn: &mut Conn,
@@ -82,12 +83,13 @@ macro_rules! impl_federation_store {
                     .await
                     .map_err(db_err)?;
                     sqlx::query(
-                        "insert into outbox (peer, activity_id, payload, created_at, attempts)
-                         values ($1, $2, $3, $4, 0)",
+                        "insert into outbox (peer, activity_id, payload, kind, created_at, attempts)
+                         values ($1, $2, $3, $4, $5, 0)",
                     )
                     .bind(&e.peer)
                     .bind(&e.activity_id)
                     .bind(&e.payload)
+                    .bind(if e.intent { "intent" } else { "activity" })
                     .bind(now.as_millis())
                     .execute(&mut *conn)
                     .await
@@ -95,6 +97,9 @@ macro_rules! impl_federation_store {
                 }
                 Ok(())
             }
+
+            const ACTIVITY_COLUMNS: &str = "seq, activity_id, activity_type, actor_id, peer, \
+                received_at, applied_at, apply_attempts, apply_error, payload";
 
             fn stored_activities(rows: &[Row]) -> Result<Vec<StoredActivity>> {
                 rows.iter()
@@ -106,6 +111,11 @@ macro_rules! impl_federation_store {
                             actor_id: row.try_get("actor_id").map_err(db_err)?,
                             peer: row.try_get("peer").map_err(db_err)?,
                             received_at: ts(row.try_get("received_at").map_err(db_err)?),
+                            applied_at: opt_ts(row.try_get("applied_at").map_err(db_err)?),
+                            apply_attempts: count_from(
+                                row.try_get("apply_attempts").map_err(db_err)?,
+                            ),
+                            apply_error: row.try_get("apply_error").map_err(db_err)?,
                             payload: row.try_get("payload").map_err(db_err)?,
                         })
                     })
@@ -369,10 +379,21 @@ macro_rules! impl_federation_store {
                         .fetch_optional(&mut *tx)
                         .await
                         .map_err(db_err)?;
-                        if seq.is_none() {
-                            outcomes.push(IngestOutcome::Duplicate);
+                        let Some(seq) = seq else {
+                            let (seq, applied_at): (i64, Option<i64>) = sqlx::query_as(
+                                "select seq, applied_at from inbox_activities
+                                 where activity_id = $1",
+                            )
+                            .bind(&a.activity_id)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                            outcomes.push(IngestOutcome::Duplicate {
+                                seq,
+                                applied: applied_at.is_some(),
+                            });
                             continue;
-                        }
+                        };
                         match &a.object {
                             None => {}
                             Some(ObjectChange::Upsert {
@@ -435,17 +456,17 @@ macro_rules! impl_federation_store {
                                 .map_err(db_err)?;
                             }
                         }
-                        outcomes.push(IngestOutcome::Stored);
+                        outcomes.push(IngestOutcome::Stored { seq });
                     }
                     tx.commit().await.map_err(db_err)?;
                     Ok(outcomes)
                 }
 
                 async fn activities_about(&self, object_id: &str) -> Result<Vec<StoredActivity>> {
-                    let rows = sqlx::query(
-                        "select seq, activity_id, activity_type, actor_id, peer, received_at, payload
-                         from inbox_activities where object_id = $1 order by seq",
-                    )
+                    let rows = sqlx::query(&format!(
+                        "select {ACTIVITY_COLUMNS} from inbox_activities
+                         where object_id = $1 order by seq"
+                    ))
                     .bind(object_id)
                     .fetch_all(&self.pool)
                     .await
@@ -458,11 +479,86 @@ macro_rules! impl_federation_store {
                     after_seq: i64,
                     limit: u32,
                 ) -> Result<Vec<StoredActivity>> {
-                    let rows = sqlx::query(
-                        "select seq, activity_id, activity_type, actor_id, peer, received_at, payload
-                         from inbox_activities where seq > $1 order by seq limit $2",
-                    )
+                    let rows = sqlx::query(&format!(
+                        "select {ACTIVITY_COLUMNS} from inbox_activities
+                         where seq > $1 order by seq limit $2"
+                    ))
                     .bind(after_seq)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    stored_activities(&rows)
+                }
+
+                async fn mark_applied(&self, seq: i64, now: Timestamp) -> Result<()> {
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query(
+                        "update inbox_activities set applied_at = $1
+                         where seq = $2 and applied_at is null",
+                    )
+                    .bind(now.as_millis())
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)
+                }
+
+                async fn record_apply_failure(
+                    &self,
+                    seq: i64,
+                    error: &str,
+                    _now: Timestamp,
+                ) -> Result<u32> {
+                    let mut tx = self.begin_write().await?;
+                    let error: String = error.chars().take(1000).collect();
+                    let attempts: Option<i32> = sqlx::query_scalar(
+                        "update inbox_activities
+                         set apply_attempts = apply_attempts + 1, apply_error = $1
+                         where seq = $2 and applied_at is null
+                         returning apply_attempts",
+                    )
+                    .bind(&error)
+                    .bind(seq)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(attempts.map_or(0, count_from))
+                }
+
+                async fn unapplied_activities(
+                    &self,
+                    received_before: Timestamp,
+                    max_attempts: u32,
+                    limit: u32,
+                ) -> Result<Vec<StoredActivity>> {
+                    let rows = sqlx::query(&format!(
+                        "select {ACTIVITY_COLUMNS} from inbox_activities
+                         where applied_at is null and received_at < $1 and apply_attempts < $2
+                         order by seq limit $3"
+                    ))
+                    .bind(received_before.as_millis())
+                    .bind(i64::from(max_attempts))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    stored_activities(&rows)
+                }
+
+                async fn failed_activities(
+                    &self,
+                    max_attempts: u32,
+                    limit: u32,
+                ) -> Result<Vec<StoredActivity>> {
+                    let rows = sqlx::query(&format!(
+                        "select {ACTIVITY_COLUMNS} from inbox_activities
+                         where applied_at is null and apply_attempts >= $1
+                         order by seq desc limit $2"
+                    ))
+                    .bind(i64::from(max_attempts))
                     .bind(i64::from(limit))
                     .fetch_all(&self.pool)
                     .await

@@ -18,6 +18,7 @@ macro_rules! impl_group_store {
                 GroupRole, Language, MemberListVisibility, MemberState, PostKind,
             };
             use caremesh_store::{
+                Acting, GroupRequest, NewGroupRequest, Reporter,
                 Attachment, DeletedBy, FeedPosition, FeedSort, Group, GroupInvite, GroupSettings,
                 GroupStore, ImportedPost, LibraryFolder, LibraryItem, Member, ModerationEntry,
                 NewAttachment, NewGroup, NewGroupInvite, NewLibraryItem, NewOutboxEntry, NewPost, Post,
@@ -107,7 +108,11 @@ macro_rules! impl_group_store {
                     created_by: opt_user(row, "created_by")?,
                     created_at: ts(row, "created_at")?,
                     updated_at: ts(row, "updated_at")?,
-                    member_count: small(row, "member_count")?,
+                    // A mirrored group shows its host's count (members on every node) once known.
+                    member_count: match row.try_get::<Option<i32>, _>("host_member_count") {
+                        Ok(Some(n)) => count_from(n),
+                        _ => small(row, "member_count")?,
+                    },
                     storage_bytes: row.try_get("storage_bytes").map_err(db_err)?,
                 })
             }
@@ -158,29 +163,112 @@ macro_rules! impl_group_store {
             async fn log_action(
                 conn: &mut Conn,
                 group_id: i64,
-                by: UserId,
+                by: impl Into<Acting>,
                 action: &str,
                 target_member: Option<i64>,
                 target_post: Option<i64>,
                 detail: Option<&str>,
                 now: Timestamp,
             ) -> Result<()> {
+                let (user, member) = match by.into() {
+                    Acting::Account(u) => (Some(u.0), None),
+                    Acting::Member(m) => (None, Some(m)),
+                };
                 sqlx::query(
                     "insert into moderation_log
-                       (group_id, moderator_user_id, action, target_member_id, target_post_id, detail, created_at)
-                     values ($1, $2, $3, $4, $5, $6, $7)",
+                       (group_id, moderator_user_id, moderator_member_id, action, target_member_id,
+                        target_post_id, detail, created_at)
+                     values ($1, $2, $8, $3, $4, $5, $6, $7)",
                 )
                 .bind(group_id)
-                .bind(by.0)
+                .bind(user)
                 .bind(action)
                 .bind(target_member)
                 .bind(target_post)
                 .bind(detail)
                 .bind(now.as_millis())
+                .bind(member)
                 .execute(&mut *conn)
                 .await
                 .map_err(db_err)?;
                 Ok(())
+            }
+
+            fn acting_user(by: Acting) -> Option<i64> {
+                match by {
+                    Acting::Account(u) => Some(u.0),
+                    Acting::Member(_) => None,
+                }
+            }
+
+            /// A moderator's removal of a post: its text kept in the history for moderators, its open
+            /// reports resolved, the removal logged. The caller tombstones it.
+            async fn moderator_removal(
+                tx: &mut Conn,
+                f: &PostFacts,
+                post_id: i64,
+                by: Acting,
+                reason: Option<&str>,
+                now: Timestamp,
+            ) -> Result<()> {
+                sqlx::query(
+                    "insert into post_edits (post_id, title, body, replaced_at, reason)
+                     values ($1, $2, $3, $4, 'removed')",
+                )
+                .bind(post_id)
+                .bind(&f.title)
+                .bind(&f.body)
+                .bind(now.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                sqlx::query(
+                    "update post_reports set resolved_at = $1, resolved_by = $2, resolution = 'removed'
+                     where post_id = $3 and resolved_at is null",
+                )
+                .bind(now.as_millis())
+                .bind(acting_user(by))
+                .bind(post_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                let author_member: Option<i64> = match (f.author, &f.author_actor) {
+                    (Some(a), _) => sqlx::query_scalar(
+                        "select id from group_members where group_id = $1 and user_id = $2",
+                    )
+                    .bind(f.group_id)
+                    .bind(a)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?,
+                    (None, Some(actor)) => sqlx::query_scalar(
+                        "select id from group_members where group_id = $1 and actor_id = $2",
+                    )
+                    .bind(f.group_id)
+                    .bind(actor)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?,
+                    (None, None) => None,
+                };
+                log_action(tx, f.group_id, by, "remove_post", author_member, Some(post_id), reason, now)
+                    .await
+            }
+
+            fn request_from_row(row: &DbRow) -> Result<GroupRequest> {
+                Ok(GroupRequest {
+                    id: row.try_get("id").map_err(db_err)?,
+                    group_id: row.try_get("group_id").map_err(db_err)?,
+                    user: opt_user(row, "user_id")?,
+                    activity_id: row.try_get("activity_id").map_err(db_err)?,
+                    action: row.try_get("action").map_err(db_err)?,
+                    object: row.try_get("object").map_err(db_err)?,
+                    state: row.try_get("state").map_err(db_err)?,
+                    code: row.try_get("code").map_err(db_err)?,
+                    reason: row.try_get("reason").map_err(db_err)?,
+                    created_at: ts(row, "created_at")?,
+                    answered_at: opt_ts(row, "answered_at")?,
+                })
             }
 
             // ---- members ----
@@ -541,6 +629,8 @@ macro_rules! impl_group_store {
                 pub(super) kind: String,
                 pub(super) thread_id: Option<i64>,
                 pub(super) author: Option<i64>,
+                /// The author's actor when the post was written on another node.
+                pub(super) author_actor: Option<String>,
                 pub(super) title: Option<String>,
                 pub(super) body: String,
                 pub(super) deleted: bool,
@@ -548,7 +638,8 @@ macro_rules! impl_group_store {
 
             pub(super) async fn post_facts(conn: &mut Conn, id: i64) -> Result<PostFacts> {
                 let row = sqlx::query(
-                    "select group_id, kind, thread_id, author_user_id, title, body, deleted_at
+                    "select group_id, kind, thread_id, author_user_id, author_actor_id, title, body,
+                       deleted_at
                      from posts where id = $1",
                 )
                 .bind(id)
@@ -561,6 +652,7 @@ macro_rules! impl_group_store {
                     kind: row.try_get("kind").map_err(db_err)?,
                     thread_id: row.try_get("thread_id").map_err(db_err)?,
                     author: row.try_get("author_user_id").map_err(db_err)?,
+                    author_actor: row.try_get("author_actor_id").map_err(db_err)?,
                     title: row.try_get("title").map_err(db_err)?,
                     body: row.try_get("body").map_err(db_err)?,
                     deleted: row
@@ -733,7 +825,8 @@ macro_rules! impl_group_store {
             }
 
             const REPORT_SELECT: &str = "select r.id, r.group_id, r.post_id, p.public_id as post_public_id,
-                   p.body as post_body, r.reporter_user_id, r.reason, r.created_at, r.resolved_at, r.resolution
+                   p.body as post_body, r.reporter_user_id, r.reporter_actor_id, r.forwarded_at, r.reason,
+                   r.created_at, r.resolved_at, r.resolution
                  from post_reports r join posts p on p.id = r.post_id";
 
             fn report_from_row(row: &DbRow) -> Result<Report> {
@@ -744,6 +837,8 @@ macro_rules! impl_group_store {
                     post_public_id: row.try_get("post_public_id").map_err(db_err)?,
                     post_body: row.try_get("post_body").map_err(db_err)?,
                     reporter: opt_user(row, "reporter_user_id")?,
+                    reporter_actor: row.try_get("reporter_actor_id").map_err(db_err)?,
+                    forwarded_at: opt_ts(row, "forwarded_at")?,
                     reason: row.try_get("reason").map_err(db_err)?,
                     created_at: ts(row, "created_at")?,
                     resolved_at: opt_ts(row, "resolved_at")?,
@@ -824,12 +919,13 @@ macro_rules! impl_group_store {
                     load_group(&mut conn, id).await
                 }
 
-                async fn update_group(
+                async fn update_group_with(
                     &self,
                     group_id: i64,
                     s: GroupSettings,
-                    by: UserId,
+                    by: Acting,
                     now: Timestamp,
+                    outbox: Vec<NewOutboxEntry>,
                 ) -> Result<Group> {
                     let mut tx = self.begin_write().await?;
                     let done = sqlx::query(
@@ -855,6 +951,7 @@ macro_rules! impl_group_store {
                     }
                     log_action(&mut tx, group_id, by, "update_settings", None, None, None, now).await?;
                     let group = load_group(&mut tx, group_id).await?;
+                    super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(group)
                 }
@@ -1061,14 +1158,15 @@ macro_rules! impl_group_store {
                     Ok(member)
                 }
 
-                async fn decide_join(
+                async fn decide_join_with(
                     &self,
                     group_id: i64,
                     member_id: i64,
                     approve: bool,
-                    by: UserId,
+                    by: Acting,
                     max_members: u32,
                     now: Timestamp,
+                    outbox: Vec<NewOutboxEntry>,
                 ) -> Result<Member> {
                     let mut tx = self.begin_write().await?;
                     let m = load_member(&mut tx, group_id, member_id)
@@ -1089,11 +1187,18 @@ macro_rules! impl_group_store {
                     let action = if approve { "approve_join" } else { "reject_join" };
                     log_action(&mut tx, group_id, by, action, Some(m.id), None, None, now).await?;
                     let member = load_member(&mut tx, group_id, member_id).await?;
+                    super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(member)
                 }
 
-                async fn leave_group(&self, group_id: i64, user: UserId, now: Timestamp) -> Result<Member> {
+                async fn leave_group_with(
+                    &self,
+                    group_id: i64,
+                    user: UserId,
+                    now: Timestamp,
+                    outbox: Vec<NewOutboxEntry>,
+                ) -> Result<Member> {
                     let mut tx = self.begin_write().await?;
                     let m = member_of_user(&mut tx, group_id, user)
                         .await?
@@ -1110,18 +1215,20 @@ macro_rules! impl_group_store {
                     set_state(&mut tx, m.id, MemberState::Left, Some(GroupRole::Member), now).await?;
                     free_place(&mut tx, group_id).await?;
                     let member = load_member(&mut tx, group_id, m.id).await?;
+                    super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(member)
                 }
 
-                async fn remove_member(
+                async fn remove_member_with(
                     &self,
                     group_id: i64,
                     member_id: i64,
                     ban: bool,
                     reason: Option<String>,
-                    by: UserId,
+                    by: Acting,
                     now: Timestamp,
+                    outbox: Vec<NewOutboxEntry>,
                 ) -> Result<Member> {
                     let mut tx = self.begin_write().await?;
                     let m = load_member(&mut tx, group_id, member_id).await?;
@@ -1146,16 +1253,18 @@ macro_rules! impl_group_store {
                     log_action(&mut tx, group_id, by, action, Some(m.id), None, reason.as_deref(), now)
                         .await?;
                     let member = load_member(&mut tx, group_id, member_id).await?;
+                    super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(member)
                 }
 
-                async fn unban_member(
+                async fn unban_member_with(
                     &self,
                     group_id: i64,
                     member_id: i64,
-                    by: UserId,
+                    by: Acting,
                     now: Timestamp,
+                    outbox: Vec<NewOutboxEntry>,
                 ) -> Result<Member> {
                     let mut tx = self.begin_write().await?;
                     let m = load_member(&mut tx, group_id, member_id).await?;
@@ -1165,17 +1274,19 @@ macro_rules! impl_group_store {
                     set_state(&mut tx, m.id, MemberState::Removed, None, now).await?;
                     log_action(&mut tx, group_id, by, "unban", Some(m.id), None, None, now).await?;
                     let member = load_member(&mut tx, group_id, member_id).await?;
+                    super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(member)
                 }
 
-                async fn set_member_role(
+                async fn set_member_role_with(
                     &self,
                     group_id: i64,
                     member_id: i64,
                     role: GroupRole,
-                    by: UserId,
+                    by: Acting,
                     now: Timestamp,
+                    outbox: Vec<NewOutboxEntry>,
                 ) -> Result<Member> {
                     let mut tx = self.begin_write().await?;
                     let m = load_member(&mut tx, group_id, member_id).await?;
@@ -1218,15 +1329,18 @@ macro_rules! impl_group_store {
                     let detail = format!("{} -> {}", m.role, role);
                     log_action(&mut tx, group_id, by, action, Some(m.id), None, Some(&detail), now).await?;
                     let member = load_member(&mut tx, group_id, member_id).await?;
+                    super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(member)
                 }
 
-                async fn set_member_name(
+                async fn set_member_name_with(
                     &self,
                     group_id: i64,
                     user: UserId,
                     name: String,
+                    now: Timestamp,
+                    outbox: Vec<NewOutboxEntry>,
                 ) -> Result<Member> {
                     let mut tx = self.begin_write().await?;
                     let m = member_of_user(&mut tx, group_id, user).await?;
@@ -1248,6 +1362,7 @@ macro_rules! impl_group_store {
                         .await
                         .map_err(db_err)?;
                     let member = load_member(&mut tx, group_id, m.id).await?;
+                    super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(member)
                 }
@@ -1708,54 +1823,38 @@ macro_rules! impl_group_store {
                             DeletedBy::Author
                         }
                         Some(reason) => {
-                            sqlx::query(
-                                "insert into post_edits (post_id, title, body, replaced_at, reason)
-                                 values ($1, $2, $3, $4, 'removed')",
-                            )
-                            .bind(post_id)
-                            .bind(&f.title)
-                            .bind(&f.body)
-                            .bind(now.as_millis())
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?;
-                            sqlx::query(
-                                "update post_reports set resolved_at = $1, resolved_by = $2, resolution = 'removed'
-                                 where post_id = $3 and resolved_at is null",
-                            )
-                            .bind(now.as_millis())
-                            .bind(by.0)
-                            .bind(post_id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_err)?;
-                            let author_member: Option<i64> = match f.author {
-                                Some(a) => sqlx::query_scalar(
-                                    "select id from group_members where group_id = $1 and user_id = $2",
-                                )
-                                .bind(f.group_id)
-                                .bind(a)
-                                .fetch_optional(&mut *tx)
-                                .await
-                                .map_err(db_err)?,
-                                None => None,
-                            };
-                            log_action(
-                                &mut tx,
-                                f.group_id,
-                                by,
-                                "remove_post",
-                                author_member,
-                                Some(post_id),
-                                reason.as_deref(),
-                                now,
-                            )
-                            .await?;
+                            moderator_removal(&mut tx, &f, post_id, by.into(), reason.as_deref(), now)
+                                .await?;
                             DeletedBy::Moderator
                         }
                     };
                     tombstone(&mut tx, post_id, deleted_by, now).await?;
                     let post = load_post(&mut tx, post_id, Some(by)).await?;
+                    super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(post)
+                }
+
+                async fn remove_post_with(
+                    &self,
+                    post_id: i64,
+                    by: Acting,
+                    reason: Option<String>,
+                    now: Timestamp,
+                    outbox: Vec<NewOutboxEntry>,
+                ) -> Result<Post> {
+                    let mut tx = self.begin_write().await?;
+                    let f = post_facts(&mut tx, post_id).await?;
+                    if f.deleted {
+                        return Err(deleted_conflict());
+                    }
+                    moderator_removal(&mut tx, &f, post_id, by, reason.as_deref(), now).await?;
+                    tombstone(&mut tx, post_id, DeletedBy::Moderator, now).await?;
+                    let viewer = match by {
+                        Acting::Account(u) => Some(u),
+                        Acting::Member(_) => None,
+                    };
+                    let post = load_post(&mut tx, post_id, viewer).await?;
                     super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(post)
@@ -1804,7 +1903,13 @@ macro_rules! impl_group_store {
                     Ok(post)
                 }
 
-                async fn accept_answer(&self, question_id: i64, reply_id: Option<i64>) -> Result<Post> {
+                async fn accept_answer_with(
+                    &self,
+                    question_id: i64,
+                    reply_id: Option<i64>,
+                    now: Timestamp,
+                    outbox: Vec<NewOutboxEntry>,
+                ) -> Result<Post> {
                     let mut tx = self.begin_write().await?;
                     let q = post_facts(&mut tx, question_id).await?;
                     if q.kind != "question" {
@@ -1835,11 +1940,18 @@ macro_rules! impl_group_store {
                         .await
                         .map_err(db_err)?;
                     let post = load_post(&mut tx, question_id, None).await?;
+                    super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(post)
                 }
 
-                async fn set_pinned(&self, post_id: i64, pinned: bool) -> Result<Post> {
+                async fn set_pinned_with(
+                    &self,
+                    post_id: i64,
+                    pinned: bool,
+                    now: Timestamp,
+                    outbox: Vec<NewOutboxEntry>,
+                ) -> Result<Post> {
                     let mut tx = self.begin_write().await?;
                     let f = post_facts(&mut tx, post_id).await?;
                     if f.thread_id.is_some() {
@@ -1855,6 +1967,7 @@ macro_rules! impl_group_store {
                         .await
                         .map_err(db_err)?;
                     let post = load_post(&mut tx, post_id, None).await?;
+                    super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(post)
                 }
@@ -2069,12 +2182,13 @@ macro_rules! impl_group_store {
                     attachment_from_row(&row, "")
                 }
 
-                async fn create_folder(
+                async fn create_folder_with(
                     &self,
                     group_id: i64,
                     name: String,
-                    by: UserId,
+                    by: Acting,
                     now: Timestamp,
+                    outbox: Vec<NewOutboxEntry>,
                 ) -> Result<LibraryFolder> {
                     let mut tx = self.begin_write().await?;
                     let id: i64 = sqlx::query_scalar(
@@ -2083,7 +2197,7 @@ macro_rules! impl_group_store {
                     )
                     .bind(group_id)
                     .bind(&name)
-                    .bind(by.0)
+                    .bind(acting_user(by))
                     .bind(now.as_millis())
                     .fetch_one(&mut *tx)
                     .await
@@ -2091,6 +2205,7 @@ macro_rules! impl_group_store {
                     let sql = format!("{FOLDER_SELECT} where f.id = $1");
                     let row = sqlx::query(&sql).bind(id).fetch_one(&mut *tx).await.map_err(db_err)?;
                     let folder = folder_from_row(&row)?;
+                    super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(folder)
                 }
@@ -2117,7 +2232,13 @@ macro_rules! impl_group_store {
                     folder_from_row(&row)
                 }
 
-                async fn delete_folder(&self, group_id: i64, folder_id: i64) -> Result<()> {
+                async fn delete_folder_with(
+                    &self,
+                    group_id: i64,
+                    folder_id: i64,
+                    now: Timestamp,
+                    outbox: Vec<NewOutboxEntry>,
+                ) -> Result<()> {
                     let mut tx = self.begin_write().await?;
                     sqlx::query("delete from library_items where folder_id = $1 and group_id = $2")
                         .bind(folder_id)
@@ -2134,10 +2255,16 @@ macro_rules! impl_group_store {
                     if done.rows_affected() == 0 {
                         return Err(StoreError::NotFound("folder"));
                     }
+                    super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
                     tx.commit().await.map_err(db_err)
                 }
 
-                async fn add_library_item(&self, n: NewLibraryItem) -> Result<LibraryItem> {
+                async fn add_library_item_with(
+                    &self,
+                    n: NewLibraryItem,
+                    by: Acting,
+                    outbox: Vec<NewOutboxEntry>,
+                ) -> Result<LibraryItem> {
                     let mut tx = self.begin_write().await?;
                     let folder: Option<i64> =
                         sqlx::query_scalar("select id from library_folders where id = $1 and group_id = $2")
@@ -2175,7 +2302,7 @@ macro_rules! impl_group_store {
                     .bind(n.post_id)
                     .bind(n.attachment_id)
                     .bind(&n.title)
-                    .bind(n.added_by.0)
+                    .bind(acting_user(by))
                     .bind(n.added_at.as_millis())
                     .fetch_one(&mut *tx)
                     .await
@@ -2183,6 +2310,7 @@ macro_rules! impl_group_store {
                     let sql = format!("{ITEM_SELECT} where li.id = $1");
                     let row = sqlx::query(&sql).bind(id).fetch_one(&mut *tx).await.map_err(db_err)?;
                     let item = item_from_row(&row)?;
+                    super::federation_sql::enqueue_in(&mut tx, &outbox, n.added_at).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(item)
                 }
@@ -2210,7 +2338,13 @@ macro_rules! impl_group_store {
                     rows.iter().map(item_from_row).collect()
                 }
 
-                async fn remove_library_item(&self, group_id: i64, item_id: i64) -> Result<()> {
+                async fn remove_library_item_with(
+                    &self,
+                    group_id: i64,
+                    item_id: i64,
+                    now: Timestamp,
+                    outbox: Vec<NewOutboxEntry>,
+                ) -> Result<()> {
                     let mut tx = self.begin_write().await?;
                     let done = sqlx::query("delete from library_items where id = $1 and group_id = $2")
                         .bind(item_id)
@@ -2221,6 +2355,7 @@ macro_rules! impl_group_store {
                     if done.rows_affected() == 0 {
                         return Err(StoreError::NotFound("library item"));
                     }
+                    super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
                     tx.commit().await.map_err(db_err)
                 }
 
@@ -2248,13 +2383,14 @@ macro_rules! impl_group_store {
                     rows.iter().map(item_from_row).collect()
                 }
 
-                async fn report_post(
+                async fn report_post_with(
                     &self,
                     group_id: i64,
                     post_id: i64,
-                    reporter: UserId,
+                    reporter: Reporter,
                     reason: String,
                     now: Timestamp,
+                    outbox: Vec<NewOutboxEntry>,
                 ) -> Result<Report> {
                     let mut tx = self.begin_write().await?;
                     let f = post_facts(&mut tx, post_id).await?;
@@ -2264,21 +2400,29 @@ macro_rules! impl_group_store {
                     if f.deleted {
                         return Err(deleted_conflict());
                     }
+                    let (user, actor) = match &reporter {
+                        Reporter::Account(u) => (Some(u.0), None),
+                        Reporter::Remote(a) => (None, Some(a.as_str())),
+                    };
                     let id: i64 = sqlx::query_scalar(
-                        "insert into post_reports (group_id, post_id, reporter_user_id, reason, created_at)
-                         values ($1, $2, $3, $4, $5) returning id",
+                        "insert into post_reports
+                           (group_id, post_id, reporter_user_id, reporter_actor_id, reason, created_at, forwarded_at)
+                         values ($1, $2, $3, $6, $4, $5, $7) returning id",
                     )
                     .bind(group_id)
                     .bind(post_id)
-                    .bind(reporter.0)
+                    .bind(user)
                     .bind(&reason)
                     .bind(now.as_millis())
+                    .bind(actor)
+                    .bind((!outbox.is_empty()).then(|| now.as_millis()))
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(|e| {
                         conflict_on_unique(e, "already_reported", "you have reported this post already")
                     })?;
                     let report = load_report(&mut tx, group_id, id).await?;
+                    super::federation_sql::enqueue_in(&mut tx, &outbox, now).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(report)
                 }
@@ -2334,6 +2478,79 @@ macro_rules! impl_group_store {
                     Ok(report)
                 }
 
+                async fn add_group_request(
+                    &self,
+                    n: NewGroupRequest,
+                    outbox: Vec<NewOutboxEntry>,
+                ) -> Result<GroupRequest> {
+                    let mut tx = self.begin_write().await?;
+                    let row = sqlx::query(
+                        "insert into group_requests
+                           (group_id, user_id, activity_id, action, object, state, created_at)
+                         values ($1, $2, $3, $4, $5, 'pending', $6) returning *",
+                    )
+                    .bind(n.group_id)
+                    .bind(n.user.0)
+                    .bind(&n.activity_id)
+                    .bind(&n.action)
+                    .bind(&n.object)
+                    .bind(n.created_at.as_millis())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    let request = request_from_row(&row)?;
+                    super::federation_sql::enqueue_in(&mut tx, &outbox, n.created_at).await?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(request)
+                }
+
+                async fn answer_group_request(
+                    &self,
+                    activity_id: &str,
+                    accepted: bool,
+                    code: Option<String>,
+                    reason: Option<String>,
+                    now: Timestamp,
+                ) -> Result<Option<GroupRequest>> {
+                    let mut tx = self.begin_write().await?;
+                    let row = sqlx::query(
+                        "update group_requests set state = $1, code = $2, reason = $3, answered_at = $4
+                         where activity_id = $5 and state = 'pending' returning *",
+                    )
+                    .bind(if accepted { "accepted" } else { "refused" })
+                    .bind(&code)
+                    .bind(&reason)
+                    .bind(now.as_millis())
+                    .bind(activity_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    let request = row.as_ref().map(request_from_row).transpose()?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(request)
+                }
+
+                async fn group_requests(
+                    &self,
+                    group_id: i64,
+                    user: UserId,
+                    before: Option<i64>,
+                    limit: u32,
+                ) -> Result<Vec<GroupRequest>> {
+                    let rows = sqlx::query(
+                        "select * from group_requests where group_id = $1 and user_id = $2 and id < $3
+                         order by id desc limit $4",
+                    )
+                    .bind(group_id)
+                    .bind(user.0)
+                    .bind(before.unwrap_or(i64::MAX))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+                    rows.iter().map(request_from_row).collect()
+                }
+
                 async fn moderation_log(
                     &self,
                     group_id: i64,
@@ -2341,11 +2558,13 @@ macro_rules! impl_group_store {
                     limit: u32,
                 ) -> Result<Vec<ModerationEntry>> {
                     let rows = sqlx::query(
-                        "select l.id, l.group_id, l.moderator_user_id, u.display_name as moderator_name, l.action,
+                        "select l.id, l.group_id, l.moderator_user_id,
+                           coalesce(u.display_name, mm.member_name, mm.actor_name) as moderator_name, l.action,
                            l.target_member_id, coalesce(tm.member_name, tu.display_name, tm.actor_name) as target_name,
                            p.public_id as target_post_public_id, l.detail, l.created_at
                          from moderation_log l
                          left join users u on u.id = l.moderator_user_id
+                         left join group_members mm on mm.id = l.moderator_member_id
                          left join group_members tm on tm.id = l.target_member_id
                          left join users tu on tu.id = tm.user_id
                          left join posts p on p.id = l.target_post_id

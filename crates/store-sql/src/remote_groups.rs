@@ -180,11 +180,12 @@ macro_rules! impl_remote_group_store {
                     Ok(m)
                 }
 
-                async fn remote_unfollow(
+                async fn remote_unfollow_with(
                     &self,
                     group_id: i64,
                     actor_id: &str,
                     now: Timestamp,
+                    outbox: Vec<NewOutboxEntry>,
                 ) -> Result<Option<Member>> {
                     let mut tx = self.begin_write().await?;
                     let Some(m) = remote_member_in(&mut tx, group_id, actor_id).await? else {
@@ -198,6 +199,7 @@ macro_rules! impl_remote_group_store {
                     }
                     set_state(&mut tx, m.id, MemberState::Left, None, now).await?;
                     let m = load_member(&mut tx, group_id, m.id).await?;
+                    enqueue_in(&mut tx, &outbox, now).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(Some(m))
                 }
@@ -415,12 +417,13 @@ macro_rules! impl_remote_group_store {
                     Ok(Some(post))
                 }
 
-                async fn set_remote_helpful(
+                async fn set_remote_helpful_with(
                     &self,
                     post_id: i64,
                     actor_id: &str,
                     helpful: bool,
                     now: Timestamp,
+                    outbox: Vec<NewOutboxEntry>,
                 ) -> Result<Post> {
                     let mut tx = self.begin_write().await?;
                     let f = post_facts(&mut tx, post_id).await?;
@@ -436,7 +439,9 @@ macro_rules! impl_remote_group_store {
                     if author.as_deref() == Some(actor_id) {
                         return Err(StoreError::conflict("own_post", "you cannot mark your own post helpful"));
                     }
-                    mark_helpful(&mut tx, post_id, Marker::Actor(actor_id), helpful, now).await?;
+                    if mark_helpful(&mut tx, post_id, Marker::Actor(actor_id), helpful, now).await? {
+                        enqueue_in(&mut tx, &outbox, now).await?;
+                    }
                     let post = load_post(&mut tx, post_id, None).await?;
                     tx.commit().await.map_err(db_err)?;
                     Ok(post)
@@ -745,6 +750,39 @@ macro_rules! impl_remote_group_store {
                         .await
                         .map_err(db_err)?;
                     row.as_ref().map(group_from_row).transpose()
+                }
+
+                async fn refresh_mirror_group(
+                    &self,
+                    group_id: i64,
+                    s: GroupSettings,
+                    member_count: Option<u32>,
+                    now: Timestamp,
+                ) -> Result<Group> {
+                    let mut tx = self.begin_write().await?;
+                    let row = sqlx::query(
+                        "update groups set name = $1, condition = $2, condition_code = $3, city = $4,
+                           language = $5, description = $6, updated_at = $7,
+                           host_member_count = coalesce($8, host_member_count)
+                         where id = $9 and remote_actor_id is not null
+                         returning *",
+                    )
+                    .bind(&s.name)
+                    .bind(&s.condition)
+                    .bind(&s.condition_code)
+                    .bind(&s.city)
+                    .bind(s.language.as_str())
+                    .bind(&s.description)
+                    .bind(now.as_millis())
+                    .bind(member_count.map(to_i32))
+                    .bind(group_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .ok_or(StoreError::NotFound("group"))?;
+                    let g = group_from_row(&row)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(g)
                 }
 
                 async fn join_remote_group(

@@ -40,6 +40,9 @@ macro_rules! conformance_suite {
             partners_are_added_listed_and_removed,
             remote_actor_keys_are_replaced_on_refresh,
             ingest_stores_each_activity_once,
+            inbox_journal_applies_each_activity_once,
+            apply_failures_are_counted_and_retried_until_they_give_up,
+            outbox_keeps_intents_apart_from_activities,
             delete_before_create_leaves_a_tombstone,
             older_or_foreign_updates_never_win,
             outbox_leases_one_worker_per_peer,
@@ -483,6 +486,7 @@ fn entry(peer: &str, n: u32) -> NewOutboxEntry {
         inbox_url: format!("https://{peer}/inbox"),
         activity_id: format!("https://a.example/activities/{n}"),
         payload: format!("{{\"n\":{n}}}"),
+        intent: false,
     }
 }
 
@@ -629,6 +633,106 @@ fn upsert(
 
 const DR_LI: &str = "https://b.example/users/dr.li";
 
+/// Recorded is not applied: an activity whose application never finished (the node stopped in
+/// between) is reported as not applied on redelivery and listed for replay, until it is marked.
+pub async fn inbox_journal_applies_each_activity_once(s: S) {
+    let a = incoming("j1", "Create", upsert(1000, None, "hello", DR_LI));
+    let b = incoming("j2", "Follow", None);
+    let out = s.ingest(vec![a.clone(), b.clone()]).await.unwrap();
+    let (sa, sb) = (out[0].seq(), out[1].seq());
+    assert!(out.iter().all(|o| o.needs_applying()));
+    let later = Timestamp::from_millis(T0.as_millis() + 60_000);
+    let waiting = s.unapplied_activities(later, 5, 10).await.unwrap();
+    assert_eq!(
+        waiting.iter().map(|w| w.seq).collect::<Vec<_>>(),
+        [sa, sb],
+        "both wait, in arrival order"
+    );
+    assert!(waiting.iter().all(|w| w.applied_at.is_none()));
+    // Only what arrived before the cut-off (the live path applies newer ones itself).
+    assert!(s.unapplied_activities(T0, 5, 10).await.unwrap().is_empty());
+
+    s.mark_applied(sa, later).await.unwrap();
+    // Marking twice keeps the first time.
+    s.mark_applied(sa, Timestamp::from_millis(later.as_millis() + 5))
+        .await
+        .unwrap();
+    let waiting = s.unapplied_activities(later, 5, 10).await.unwrap();
+    assert_eq!(waiting.iter().map(|w| w.seq).collect::<Vec<_>>(), [sb]);
+    assert_eq!(
+        s.ingest(vec![a.clone()]).await.unwrap(),
+        [IngestOutcome::Duplicate {
+            seq: sa,
+            applied: true
+        }]
+    );
+    assert!(!s.ingest(vec![a]).await.unwrap()[0].needs_applying());
+    assert_eq!(
+        s.ingest(vec![b]).await.unwrap(),
+        [IngestOutcome::Duplicate {
+            seq: sb,
+            applied: false
+        }]
+    );
+    let stored = s.received_activities(0, 10).await.unwrap();
+    assert_eq!(stored.len(), 2, "redelivery records nothing new");
+    assert_eq!(stored[0].applied_at, Some(later));
+}
+
+pub async fn apply_failures_are_counted_and_retried_until_they_give_up(s: S) {
+    let a = incoming("f1", "Create", upsert(1000, None, "hello", DR_LI));
+    let seq = s.ingest(vec![a]).await.unwrap()[0].seq();
+    let later = Timestamp::from_millis(T0.as_millis() + 60_000);
+    assert_eq!(
+        s.record_apply_failure(seq, "database is locked", later)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.record_apply_failure(seq, "disk full", later)
+            .await
+            .unwrap(),
+        2
+    );
+    let waiting = s.unapplied_activities(later, 3, 10).await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].apply_attempts, 2);
+    assert_eq!(waiting[0].apply_error.as_deref(), Some("disk full"));
+    assert!(s.failed_activities(3, 10).await.unwrap().is_empty());
+    s.record_apply_failure(seq, "still failing", later)
+        .await
+        .unwrap();
+    // Three attempts: no more retries, listed for the admin instead.
+    assert!(
+        s.unapplied_activities(later, 3, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let failed = s.failed_activities(3, 10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].apply_error.as_deref(), Some("still failing"));
+    // An applied activity counts no failures.
+    s.mark_applied(seq, later).await.unwrap();
+    assert_eq!(s.record_apply_failure(seq, "late", later).await.unwrap(), 0);
+    assert!(s.failed_activities(3, 10).await.unwrap().is_empty());
+}
+
+pub async fn outbox_keeps_intents_apart_from_activities(s: S) {
+    let mut intent = entry("b.example", 7);
+    intent.intent = true;
+    intent.payload = r#"{"intent":"post_state","post":1}"#.into();
+    s.enqueue(vec![entry("b.example", 6), intent.clone()], T0)
+        .await
+        .unwrap();
+    let pending = s.pending_entries("b.example", 10).await.unwrap();
+    assert_eq!(pending.len(), 2);
+    assert!(!pending[0].intent);
+    assert!(pending[1].intent, "in order, and marked as an intent");
+    assert_eq!(pending[1].payload, intent.payload);
+}
+
 pub async fn ingest_stores_each_activity_once(s: S) {
     let a = incoming("1", "Create", upsert(1000, None, "hello", DR_LI));
     let b = incoming("2", "Follow", None);
@@ -636,15 +740,26 @@ pub async fn ingest_stores_each_activity_once(s: S) {
         .ingest(vec![a.clone(), b.clone(), a.clone()])
         .await
         .unwrap();
+    let (sa, sb) = (out[0].seq(), out[1].seq());
     assert_eq!(
         out,
         [
-            IngestOutcome::Stored,
-            IngestOutcome::Stored,
-            IngestOutcome::Duplicate
+            IngestOutcome::Stored { seq: sa },
+            IngestOutcome::Stored { seq: sb },
+            IngestOutcome::Duplicate {
+                seq: sa,
+                applied: false
+            }
         ]
     );
-    assert_eq!(s.ingest(vec![b]).await.unwrap(), [IngestOutcome::Duplicate]);
+    assert!(sa < sb);
+    assert_eq!(
+        s.ingest(vec![b]).await.unwrap(),
+        [IngestOutcome::Duplicate {
+            seq: sb,
+            applied: false
+        }]
+    );
     let got = s.received_activities(0, 10).await.unwrap();
     assert_eq!(got.len(), 2);
     assert!(got[0].seq < got[1].seq);

@@ -101,6 +101,7 @@ fn entry(peer: &str, id: &str) -> NewOutboxEntry {
         inbox_url: format!("https://{peer}/inbox"),
         activity_id: id.to_owned(),
         payload: format!(r#"{{"id":"{id}"}}"#),
+        intent: false,
     }
 }
 

@@ -88,11 +88,30 @@ pub enum ObjectChange {
     },
 }
 
+/// What the inbox journal did with an activity. Recording is the first half of receiving it; the
+/// caller then applies it and marks it applied ([`FederationStore::mark_applied`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IngestOutcome {
-    Stored,
-    Duplicate,
+    /// New: recorded under `seq`, not applied yet.
+    Stored { seq: i64 },
+    /// Received before, under `seq`; `applied` says whether its effects are in place (if not,
+    /// the node stopped or failed while applying it, and it must be applied now).
+    Duplicate { seq: i64, applied: bool },
+}
+
+impl IngestOutcome {
+    /// The activity's place in the journal.
+    pub fn seq(self) -> i64 {
+        match self {
+            Self::Stored { seq } | Self::Duplicate { seq, .. } => seq,
+        }
+    }
+
+    /// Whether the activity still has to be applied.
+    pub fn needs_applying(self) -> bool {
+        !matches!(self, Self::Duplicate { applied: true, .. })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -103,6 +122,12 @@ pub struct StoredActivity {
     pub actor_id: String,
     pub peer: String,
     pub received_at: Timestamp,
+    /// When its effects were applied; `None` while it waits to be applied (again).
+    pub applied_at: Option<Timestamp>,
+    /// Failed attempts to apply it.
+    pub apply_attempts: u32,
+    /// Why the last attempt failed.
+    pub apply_error: Option<String>,
     /// The activity as it arrived.
     #[serde(skip)]
     pub payload: String,
@@ -126,7 +151,12 @@ pub struct NewOutboxEntry {
     /// The peer's shared inbox.
     pub inbox_url: String,
     pub activity_id: String,
+    /// The signed activity; for an intent, what to render (a JSON document the delivery worker's
+    /// renderer understands).
     pub payload: String,
+    /// `payload` is an intent: the activity is rendered and signed when it is sent, from the
+    /// state of its object then (see `migrations/*/0009_inbox_journal.sql`).
+    pub intent: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -137,6 +167,8 @@ pub struct OutboxEntry {
     pub activity_id: String,
     #[serde(skip)]
     pub payload: String,
+    /// `payload` is an intent, rendered when it is sent.
+    pub intent: bool,
     pub created_at: Timestamp,
     pub attempts: u32,
     pub last_error: Option<String>,
@@ -203,9 +235,27 @@ pub trait FederationStore: Send + Sync {
 
     // ---- inbox ----
 
-    /// Stores each activity once, in one transaction, applying its object change. Activities
-    /// already received are acknowledged as duplicates and change nothing.
+    /// Records each activity once, in one transaction, with its object change (the newest
+    /// version of each object is kept). Activities already received are reported as duplicates
+    /// (saying whether they were applied) and change nothing.
     async fn ingest(&self, batch: Vec<IncomingActivity>) -> Result<Vec<IngestOutcome>>;
+    /// The effects of the recorded activity `seq` are in place.
+    async fn mark_applied(&self, seq: i64, now: Timestamp) -> Result<()>;
+    /// Applying `seq` failed (`error`); it stays unapplied and is tried again. Returns the
+    /// number of failed attempts so far.
+    async fn record_apply_failure(&self, seq: i64, error: &str, now: Timestamp) -> Result<u32>;
+    /// Recorded activities not applied yet, received before `received_before` and tried fewer
+    /// than `max_attempts` times, in arrival order.
+    async fn unapplied_activities(
+        &self,
+        received_before: Timestamp,
+        max_attempts: u32,
+        limit: u32,
+    ) -> Result<Vec<StoredActivity>>;
+    /// Recorded activities that could not be applied after `max_attempts` attempts, newest
+    /// first, for the admin.
+    async fn failed_activities(&self, max_attempts: u32, limit: u32)
+    -> Result<Vec<StoredActivity>>;
     /// Received activities in arrival order, after `after_seq`.
     async fn received_activities(&self, after_seq: i64, limit: u32) -> Result<Vec<StoredActivity>>;
     async fn federated_object(&self, object_id: &str) -> Result<Option<FederatedObject>>;

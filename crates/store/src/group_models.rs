@@ -318,6 +318,11 @@ pub struct Report {
     /// The reported post's text as it is now (empty once removed).
     pub post_body: String,
     pub reporter: Option<UserId>,
+    /// On a group's host, a reporter of another node (their actor there).
+    pub reporter_actor: Option<String>,
+    /// On the reporter's node, when the report was sent to the group's host (a group hosted
+    /// elsewhere).
+    pub forwarded_at: Option<Timestamp>,
     pub reason: String,
     pub created_at: Timestamp,
     pub resolved_at: Option<Timestamp>,
@@ -339,5 +344,60 @@ pub struct ModerationEntry {
     pub target_name: Option<String>,
     pub target_post_public_id: Option<String>,
     pub detail: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// Who changes a group: an account of this node, or a member of the group who belongs to another
+/// node (by membership id; they have no account here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acting {
+    Account(UserId),
+    Member(i64),
+}
+
+impl From<UserId> for Acting {
+    fn from(u: UserId) -> Self {
+        Self::Account(u)
+    }
+}
+
+/// Who reports a post: an account of this node, or a member of another node by their actor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reporter {
+    Account(UserId),
+    Remote(String),
+}
+
+/// What a doctor or moderator of a group hosted elsewhere asked its host to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupRequest {
+    pub id: i64,
+    pub group_id: i64,
+    pub user: Option<UserId>,
+    /// The activity sent to the host.
+    pub activity_id: String,
+    /// `pin`, `unpin`, `accept_answer`, `clear_answer`, `remove_post`, `remove_member`,
+    /// `ban_member`, `unban_member`, `create_folder`, `delete_folder`, `save_to_library`,
+    /// `remove_from_library`.
+    pub action: String,
+    /// What it acts on (a post's or member's id as every node knows it, a folder's name).
+    pub object: Option<String>,
+    /// `pending`, `accepted` or `refused`.
+    pub state: String,
+    /// Why the host refused (a stable code and its explanation).
+    pub code: Option<String>,
+    pub reason: Option<String>,
+    pub created_at: Timestamp,
+    pub answered_at: Option<Timestamp>,
+}
+
+/// A request about to be sent to a group's host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewGroupRequest {
+    pub group_id: i64,
+    pub user: UserId,
+    pub activity_id: String,
+    pub action: String,
+    pub object: Option<String>,
     pub created_at: Timestamp,
 }

@@ -10,10 +10,10 @@ use async_trait::async_trait;
 use caremesh_domain::{GroupRole, MemberState, Timestamp, UserId};
 
 use crate::{
-    Attachment, FeedPosition, FeedSort, Group, GroupInvite, GroupSettings, ImportedPost,
-    LibraryFolder, LibraryItem, Member, ModerationEntry, NewAttachment, NewGroup, NewGroupInvite,
-    NewLibraryItem, NewOutboxEntry, NewPost, Post, PostEdit, QueueItem, ReplySort, Report, Result,
-    Session, User,
+    Acting, Attachment, FeedPosition, FeedSort, Group, GroupInvite, GroupRequest, GroupSettings,
+    ImportedPost, LibraryFolder, LibraryItem, Member, ModerationEntry, NewAttachment, NewGroup,
+    NewGroupInvite, NewGroupRequest, NewLibraryItem, NewOutboxEntry, NewPost, Post, PostEdit,
+    QueueItem, ReplySort, Report, Reporter, Result, Session, User,
 };
 
 #[async_trait]
@@ -32,6 +32,19 @@ pub trait GroupStore: Send + Sync {
         settings: GroupSettings,
         by: UserId,
         now: Timestamp,
+    ) -> Result<Group> {
+        self.update_group_with(group_id, settings, by.into(), now, Vec::new())
+            .await
+    }
+    /// `update_group` by an account or a member of another node, queueing `outbox` (what other
+    /// nodes are told) in the same transaction.
+    async fn update_group_with(
+        &self,
+        group_id: i64,
+        settings: GroupSettings,
+        by: Acting,
+        now: Timestamp,
+        outbox: Vec<NewOutboxEntry>,
     ) -> Result<Group>;
     /// The groups in which `user` is an active member, by group id, after `after`.
     async fn groups_of_user(
@@ -97,9 +110,42 @@ pub trait GroupStore: Send + Sync {
         by: UserId,
         max_members: u32,
         now: Timestamp,
+    ) -> Result<Member> {
+        self.decide_join_with(
+            group_id,
+            member_id,
+            approve,
+            by.into(),
+            max_members,
+            now,
+            Vec::new(),
+        )
+        .await
+    }
+    /// `decide_join`, queueing `outbox` (the answer to a member of another node) with it.
+    #[allow(clippy::too_many_arguments)]
+    async fn decide_join_with(
+        &self,
+        group_id: i64,
+        member_id: i64,
+        approve: bool,
+        by: Acting,
+        max_members: u32,
+        now: Timestamp,
+        outbox: Vec<NewOutboxEntry>,
     ) -> Result<Member>;
     /// The account leaves the group. Conflicts: `not_a_member`, `owner_cannot_leave`.
-    async fn leave_group(&self, group_id: i64, user: UserId, now: Timestamp) -> Result<Member>;
+    async fn leave_group(&self, group_id: i64, user: UserId, now: Timestamp) -> Result<Member> {
+        self.leave_group_with(group_id, user, now, Vec::new()).await
+    }
+    /// `leave_group`, queueing `outbox` (for a group hosted elsewhere, the host is told) with it.
+    async fn leave_group_with(
+        &self,
+        group_id: i64,
+        user: UserId,
+        now: Timestamp,
+        outbox: Vec<NewOutboxEntry>,
+    ) -> Result<Member>;
     /// Removes (or bans) a member; logged as `remove_member` (or `ban`) with `reason`. A banned
     /// member cannot come back until unbanned. Conflicts: `not_a_member` (nothing to remove),
     /// `already_banned`, `cannot_remove_owner`.
@@ -111,6 +157,21 @@ pub trait GroupStore: Send + Sync {
         reason: Option<String>,
         by: UserId,
         now: Timestamp,
+    ) -> Result<Member> {
+        self.remove_member_with(group_id, member_id, ban, reason, by.into(), now, Vec::new())
+            .await
+    }
+    /// `remove_member` by an account or a member of another node, queueing `outbox` with it.
+    #[allow(clippy::too_many_arguments)]
+    async fn remove_member_with(
+        &self,
+        group_id: i64,
+        member_id: i64,
+        ban: bool,
+        reason: Option<String>,
+        by: Acting,
+        now: Timestamp,
+        outbox: Vec<NewOutboxEntry>,
     ) -> Result<Member>;
     /// Lifts a ban (the member may be invited again); logged as `unban`. Conflict `not_banned`.
     async fn unban_member(
@@ -119,6 +180,18 @@ pub trait GroupStore: Send + Sync {
         member_id: i64,
         by: UserId,
         now: Timestamp,
+    ) -> Result<Member> {
+        self.unban_member_with(group_id, member_id, by.into(), now, Vec::new())
+            .await
+    }
+    /// `unban_member` by an account or a member of another node, queueing `outbox` with it.
+    async fn unban_member_with(
+        &self,
+        group_id: i64,
+        member_id: i64,
+        by: Acting,
+        now: Timestamp,
+        outbox: Vec<NewOutboxEntry>,
     ) -> Result<Member>;
     /// Changes an active member's role among doctor, moderator and member; logged as
     /// `appoint_*`/`dismiss_*`. Conflicts: `not_a_member`, `not_a_doctor` (only doctors' accounts
@@ -131,6 +204,19 @@ pub trait GroupStore: Send + Sync {
         role: GroupRole,
         by: UserId,
         now: Timestamp,
+    ) -> Result<Member> {
+        self.set_member_role_with(group_id, member_id, role, by.into(), now, Vec::new())
+            .await
+    }
+    /// `set_member_role`, queueing `outbox` (the member's node is told) with it.
+    async fn set_member_role_with(
+        &self,
+        group_id: i64,
+        member_id: i64,
+        role: GroupRole,
+        by: Acting,
+        now: Timestamp,
+        outbox: Vec<NewOutboxEntry>,
     ) -> Result<Member>;
 
     /// Sets the name the account shows in the group (`name`, already checked), as a member who is
@@ -138,7 +224,19 @@ pub trait GroupStore: Send + Sync {
     /// show it instead of the account's display name. When the account has a pseudonym in the
     /// group (always so in a group mirrored from another node), the pseudonym's display name
     /// changes in the same transaction: it is the same name, as other nodes see it.
-    async fn set_member_name(&self, group_id: i64, user: UserId, name: String) -> Result<Member>;
+    async fn set_member_name(&self, group_id: i64, user: UserId, name: String) -> Result<Member> {
+        self.set_member_name_with(group_id, user, name, Timestamp::from_millis(0), Vec::new())
+            .await
+    }
+    /// `set_member_name`, queueing `outbox` (the pseudonym's new name, for the host) with it.
+    async fn set_member_name_with(
+        &self,
+        group_id: i64,
+        user: UserId,
+        name: String,
+        now: Timestamp,
+        outbox: Vec<NewOutboxEntry>,
+    ) -> Result<Member>;
 
     // ---- group invites ----
 
@@ -278,9 +376,41 @@ pub trait GroupStore: Send + Sync {
     ) -> Result<Post>;
     /// Marks `reply_id` the accepted answer of its question (or clears it with `None`).
     /// Conflicts: `not_a_question`, `not_in_thread`, `post_deleted`.
-    async fn accept_answer(&self, question_id: i64, reply_id: Option<i64>) -> Result<Post>;
+    async fn accept_answer(&self, question_id: i64, reply_id: Option<i64>) -> Result<Post> {
+        self.accept_answer_with(question_id, reply_id, Timestamp::from_millis(0), Vec::new())
+            .await
+    }
+    /// `accept_answer`, queueing `outbox` (the question's new state, for members' nodes) with it.
+    async fn accept_answer_with(
+        &self,
+        question_id: i64,
+        reply_id: Option<i64>,
+        now: Timestamp,
+        outbox: Vec<NewOutboxEntry>,
+    ) -> Result<Post>;
     /// Conflict `not_top_level` for replies.
-    async fn set_pinned(&self, post_id: i64, pinned: bool) -> Result<Post>;
+    async fn set_pinned(&self, post_id: i64, pinned: bool) -> Result<Post> {
+        self.set_pinned_with(post_id, pinned, Timestamp::from_millis(0), Vec::new())
+            .await
+    }
+    /// `set_pinned`, queueing `outbox` (the post's new state, for members' nodes) with it.
+    async fn set_pinned_with(
+        &self,
+        post_id: i64,
+        pinned: bool,
+        now: Timestamp,
+        outbox: Vec<NewOutboxEntry>,
+    ) -> Result<Post>;
+    /// A moderator removes someone's post (by an account, or by a member of another node):
+    /// `delete_post` with a moderator's reason, queueing `outbox` with it.
+    async fn remove_post_with(
+        &self,
+        post_id: i64,
+        by: Acting,
+        reason: Option<String>,
+        now: Timestamp,
+        outbox: Vec<NewOutboxEntry>,
+    ) -> Result<Post>;
     /// Notes that `user` has seen these posts (idempotent). Only ever counted, never listed: the
     /// pages show a doctor how many members saw an announcement, never who.
     async fn record_post_views(&self, post_ids: &[i64], user: UserId, now: Timestamp)
@@ -333,14 +463,48 @@ pub trait GroupStore: Send + Sync {
         name: String,
         by: UserId,
         now: Timestamp,
+    ) -> Result<LibraryFolder> {
+        self.create_folder_with(group_id, name, by.into(), now, Vec::new())
+            .await
+    }
+    /// `create_folder`, queueing `outbox` (the library's new state) with it.
+    async fn create_folder_with(
+        &self,
+        group_id: i64,
+        name: String,
+        by: Acting,
+        now: Timestamp,
+        outbox: Vec<NewOutboxEntry>,
     ) -> Result<LibraryFolder>;
     /// Folders by name.
     async fn list_folders(&self, group_id: i64) -> Result<Vec<LibraryFolder>>;
     async fn folder_by_id(&self, group_id: i64, folder_id: i64) -> Result<LibraryFolder>;
     /// Deletes a folder and its items (the posts and files themselves stay).
-    async fn delete_folder(&self, group_id: i64, folder_id: i64) -> Result<()>;
+    async fn delete_folder(&self, group_id: i64, folder_id: i64) -> Result<()> {
+        self.delete_folder_with(group_id, folder_id, Timestamp::from_millis(0), Vec::new())
+            .await
+    }
+    /// `delete_folder`, queueing `outbox` with it.
+    async fn delete_folder_with(
+        &self,
+        group_id: i64,
+        folder_id: i64,
+        now: Timestamp,
+        outbox: Vec<NewOutboxEntry>,
+    ) -> Result<()>;
     /// Conflicts: `already_in_folder`; not found if the folder, post or file is not the group's.
-    async fn add_library_item(&self, new: NewLibraryItem) -> Result<LibraryItem>;
+    async fn add_library_item(&self, new: NewLibraryItem) -> Result<LibraryItem> {
+        let by = new.added_by.into();
+        self.add_library_item_with(new, by, Vec::new()).await
+    }
+    /// `add_library_item` by an account or a member of another node (`by`, which stands for
+    /// `new.added_by`), queueing `outbox` with it.
+    async fn add_library_item_with(
+        &self,
+        new: NewLibraryItem,
+        by: Acting,
+        outbox: Vec<NewOutboxEntry>,
+    ) -> Result<LibraryItem>;
     /// Items of one folder (or of the whole library), newest first, with ids below `before`.
     async fn library_items(
         &self,
@@ -349,7 +513,18 @@ pub trait GroupStore: Send + Sync {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<LibraryItem>>;
-    async fn remove_library_item(&self, group_id: i64, item_id: i64) -> Result<()>;
+    async fn remove_library_item(&self, group_id: i64, item_id: i64) -> Result<()> {
+        self.remove_library_item_with(group_id, item_id, Timestamp::from_millis(0), Vec::new())
+            .await
+    }
+    /// `remove_library_item`, queueing `outbox` with it.
+    async fn remove_library_item_with(
+        &self,
+        group_id: i64,
+        item_id: i64,
+        now: Timestamp,
+        outbox: Vec<NewOutboxEntry>,
+    ) -> Result<()>;
     /// Library items whose title, folder name or file name contains `query`, newest first.
     async fn search_library(
         &self,
@@ -369,6 +544,27 @@ pub trait GroupStore: Send + Sync {
         reporter: UserId,
         reason: String,
         now: Timestamp,
+    ) -> Result<Report> {
+        self.report_post_with(
+            group_id,
+            post_id,
+            Reporter::Account(reporter),
+            reason,
+            now,
+            Vec::new(),
+        )
+        .await
+    }
+    /// `report_post` by an account or a member of another node. `outbox` (the report, for the
+    /// group's host) is queued with it, and the report is then marked as sent (`forwarded_at`).
+    async fn report_post_with(
+        &self,
+        group_id: i64,
+        post_id: i64,
+        reporter: Reporter,
+        reason: String,
+        now: Timestamp,
+        outbox: Vec<NewOutboxEntry>,
     ) -> Result<Report>;
     /// Reports, oldest first, after `after`; only unresolved ones when `open_only`.
     async fn list_reports(
@@ -387,6 +583,34 @@ pub trait GroupStore: Send + Sync {
         by: UserId,
         now: Timestamp,
     ) -> Result<Report>;
+
+    // ---- requests to the hosts of groups mirrored here ----
+
+    /// Records what a local doctor or moderator asks a group's host to do, and queues the
+    /// request (`outbox`) in the same transaction.
+    async fn add_group_request(
+        &self,
+        new: NewGroupRequest,
+        outbox: Vec<NewOutboxEntry>,
+    ) -> Result<GroupRequest>;
+    /// The host answered the request sent as `activity_id`: `accepted`, or refused with a code and
+    /// a reason. `None` if there is no such pending request.
+    async fn answer_group_request(
+        &self,
+        activity_id: &str,
+        accepted: bool,
+        code: Option<String>,
+        reason: Option<String>,
+        now: Timestamp,
+    ) -> Result<Option<GroupRequest>>;
+    /// The requests an account sent about a group, newest first, with ids below `before`.
+    async fn group_requests(
+        &self,
+        group_id: i64,
+        user: UserId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<GroupRequest>>;
     /// The moderation log, newest first, with ids below `before`.
     async fn moderation_log(
         &self,

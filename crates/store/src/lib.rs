@@ -25,9 +25,10 @@ pub use federation::{
     StoredActivity,
 };
 pub use group_models::{
-    Attachment, DeletedBy, FeedPosition, FeedSort, Group, GroupInvite, GroupSettings, ImportedPost,
-    LibraryFolder, LibraryItem, Member, ModerationEntry, NewAttachment, NewGroup, NewGroupInvite,
-    NewLibraryItem, NewPost, Post, PostAuthor, PostEdit, QueueItem, ReplySort, Report,
+    Acting, Attachment, DeletedBy, FeedPosition, FeedSort, Group, GroupInvite, GroupRequest,
+    GroupSettings, ImportedPost, LibraryFolder, LibraryItem, Member, ModerationEntry,
+    NewAttachment, NewGroup, NewGroupInvite, NewGroupRequest, NewLibraryItem, NewPost, Post,
+    PostAuthor, PostEdit, QueueItem, ReplySort, Report, Reporter,
 };
 pub use groups::GroupStore;
 pub use models::{Invite, InviteState, NewInvite, NewSession, NewUser, Session, User};

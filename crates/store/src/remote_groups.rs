@@ -110,6 +110,17 @@ pub trait RemoteGroupStore: Send + Sync {
         group_id: i64,
         actor_id: &str,
         now: Timestamp,
+    ) -> Result<Option<Member>> {
+        self.remote_unfollow_with(group_id, actor_id, now, Vec::new())
+            .await
+    }
+    /// `remote_unfollow`, queueing `outbox` with it when a member left.
+    async fn remote_unfollow_with(
+        &self,
+        group_id: i64,
+        actor_id: &str,
+        now: Timestamp,
+        outbox: Vec<NewOutboxEntry>,
     ) -> Result<Option<Member>>;
     async fn remote_member(&self, group_id: i64, actor_id: &str) -> Result<Option<Member>>;
     /// An actor of another node has a new name: its memberships and posts here show it.
@@ -152,6 +163,19 @@ pub trait RemoteGroupStore: Send + Sync {
         actor_id: &str,
         helpful: bool,
         now: Timestamp,
+    ) -> Result<Post> {
+        self.set_remote_helpful_with(post_id, actor_id, helpful, now, Vec::new())
+            .await
+    }
+    /// `set_remote_helpful`, queueing `outbox` (the post's new count, for members' nodes) with it
+    /// when the mark changed.
+    async fn set_remote_helpful_with(
+        &self,
+        post_id: i64,
+        actor_id: &str,
+        helpful: bool,
+        now: Timestamp,
+        outbox: Vec<NewOutboxEntry>,
     ) -> Result<Post>;
     /// Shows a post of a group hosted elsewhere as its host decided. Removal is final: a removed
     /// post stays a tombstone whatever state arrives later.
@@ -220,6 +244,15 @@ pub trait RemoteGroupStore: Send + Sync {
         now: Timestamp,
     ) -> Result<Group>;
     async fn group_by_remote_actor(&self, remote_actor_id: &str) -> Result<Option<Group>>;
+    /// Shows a mirrored group with its host's settings and member count (members on every node),
+    /// from the host's group document.
+    async fn refresh_mirror_group(
+        &self,
+        group_id: i64,
+        settings: GroupSettings,
+        member_count: Option<u32>,
+        now: Timestamp,
+    ) -> Result<Group>;
     /// An account asks to join a mirrored group: a patient as a pseudonym, which is created (or
     /// kept, under the new name); doctors and staff as themselves (`pseudonym` is `None`). The
     /// membership is pending until the host accepts; `follow` is queued in the same transaction.

@@ -10,7 +10,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use caremesh_domain::Role;
 use caremesh_federation::{ACTIVITY_JSON, FederationError, InboundRequest, actors};
-use caremesh_store::IngestOutcome;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -337,10 +336,9 @@ async fn inbox(
         .await
         .map_err(|_| ApiError::payload_too_large(limit))?;
     let request = inbound(&parts.method, &uri, &parts.headers, &bytes);
-    let outcome = state.federation.receive(&request).await?;
-    let status = match outcome {
-        IngestOutcome::Stored => "stored",
-        IngestOutcome::Duplicate => "duplicate",
+    let status = match caremesh_app::inbound::receive(&state.app, &request).await? {
+        caremesh_app::inbound::Received::Stored => "stored",
+        caremesh_app::inbound::Received::Duplicate => "duplicate",
     };
     Ok((StatusCode::ACCEPTED, Json(json!({ "status": status }))).into_response())
 }
