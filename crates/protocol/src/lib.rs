@@ -152,8 +152,7 @@ pub(crate) mod test_vectors {
 
     use serde_json::Value;
 
-    pub(crate) const SIGNATURES_JSON: &str =
-        include_str!("../tests/vectors/signatures.json");
+    pub(crate) const SIGNATURES_JSON: &str = include_str!("../tests/vectors/signatures.json");
 
     pub(crate) fn vectors() -> Value {
         serde_json::from_str(SIGNATURES_JSON).expect("signatures.json is valid JSON")
