@@ -165,14 +165,9 @@ mod tests {
     use super::*;
 
     /// A fresh, migrated database on the server named by `TEST_POSTGRES_URL`. Without it the
-    /// tests are skipped, unless `TEST_REQUIRE_POSTGRES=1` (set by CI) makes that a failure.
+    /// test is recorded as skipped, unless `TEST_REQUIRE_POSTGRES=1` makes that a failure.
     pub async fn fresh() -> Option<Arc<dyn Store>> {
-        let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
-            if std::env::var("TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                panic!("TEST_REQUIRE_POSTGRES=1 but TEST_POSTGRES_URL is not set");
-            }
-            return None;
-        };
+        let admin_url = caremesh_store::skip::postgres_url_or_skip()?;
         let url = create_scratch_database(&admin_url).await.unwrap();
         let store = PostgresStore::connect(&PostgresOptions {
             url,

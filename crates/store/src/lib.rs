@@ -14,6 +14,7 @@ mod group_models;
 mod groups;
 mod models;
 mod remote_groups;
+pub mod skip;
 
 use async_trait::async_trait;
 

@@ -60,26 +60,25 @@ pub enum Backend {
     Postgres,
 }
 
-/// The server URL for scratch PostgreSQL databases, or `None` to skip PostgreSQL tests. With
-/// `TEST_REQUIRE_POSTGRES=1` (as in CI) a missing URL fails the test instead.
+/// The server URL for scratch PostgreSQL databases, or `None` when there is none. With
+/// `TEST_REQUIRE_POSTGRES=1` (as in CI) a missing URL fails instead.
 pub fn postgres_admin_url() -> Option<String> {
-    match std::env::var("TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            if std::env::var("TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                panic!("TEST_REQUIRE_POSTGRES=1 but TEST_POSTGRES_URL is not set");
-            }
-            None
-        }
-    }
+    caremesh_store::skip::postgres_url()
 }
 
-/// The database URL a fresh node of this backend should use, or `None` to skip.
+/// Records the running test as skipped for `reason` (see [`caremesh_store::skip`]); the test then
+/// returns. `scripts/test.sh` counts it as skipped, and CI fails on it.
+pub fn skip(reason: &str) {
+    caremesh_store::skip::skip(reason);
+}
+
+/// The database URL a fresh node of this backend should use, or `None` after recording the
+/// running test as skipped.
 pub async fn database_url(backend: Backend, dir: &std::path::Path) -> Option<String> {
     match backend {
         Backend::Sqlite => Some(format!("sqlite://{}/caremesh.db", dir.display())),
         Backend::Postgres => {
-            let admin = postgres_admin_url()?;
+            let admin = caremesh_store::skip::postgres_url_or_skip()?;
             Some(create_scratch_database(&admin).await.unwrap())
         }
     }
