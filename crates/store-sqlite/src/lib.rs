@@ -14,6 +14,9 @@
 //! transaction still counted (`transaction_left_open`); a new one replaces it. The store's own
 //! readers (below) never begin a transaction, and keep reading while the disk is full.
 //!
+//! Readiness: a write transaction that does not commit tells the store's [`WriteHealth`]
+//! ([`WriteTx`]); after one, [`Store::ready`] tries a probe write.
+//!
 //! Performance notes, measured with `feed-bench`: every sqlx SQLite connection runs on a thread
 //! of its own, so each query is a hand-off between threads, and sqlx's pool adds a ping (another
 //! hand-off) whenever a connection goes back to it. The hot reads (sessions, groups, feeds)
@@ -24,6 +27,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use caremesh_store::WriteHealth;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
     SqliteSynchronous, SqliteTransactionManager,
@@ -39,6 +43,50 @@ pub struct SqliteStore {
     /// in-memory databases, whose every connection would be a database of its own.
     readers: Vec<tokio::sync::Mutex<SqliteConnection>>,
     next_reader: AtomicUsize,
+    health: WriteHealth,
+}
+
+/// A write transaction (`BEGIN IMMEDIATE`) that reports to the store's [`WriteHealth`] when it
+/// ends without its commit. Dereferences to the connection, as sqlx's transaction does.
+pub struct WriteTx<'a> {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    outcome: Outcome<'a>,
+}
+
+/// Reports a transaction that ends without its commit when it is dropped.
+struct Outcome<'a> {
+    health: &'a WriteHealth,
+    committed: bool,
+}
+
+impl Drop for Outcome<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.health.not_committed();
+        }
+    }
+}
+
+impl WriteTx<'_> {
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await?;
+        self.outcome.committed = true;
+        Ok(())
+    }
+}
+
+impl Deref for WriteTx<'_> {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for WriteTx<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
 }
 
 /// A connection to read with: one of the store's own readers, or one from the pool.
@@ -129,6 +177,7 @@ impl SqliteStore {
             pool,
             readers,
             next_reader: AtomicUsize::new(0),
+            health: WriteHealth::default(),
         })
     }
 
@@ -216,11 +265,47 @@ impl SqliteStore {
         format!("json_group_array(json_object({}))", pairs.join(", "))
     }
 
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>> {
-        self.pool
-            .begin_with("begin immediate")
+    async fn begin_write(&self) -> Result<WriteTx<'_>> {
+        match self.pool.begin_with("begin immediate").await {
+            Ok(tx) => Ok(WriteTx {
+                tx,
+                outcome: Outcome {
+                    health: &self.health,
+                    committed: false,
+                },
+            }),
+            Err(e) => {
+                self.health.not_committed();
+                Err(db_err(e))
+            }
+        }
+    }
+
+    /// The write half of [`Store::ready`]: after a write transaction that did not commit, a probe
+    /// write must.
+    async fn writes_ready(&self) -> Result<()> {
+        let Some(mark) = self.health.probe_needed() else {
+            return Ok(());
+        };
+        self.probe_write()
             .await
-            .map_err(db_err)
+            .map_err(|e| StoreError::NotReady(format!("the database does not take writes: {e}")))?;
+        self.health.probe_committed(mark);
+        Ok(())
+    }
+
+    /// Rewrites the `node_health` row in a transaction of its own.
+    async fn probe_write(&self) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "insert into node_health (id, checked_at) values (1, $1)
+             on conflict (id) do update set checked_at = excluded.checked_at",
+        )
+        .bind(chrono::Utc::now().timestamp_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
     }
 }
 
@@ -320,6 +405,54 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(store.count_users(None).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn readiness_fails_while_writes_fail_and_returns_without_another_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::connect(&SqliteOptions {
+            url: format!("sqlite://{}/node.db", dir.path().display()),
+            // One connection, so that the pragma below reaches the one that writes.
+            max_connections: 1,
+        })
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        store.ready().await.unwrap();
+
+        sqlx::query("pragma query_only = on")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let refused = store.create_user(user("while-read-only"), NOW).await;
+        assert!(matches!(refused, Err(StoreError::Other(_))), "{refused:?}");
+        let ready = store.ready().await;
+        assert!(matches!(ready, Err(StoreError::NotReady(_))), "{ready:?}");
+        assert!(
+            store.ready().await.is_err(),
+            "still not ready: the probe failed too"
+        );
+
+        sqlx::query("pragma query_only = off")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        store.ready().await.unwrap();
+        store.create_user(user("writer"), NOW).await.unwrap();
+
+        // A change refused half-way is no failure of the database.
+        let taken = store.create_user(user("writer"), NOW).await;
+        assert!(
+            matches!(taken, Err(StoreError::Conflict { .. })),
+            "{taken:?}"
+        );
+        store.ready().await.unwrap();
+        assert_eq!(store.count_users(None).await.unwrap(), 1);
+        let probes: i64 = sqlx::query_scalar("select count(*) from node_health")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(probes, 1, "one row, rewritten by each probe");
     }
 
     /// A small tmpfs on a fresh directory: a disk the test can fill. Mounting needs root; without
@@ -428,24 +561,29 @@ mod tests {
                 "a write on a full disk fails as a storage failure: {refused:?}"
             );
         }
+        // A transaction with nothing to write commits even now (the outbox workers' polls are
+        // such): it must not make the store look ready.
+        store.begin_write().await.unwrap().commit().await.unwrap();
+        let not_ready = store.ready().await;
+        assert!(
+            matches!(not_ready, Err(StoreError::NotReady(_))),
+            "{not_ready:?}"
+        );
         // Reads go on, through the pool and through the store's own readers.
         assert_eq!(store.count_users(None).await.unwrap(), 1);
         assert_eq!(store.group_by_id(group.id).await.unwrap(), group);
 
         std::fs::remove_file(filler).unwrap();
+        // Ready again with no other write than the readiness check's own probe.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            match store.create_user(user("after"), NOW).await {
-                Ok(_) => break,
-                Err(e) => {
-                    assert!(
-                        std::time::Instant::now() < deadline,
-                        "still no write 5 s after the disk has room again: {e}"
-                    );
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
+        while let Err(e) = store.ready().await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not ready 5 s after the disk has room again: {e}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        store.create_user(user("after"), NOW).await.unwrap();
         for i in 0..4 {
             store
                 .create_user(user(&format!("later-{i}")), NOW)
