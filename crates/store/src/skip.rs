@@ -32,7 +32,7 @@ pub fn skip_named(name: &str, reason: &str) {
     if !first {
         return;
     }
-    let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
+    let clean = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     eprintln!("SKIPPED {name}: {reason}");
     let Some(path) = std::env::var_os(LOG_VAR).filter(|p| !p.is_empty()) else {
         return;
