@@ -7,8 +7,13 @@
 # SQLite tests only.
 #
 # Then the browser tests (scripts/browser-tests.sh: the web pages in Debian's Chromium, installed
-# with apt-get when run as root); CAREMESH_SKIP_BROWSER=1 leaves them out. The summary line
-# counts both.
+# with apt-get when run as root); CAREMESH_SKIP_BROWSER=1 leaves them out.
+#
+# A test that cannot run here (no PostgreSQL, not root, no Chromium) records itself in the file
+# named by CAREMESH_SKIP_LOG (caremesh_store::skip, and the browser script), which this script
+# points at temporary files. The summary line counts every test binary and the browser tests:
+# `tests: N passed, N failed, N skipped`, where skipped tests are not counted as passed. When the
+# caller sets CAREMESH_SKIP_LOG itself (as .ci/run does), the skipped tests are appended to it.
 #
 # Extra arguments are passed to `cargo test`, e.g. `scripts/test.sh -p caremesh-e2e`.
 set -euo pipefail
@@ -17,28 +22,43 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/caremesh/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+caller_skips=${CAREMESH_SKIP_LOG:-}
 log=$(mktemp /tmp/caremesh-test-log.XXXXXX)
-trap 'rm -f "$log"' EXIT
+cargo_skips=$(mktemp /tmp/caremesh-test-skips.XXXXXX)
+browser_skips=$(mktemp /tmp/caremesh-test-browser-skips.XXXXXX)
+trap 'rm -f "$log" "$cargo_skips" "$browser_skips"' EXIT
 set +e
-bash scripts/with-postgres.sh bash -c \
+CAREMESH_SKIP_LOG=$cargo_skips bash scripts/with-postgres.sh bash -c \
     'echo "== cargo test --workspace (PostgreSQL: ${TEST_POSTGRES_URL:-skipped})"; cargo test --workspace --all-targets --locked "$@"' \
     cargo-test "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 browser_status=0
 if [ "${CAREMESH_SKIP_BROWSER:-}" = 1 ]; then
-    echo "browser tests: skipped (CAREMESH_SKIP_BROWSER=1)" | tee -a "$log"
+    printf '%s\t%s\n' "tests/browser (all browser tests)" "CAREMESH_SKIP_BROWSER=1" >>"$browser_skips"
+    echo "browser tests: 0 passed, 0 failed, 1 skipped (CAREMESH_SKIP_BROWSER=1)" | tee -a "$log"
 else
     set +e
-    bash scripts/browser-tests.sh 2>&1 | tee -a "$log"
+    CAREMESH_SKIP_LOG=$browser_skips bash scripts/browser-tests.sh 2>&1 | tee -a "$log"
     browser_status=${PIPESTATUS[0]}
     set -e
 fi
-# One summary line over every test binary (cargo prints one `test result:` line per binary) and
-# the browser tests (`browser tests: N passed, N failed`).
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
-     /^browser tests: [0-9]+ passed, [0-9]+ failed$/ { p += $3; f += $5 }
-     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+# A skipped Rust test returns early, so cargo counts it among the passed (`test result:` lines, one
+# per binary); the browser script counts its skips apart (`browser tests: N passed, N failed, N
+# skipped`). Each test is named once in the skip logs.
+cargo_skipped=$(cut -f1 "$cargo_skips" | sort -u | wc -l)
+skipped_by_reason=$(cat "$cargo_skips" "$browser_skips" | sort -u -t "$(printf '\t')" -k1,1 | cut -f2 | sort | uniq -c | sort -rn)
+if [ -n "$skipped_by_reason" ]; then
+    echo "skipped, by reason:"
+    echo "$skipped_by_reason"
+fi
+if [ -n "$caller_skips" ]; then
+    cat "$cargo_skips" "$browser_skips" >>"$caller_skips"
+fi
+awk -v cargo_skipped="$cargo_skipped" '
+     /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
+     /^browser tests: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped/ { p += $3; f += $5; s += $7 }
+     END { p -= cargo_skipped; if (p < 0) p = 0; printf "tests: %d passed, %d failed, %d skipped\n", p, f, s + cargo_skipped }' "$log"
 if [ "$status" != 0 ]; then
     exit "$status"
 fi

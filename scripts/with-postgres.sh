@@ -3,7 +3,8 @@
 # package on a free loopback port (installing the package first when run as root on a Debian-like
 # system), exports TEST_POSTGRES_URL and TEST_REQUIRE_POSTGRES=1, runs the command, and stops and
 # removes the cluster afterwards. With TEST_POSTGRES_URL already set, or CAREMESH_SKIP_POSTGRES=1,
-# it just runs the command.
+# it just runs the command (without a URL the PostgreSQL tests record themselves as skipped, see
+# caremesh_store::skip).
 #
 #   scripts/with-postgres.sh cargo test --workspace
 set -euo pipefail

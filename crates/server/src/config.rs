@@ -1,6 +1,8 @@
 //! The node's configuration: built-in defaults, then a TOML file (`--config`), then environment
 //! variables `CAREMESH_SECTION__KEY` (e.g. `CAREMESH_DATABASE__URL`, `CAREMESH_LISTEN`).
-//! Unknown keys and invalid values are refused at start with a message naming the key.
+//! Unknown keys and invalid values are refused at start with a message naming the key. The test
+//! scripts' own variables (`CAREMESH_SKIP_LOG`, `CAREMESH_SKIP_POSTGRES`, `CAREMESH_SKIP_BROWSER`)
+//! are no configuration and are ignored, so that nodes started by tests accept them.
 //!
 //! `caremesh.example.toml` at the top of the repository documents every key; a test keeps it equal
 //! to [`Config::default`].
@@ -271,7 +273,12 @@ impl Config {
         if let Some(path) = file {
             f = f.merge(Toml::file_exact(path));
         }
-        f.merge(Env::prefixed("CAREMESH_").split("__").ignore(&["config"]))
+        f.merge(Env::prefixed("CAREMESH_").split("__").ignore(&[
+            "config",
+            "skip_log",
+            "skip_postgres",
+            "skip_browser",
+        ]))
     }
 
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -551,6 +558,13 @@ mod tests {
             jail.set_env("CAREMESH_LISTN", "127.0.0.1:1");
             let err = Config::load(None).unwrap_err().to_string().to_lowercase();
             assert!(err.contains("listn"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("CAREMESH_SKIP_LOG", "/tmp/skipped-tests");
+            jail.set_env("CAREMESH_SKIP_POSTGRES", "1");
+            jail.set_env("CAREMESH_SKIP_BROWSER", "1");
+            Config::load(None).unwrap();
             Ok(())
         });
     }

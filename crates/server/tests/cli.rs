@@ -44,16 +44,7 @@ fn text(b: &[u8]) -> String {
 }
 
 async fn postgres_url() -> Option<String> {
-    let admin = match std::env::var("TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            assert!(
-                std::env::var("TEST_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "TEST_REQUIRE_POSTGRES=1 but TEST_POSTGRES_URL is not set"
-            );
-            return None;
-        }
-    };
+    let admin = caremesh_store::skip::postgres_url_or_skip()?;
     Some(
         caremesh_store_postgres::create_scratch_database(&admin)
             .await

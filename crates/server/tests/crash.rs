@@ -206,12 +206,8 @@ async fn sigkill_mid_delivery_loses_nothing_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_delivery_loses_nothing_postgres() {
-    let admin = match std::env::var("TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            assert!(std::env::var("TEST_REQUIRE_POSTGRES").as_deref() != Ok("1"));
-            return;
-        }
+    let Some(admin) = caremesh_store::skip::postgres_url_or_skip() else {
+        return;
     };
     let a_db = caremesh_store_postgres::create_scratch_database(&admin)
         .await

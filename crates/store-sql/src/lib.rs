@@ -7,8 +7,10 @@
 //! conformance suite.
 //!
 //! The calling crate must have in scope: `MIGRATOR` (its embedded migrations), a `begin_write`
-//! method on the store returning a transaction, a `reader` method returning a connection to read
-//! with, a `pool` field, and an associated function
+//! method on the store returning a transaction (anything that dereferences to the connection and
+//! has `commit`), a `reader` method returning a connection to read
+//! with, a `writes_ready` method (the part of `Store::ready` that checks writes), a `pool` field,
+//! and an associated function
 //! `json_array_sql(columns: &[&str]) -> String` giving the backend's expression that aggregates
 //! the rows of a subquery `x` into one JSON array text (the one place where SQLite and PostgreSQL
 //! spell a function differently), plus dependencies on `sqlx`, `async-trait`, `chrono`,
@@ -64,13 +66,12 @@ macro_rules! impl_sql_store {
                     .map(|m| m.version)
                     .filter(|v| !applied.contains(v))
                     .collect();
-                if missing.is_empty() {
-                    Ok(())
-                } else {
-                    Err(StoreError::NotReady(format!(
+                if !missing.is_empty() {
+                    return Err(StoreError::NotReady(format!(
                         "migrations not applied: {missing:?}"
-                    )))
+                    )));
                 }
+                self.writes_ready().await
             }
         }
 

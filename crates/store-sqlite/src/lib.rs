@@ -5,6 +5,18 @@
 //! The queries are shared with PostgreSQL (`caremesh-store-sql`). Writes run in `BEGIN IMMEDIATE`
 //! transactions so that two writers queue on the busy timeout instead of failing on lock upgrade.
 //!
+//! Failed writes: when a `COMMIT` (or a statement) fails with `SQLITE_FULL` or an I/O error, SQLite
+//! rolls the whole transaction back itself. sqlx 0.8 does not notice: its own count of open
+//! transactions on the connection drops only when its `ROLLBACK` succeeds, and that `ROLLBACK` now
+//! fails ("no transaction is active"). Such a connection, given back to the pool, refuses every
+//! later `BEGIN IMMEDIATE` ("attempted to call begin_with at non-zero transaction depth"), so the
+//! node would never write again. The pool therefore closes any connection that comes back with a
+//! transaction still counted (`transaction_left_open`); a new one replaces it. The store's own
+//! readers (below) never begin a transaction, and keep reading while the disk is full.
+//!
+//! Readiness: a write transaction that does not commit tells the store's [`WriteHealth`]
+//! ([`WriteTx`]); after one, [`Store::ready`] tries a probe write.
+//!
 //! Performance notes, measured with `feed-bench`: every sqlx SQLite connection runs on a thread
 //! of its own, so each query is a hand-off between threads, and sqlx's pool adds a ping (another
 //! hand-off) whenever a connection goes back to it. The hot reads (sessions, groups, feeds)
@@ -15,10 +27,12 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use caremesh_store::WriteHealth;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
+    SqliteSynchronous, SqliteTransactionManager,
 };
-use sqlx::{ConnectOptions as _, SqlitePool};
+use sqlx::{ConnectOptions as _, Connection as _, SqlitePool, TransactionManager as _};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -29,6 +43,50 @@ pub struct SqliteStore {
     /// in-memory databases, whose every connection would be a database of its own.
     readers: Vec<tokio::sync::Mutex<SqliteConnection>>,
     next_reader: AtomicUsize,
+    health: WriteHealth,
+}
+
+/// A write transaction (`BEGIN IMMEDIATE`) that reports to the store's [`WriteHealth`] when it
+/// ends without its commit. Dereferences to the connection, as sqlx's transaction does.
+pub struct WriteTx<'a> {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    outcome: Outcome<'a>,
+}
+
+/// Reports a transaction that ends without its commit when it is dropped.
+struct Outcome<'a> {
+    health: &'a WriteHealth,
+    committed: bool,
+}
+
+impl Drop for Outcome<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.health.not_committed();
+        }
+    }
+}
+
+impl WriteTx<'_> {
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await?;
+        self.outcome.committed = true;
+        Ok(())
+    }
+}
+
+impl Deref for WriteTx<'_> {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for WriteTx<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
 }
 
 /// A connection to read with: one of the store's own readers, or one from the pool.
@@ -102,6 +160,9 @@ impl SqliteStore {
             // sqlx pings every connection it hands out by default; an embedded database cannot
             // hang up, and the ping is a round trip to the connection's thread on every query.
             .test_before_acquire(false)
+            .after_release(|conn, _| {
+                Box::pin(async move { Ok(!transaction_left_open(conn).await?) })
+            })
             .connect_with(connect.clone())
             .await
             .map_err(StoreError::other)?;
@@ -116,6 +177,7 @@ impl SqliteStore {
             pool,
             readers,
             next_reader: AtomicUsize::new(0),
+            health: WriteHealth::default(),
         })
     }
 
@@ -203,12 +265,65 @@ impl SqliteStore {
         format!("json_group_array(json_object({}))", pairs.join(", "))
     }
 
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>> {
-        self.pool
-            .begin_with("begin immediate")
-            .await
-            .map_err(db_err)
+    async fn begin_write(&self) -> Result<WriteTx<'_>> {
+        match self.pool.begin_with("begin immediate").await {
+            Ok(tx) => Ok(WriteTx {
+                tx,
+                outcome: Outcome {
+                    health: &self.health,
+                    committed: false,
+                },
+            }),
+            Err(e) => {
+                self.health.not_committed();
+                Err(db_err(e))
+            }
+        }
     }
+
+    /// The write half of [`Store::ready`]: after a write transaction that did not commit, a probe
+    /// write must.
+    async fn writes_ready(&self) -> Result<()> {
+        let Some(mark) = self.health.probe_needed() else {
+            return Ok(());
+        };
+        self.probe_write()
+            .await
+            .map_err(|e| StoreError::NotReady(format!("the database does not take writes: {e}")))?;
+        self.health.probe_committed(mark);
+        Ok(())
+    }
+
+    /// Rewrites the `node_health` row in a transaction of its own.
+    async fn probe_write(&self) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "insert into node_health (id, checked_at) values (1, $1)
+             on conflict (id) do update set checked_at = excluded.checked_at",
+        )
+        .bind(chrono::Utc::now().timestamp_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+}
+
+/// Whether sqlx still counts a transaction on `conn` once every queued rollback has run: then SQLite
+/// ended it behind sqlx's back (see the crate's notes on failed writes), and the connection must be
+/// closed rather than reused. Costs nothing for a connection whose transactions all ended.
+async fn transaction_left_open(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    if SqliteTransactionManager::get_transaction_depth(conn) == 0 {
+        return Ok(false);
+    }
+    // A transaction dropped before its commit queues its rollback on the connection's thread; a
+    // ping waits for it to have run.
+    conn.ping().await?;
+    let open = SqliteTransactionManager::get_transaction_depth(conn) != 0;
+    if open {
+        tracing::warn!("closing a SQLite connection whose transaction the database ended");
+    }
+    Ok(open)
 }
 
 caremesh_store_sql::impl_sql_store!(SqliteStore, sqlx::Sqlite, "sqlite");
@@ -218,6 +333,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use std::sync::Arc;
 
+    use caremesh_store::GroupStore as _;
     use caremesh_store::Store;
 
     use super::*;
@@ -254,5 +370,228 @@ mod tests {
             .await
             .unwrap();
         assert!(backup.exists());
+    }
+
+    fn user(name: &str) -> caremesh_store::NewUser {
+        caremesh_store::NewUser {
+            username: name.into(),
+            display_name: format!("{name} display"),
+            role: caremesh_domain::Role::Staff,
+            password_hash: "hash".into(),
+        }
+    }
+
+    const NOW: Timestamp = Timestamp::from_millis(1_795_420_800_000);
+
+    /// What a failed `COMMIT` on a full disk leaves: SQLite ended the transaction, sqlx still
+    /// counts it. The connection must not serve the next write.
+    #[tokio::test]
+    async fn a_connection_whose_transaction_sqlite_ended_is_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::connect(&SqliteOptions {
+            url: format!("sqlite://{}/node.db", dir.path().display()),
+            max_connections: 1,
+        })
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        for round in 0..3 {
+            let mut tx = store.begin_write().await.unwrap();
+            sqlx::raw_sql("rollback").execute(&mut *tx).await.unwrap();
+            drop(tx);
+            store
+                .create_user(user(&format!("after-{round}")), NOW)
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.count_users(None).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn readiness_fails_while_writes_fail_and_returns_without_another_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::connect(&SqliteOptions {
+            url: format!("sqlite://{}/node.db", dir.path().display()),
+            // One connection, so that the pragma below reaches the one that writes.
+            max_connections: 1,
+        })
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        store.ready().await.unwrap();
+
+        sqlx::query("pragma query_only = on")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let refused = store.create_user(user("while-read-only"), NOW).await;
+        assert!(matches!(refused, Err(StoreError::Other(_))), "{refused:?}");
+        let ready = store.ready().await;
+        assert!(matches!(ready, Err(StoreError::NotReady(_))), "{ready:?}");
+        assert!(
+            store.ready().await.is_err(),
+            "still not ready: the probe failed too"
+        );
+
+        sqlx::query("pragma query_only = off")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        store.ready().await.unwrap();
+        store.create_user(user("writer"), NOW).await.unwrap();
+
+        // A change refused half-way is no failure of the database.
+        let taken = store.create_user(user("writer"), NOW).await;
+        assert!(
+            matches!(taken, Err(StoreError::Conflict { .. })),
+            "{taken:?}"
+        );
+        store.ready().await.unwrap();
+        assert_eq!(store.count_users(None).await.unwrap(), 1);
+        let probes: i64 = sqlx::query_scalar("select count(*) from node_health")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(probes, 1, "one row, rewritten by each probe");
+    }
+
+    /// A small tmpfs on a fresh directory: a disk the test can fill. Mounting needs root; without
+    /// it the test is recorded as skipped.
+    struct SmallDisk {
+        dir: tempfile::TempDir,
+    }
+
+    impl SmallDisk {
+        fn mount(size: &str) -> Option<Self> {
+            let dir = tempfile::tempdir().unwrap();
+            let mounted = std::process::Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={size}"),
+                    "caremesh-test",
+                ])
+                .arg(dir.path())
+                .output();
+            match mounted {
+                Ok(out) if out.status.success() => Some(Self { dir }),
+                Ok(out) => {
+                    caremesh_store::skip::skip(&format!(
+                        "cannot mount a tmpfs (needs root): {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ));
+                    None
+                }
+                Err(e) => {
+                    caremesh_store::skip::skip(&format!("cannot run mount: {e}"));
+                    None
+                }
+            }
+        }
+
+        /// Writes a file until the disk is full; returns its path.
+        fn fill(&self) -> std::path::PathBuf {
+            use std::io::Write as _;
+            let path = self.dir.path().join("filler");
+            let mut file = std::fs::File::create(&path).unwrap();
+            let chunk = vec![0u8; 64 * 1024];
+            loop {
+                match file.write(&chunk) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                    Err(e) => panic!("filling the disk: {e}"),
+                }
+            }
+            path
+        }
+    }
+
+    impl Drop for SmallDisk {
+        fn drop(&mut self) {
+            // Lazily: the store's files may still be open.
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_resume_once_a_full_disk_has_room_again() {
+        let Some(disk) = SmallDisk::mount("8m") else {
+            return;
+        };
+        let store = SqliteStore::connect(&SqliteOptions {
+            url: format!("sqlite://{}/node.db", disk.dir.path().display()),
+            max_connections: 2,
+        })
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        let owner = store.create_user(user("owner"), NOW).await.unwrap();
+        let group = store
+            .create_group(
+                caremesh_store::NewGroup {
+                    public_id: "breast-cancer-tangshan".into(),
+                    settings: caremesh_store::GroupSettings {
+                        name: "乳腺癌康复".into(),
+                        condition: "Breast cancer".into(),
+                        condition_code: Some("C50".into()),
+                        city: "唐山".into(),
+                        language: caremesh_domain::Language::ZhCn,
+                        description: String::new(),
+                        rules: String::new(),
+                        member_list: caremesh_domain::MemberListVisibility::Moderators,
+                    },
+                    owner: owner.id,
+                },
+                NOW,
+            )
+            .await
+            .unwrap();
+
+        let filler = disk.fill();
+        // More failed writes than the pool has connections: each connection fails at least once.
+        for i in 0..6 {
+            let refused = store.create_user(user(&format!("full-{i}")), NOW).await;
+            assert!(
+                matches!(refused, Err(StoreError::Other(_))),
+                "a write on a full disk fails as a storage failure: {refused:?}"
+            );
+        }
+        // A transaction with nothing to write commits even now (the outbox workers' polls are
+        // such): it must not make the store look ready.
+        store.begin_write().await.unwrap().commit().await.unwrap();
+        let not_ready = store.ready().await;
+        assert!(
+            matches!(not_ready, Err(StoreError::NotReady(_))),
+            "{not_ready:?}"
+        );
+        // Reads go on, through the pool and through the store's own readers.
+        assert_eq!(store.count_users(None).await.unwrap(), 1);
+        assert_eq!(store.group_by_id(group.id).await.unwrap(), group);
+
+        std::fs::remove_file(filler).unwrap();
+        // Ready again with no other write than the readiness check's own probe.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while let Err(e) = store.ready().await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not ready 5 s after the disk has room again: {e}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        store.create_user(user("after"), NOW).await.unwrap();
+        for i in 0..4 {
+            store
+                .create_user(user(&format!("later-{i}")), NOW)
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.count_users(None).await.unwrap(), 6);
+        assert_eq!(store.group_by_id(group.id).await.unwrap(), group);
+        store.close().await;
     }
 }

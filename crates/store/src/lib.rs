@@ -12,8 +12,10 @@ mod error;
 mod federation;
 mod group_models;
 mod groups;
+mod health;
 mod models;
 mod remote_groups;
+pub mod skip;
 
 use async_trait::async_trait;
 
@@ -31,6 +33,7 @@ pub use group_models::{
     PostAuthor, PostEdit, QueueItem, ReplySort, Report, Reporter,
 };
 pub use groups::GroupStore;
+pub use health::WriteHealth;
 pub use models::{Invite, InviteState, NewInvite, NewSession, NewUser, Session, User};
 pub use remote_groups::{
     HostedPostState, MirrorFolder, MirrorItem, Pseudonym, RemoteAttachment, RemoteFollow,
@@ -51,8 +54,15 @@ pub trait Store:
     /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
 
-    /// Checks that the database answers and that every migration embedded in this binary has been
-    /// applied. Errors with [`StoreError::NotReady`] otherwise.
+    /// Checks that the database answers, that every migration embedded in this binary has been
+    /// applied and that writes work. Errors with [`StoreError::NotReady`] otherwise.
+    ///
+    /// Writes are judged at no cost to them ([`WriteHealth`]): until a write transaction fails
+    /// (or ends without its commit, as a change refused half-way does), the store is taken to
+    /// write. After one, `ready` tries a probe write (the `node_health` row) and is ready once
+    /// one commits. So readiness fails while writes fail and comes back, without any other write,
+    /// once the database takes them again. A node that has not tried to write since its database
+    /// stopped taking writes still says ready.
     async fn ready(&self) -> Result<()>;
 }
 

@@ -1,6 +1,7 @@
 //! Test support for Caremesh: start a real node on `127.0.0.1:0` with its own database (SQLite in
 //! a temporary directory, or a scratch PostgreSQL database when `TEST_POSTGRES_URL` is set), a
-//! clock the test moves by hand, and small HTTP helpers.
+//! clock the test moves by hand, and small HTTP helpers; a node on a small disk that fills up
+//! ([`SmallDisk`], needs root). A test that cannot run here records itself as skipped ([`skip`]).
 //!
 //! Logs stay silent unless `TEST_LOG=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -60,26 +61,25 @@ pub enum Backend {
     Postgres,
 }
 
-/// The server URL for scratch PostgreSQL databases, or `None` to skip PostgreSQL tests. With
-/// `TEST_REQUIRE_POSTGRES=1` (as in CI) a missing URL fails the test instead.
+/// The server URL for scratch PostgreSQL databases, or `None` when there is none. With
+/// `TEST_REQUIRE_POSTGRES=1` (as in CI) a missing URL fails instead.
 pub fn postgres_admin_url() -> Option<String> {
-    match std::env::var("TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            if std::env::var("TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                panic!("TEST_REQUIRE_POSTGRES=1 but TEST_POSTGRES_URL is not set");
-            }
-            None
-        }
-    }
+    caremesh_store::skip::postgres_url()
 }
 
-/// The database URL a fresh node of this backend should use, or `None` to skip.
+/// Records the running test as skipped for `reason` (see [`caremesh_store::skip`]); the test then
+/// returns. `scripts/test.sh` counts it as skipped, and CI fails on it.
+pub fn skip(reason: &str) {
+    caremesh_store::skip::skip(reason);
+}
+
+/// The database URL a fresh node of this backend should use, or `None` after recording the
+/// running test as skipped.
 pub async fn database_url(backend: Backend, dir: &std::path::Path) -> Option<String> {
     match backend {
         Backend::Sqlite => Some(format!("sqlite://{}/caremesh.db", dir.display())),
         Backend::Postgres => {
-            let admin = postgres_admin_url()?;
+            let admin = caremesh_store::skip::postgres_url_or_skip()?;
             Some(create_scratch_database(&admin).await.unwrap())
         }
     }
@@ -104,7 +104,90 @@ pub struct TestNode {
     pub http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
-    _dir: tempfile::TempDir,
+    dir: DataDir,
+}
+
+/// Where a test node keeps its data directory.
+enum DataDir {
+    Temp(tempfile::TempDir),
+    Small(SmallDisk),
+}
+
+impl DataDir {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Self::Temp(d) => d.path(),
+            Self::Small(d) => d.path(),
+        }
+    }
+}
+
+/// A small tmpfs mounted on a fresh directory: a disk that a test can fill up. Unmounted (lazily,
+/// files may still be open) when dropped. Mounting needs root.
+pub struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` reads it: `16m`). Without root, or without
+    /// `mount`, the running test is recorded as skipped and `None` returned.
+    pub fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "caremesh-test",
+            ])
+            .arg(dir.path())
+            .output();
+        match mounted {
+            Ok(out) if out.status.success() => Some(Self { dir }),
+            Ok(out) => {
+                skip(&format!(
+                    "cannot mount a tmpfs (needs root): {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+                None
+            }
+            Err(e) => {
+                skip(&format!("cannot run mount: {e}"));
+                None
+            }
+        }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Writes a file until the disk is full and returns its path: remove it to make room again.
+    pub fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write as _;
+        let path = self.dir.path().join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        loop {
+            match file.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                Err(e) => panic!("filling the disk: {e}"),
+            }
+        }
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
 }
 
 /// Settings that make federation tests fast: short polls, leases and retry delays.
@@ -124,8 +207,31 @@ impl TestNode {
 
     /// Starts a node after letting the test adjust its configuration.
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<Self> {
+        let dir = DataDir::Temp(tempfile::tempdir().unwrap());
+        Self::spawn_in(backend, dir, adjust).await
+    }
+
+    /// Starts a SQLite node whose data directory is a [`SmallDisk`] of `size`, for tests of a full
+    /// disk ([`TestNode::small_disk`]). `None` (the test recorded as skipped) without root.
+    pub async fn spawn_on_small_disk(size: &str) -> Option<Self> {
+        let disk = SmallDisk::mount(size)?;
+        Self::spawn_in(Backend::Sqlite, DataDir::Small(disk), |_| {}).await
+    }
+
+    /// The disk of a node started with [`TestNode::spawn_on_small_disk`].
+    pub fn small_disk(&self) -> Option<&SmallDisk> {
+        match &self.dir {
+            DataDir::Small(d) => Some(d),
+            DataDir::Temp(_) => None,
+        }
+    }
+
+    async fn spawn_in(
+        backend: Backend,
+        dir: DataDir,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Option<Self> {
         init_test_logging();
-        let dir = tempfile::tempdir().unwrap();
         let db_url = database_url(backend, dir.path()).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -155,7 +261,7 @@ impl TestNode {
             http: reqwest::Client::builder().build().unwrap(),
             shutdown: None,
             handle: None,
-            _dir: dir,
+            dir,
         };
         node.start_server(listener);
         Some(node)
@@ -181,7 +287,7 @@ impl TestNode {
             http: reqwest::Client::builder().build().unwrap(),
             shutdown: None,
             handle: None,
-            _dir: tempfile::tempdir().unwrap(),
+            dir: DataDir::Temp(tempfile::tempdir().unwrap()),
         };
         node.start_server(listener);
         node

@@ -23,7 +23,9 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The database answers and every embedded migration is applied.
+/// The database answers, every embedded migration is applied and writes work (see
+/// `Store::ready`: after a write that did not commit, a probe write decides). Load balancers and
+/// orchestrators take the node out of service while this answers 503.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ready().await {
         Ok(()) => (
@@ -36,7 +38,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({
                     "error": "not_ready",
-                    "message": "the database is unreachable or not fully migrated",
+                    "message": "the database is unreachable, not fully migrated or does not take writes",
                     "database": state.store.backend(),
                 })),
             )
