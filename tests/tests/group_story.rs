@@ -744,7 +744,7 @@ async fn activities_that_arrive_out_of_order_converge(b: Backend) {
         .unwrap();
     assert!(queued.len() >= 10, "{} activities queued", queued.len());
     for e in queued.iter().rev() {
-        let (status, body) = host.deliver_raw(&a, e.payload.as_bytes()).await;
+        let (status, body) = host.deliver_raw(&a, &host.rendered(e).await).await;
         assert!(
             status == 202 || status == 200,
             "{status} {body} for {}",

@@ -107,80 +107,40 @@ impl GroupAccess {
 
     /// Moderating: the group's moderators, doctors and owner, and hospital administrators.
     pub fn moderate(&self) -> AppResult<()> {
-        if self.role().is_some_and(GroupRole::can_moderate) || self.is_admin() {
-            Ok(())
-        } else {
-            Err(AppError::forbidden(
-                "only the group's moderators, doctors and owner may do this",
-            ))
-        }
+        rules::moderate(self.role(), self.is_admin())
     }
 
-    /// Teaching (announcements, pins, accepted answers): the group's doctors and owner.
+    /// Teaching (announcements, pins, accepted answers): the group's doctors and owner. Whether a
+    /// doctor's credential is valid now is checked by [`teaching`].
     pub fn teach(&self) -> AppResult<()> {
-        if self.role().is_some_and(GroupRole::can_teach) {
-            Ok(())
-        } else {
-            Err(AppError::forbidden(
-                "only the group's doctors and owner may do this",
-            ))
-        }
+        rules::teach(self.role())
     }
 
-    /// Changing the library: curators, in a group hosted here (a mirrored group's library is
-    /// its host's, shown here as the host keeps it).
+    /// Changing the library: curators. (In a group hosted elsewhere the host keeps the library;
+    /// this node asks it, see `library`.)
     pub fn keep_library(&self) -> AppResult<()> {
-        self.curate()?;
-        if self.hosted_elsewhere() {
-            return Err(AppError::conflict(
-                "hosted_elsewhere",
-                "this group's library is kept by the hospital that hosts the group",
-            ));
-        }
-        Ok(())
+        self.curate()
     }
 
     /// Keeping the library: the group's moderators, doctors and owner.
     pub fn curate(&self) -> AppResult<()> {
-        if self.role().is_some_and(GroupRole::can_curate) {
-            Ok(())
-        } else {
-            Err(AppError::forbidden(
-                "only the group's moderators, doctors and owner keep the library",
-            ))
-        }
+        rules::curate(self.role())
     }
 
     /// Governing (settings, roles): the owner.
     pub fn govern(&self) -> AppResult<()> {
-        if self.role().is_some_and(GroupRole::can_govern) {
-            Ok(())
-        } else {
-            Err(AppError::forbidden("only the group's owner may do this"))
-        }
+        rules::govern(self.role())
     }
 
     /// The rank the asker acts with against other members: their role's, or just below the
     /// owner's for hospital administrators who are not members.
     pub fn acting_rank(&self) -> u8 {
-        let own = self.role().map_or(0, GroupRole::rank);
-        if self.is_admin() {
-            own.max(GroupRole::Owner.rank())
-        } else {
-            own
-        }
+        rules::acting_rank(self.role(), self.is_admin())
     }
 
     /// Moderators act only on members ranked below them.
     pub fn check_outranks(&self, target: &Member) -> AppResult<()> {
-        if self.acting_rank() > target.role.rank() || target.role == GroupRole::Owner {
-            // The store refuses the owner with its own clear conflict.
-            Ok(())
-        } else {
-            Err(AppError::forbidden(
-                "you may act only on members whose role is below yours",
-            ))
-        }
+        rules::outranks(self.acting_rank(), target)
     }
 
     /// Who may list the group's members in a state: moderators any, members the active ones when
@@ -190,5 +150,132 @@ impl GroupAccess {
             && wanted == MemberState::Active
             && self.member.is_some();
         if open_list { Ok(()) } else { self.moderate() }
+    }
+}
+
+/// The rules of who may do what in a group, by role, written once: for accounts of this node
+/// ([`GroupAccess`]) and for members of other nodes acting on a group hosted here
+/// (`crate::actions`).
+pub(crate) mod rules {
+    use caremesh_domain::GroupRole;
+    use caremesh_store::Member;
+
+    use crate::{AppError, AppResult};
+
+    pub fn moderate(role: Option<GroupRole>, admin: bool) -> AppResult<()> {
+        if role.is_some_and(GroupRole::can_moderate) || admin {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(
+                "only the group's moderators, doctors and owner may do this",
+            ))
+        }
+    }
+
+    pub fn teach(role: Option<GroupRole>) -> AppResult<()> {
+        if role.is_some_and(GroupRole::can_teach) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(
+                "only the group's doctors and owner may do this",
+            ))
+        }
+    }
+
+    pub fn curate(role: Option<GroupRole>) -> AppResult<()> {
+        if role.is_some_and(GroupRole::can_curate) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(
+                "only the group's moderators, doctors and owner keep the library",
+            ))
+        }
+    }
+
+    pub fn govern(role: Option<GroupRole>) -> AppResult<()> {
+        if role.is_some_and(GroupRole::can_govern) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden("only the group's owner may do this"))
+        }
+    }
+
+    pub fn acting_rank(role: Option<GroupRole>, admin: bool) -> u8 {
+        let own = role.map_or(0, GroupRole::rank);
+        if admin {
+            own.max(GroupRole::Owner.rank())
+        } else {
+            own
+        }
+    }
+
+    pub fn outranks(rank: u8, target: &Member) -> AppResult<()> {
+        if rank > target.role.rank() || target.role == GroupRole::Owner {
+            // The store refuses the owner with its own clear conflict.
+            Ok(())
+        } else {
+            Err(AppError::forbidden(
+                "you may act only on members whose role is below yours",
+            ))
+        }
+    }
+}
+
+/// The code of a refusal because a doctor's credential is not valid now.
+pub const CREDENTIAL_INACTIVE: &str = "credential_inactive";
+
+/// Teaching, with the doctor's credential checked: the group's doctors and owner, and a doctor
+/// only while the credential their hospital recorded is valid (a revoked or expired one
+/// suspends announcements, pins, accepted answers and the queue until it is valid again).
+pub async fn teaching(app: &App, ctx: &GroupAccess) -> AppResult<()> {
+    ctx.teach()?;
+    account_credential(app, &ctx.user).await
+}
+
+/// A doctor of this node whose credential the hospital revoked, or which expired, may not teach
+/// until it is valid again; other accounts (an administrator who owns a group) carry none.
+pub async fn account_credential(app: &App, user: &User) -> AppResult<()> {
+    use caremesh_domain::CredentialStatus;
+    if user.role != caremesh_domain::Role::Doctor {
+        return Ok(());
+    }
+    let status = app
+        .store
+        .credential(user.id)
+        .await?
+        .map(|c| c.status(app.now()));
+    match status {
+        None | Some(CredentialStatus::Valid) => Ok(()),
+        Some(CredentialStatus::Revoked) => Err(AppError::forbidden_code(
+            CREDENTIAL_INACTIVE,
+            "your credential has been revoked by your hospital: teaching in groups is suspended until it is restored",
+        )),
+        Some(CredentialStatus::Expired) => Err(AppError::forbidden_code(
+            CREDENTIAL_INACTIVE,
+            "your credential has expired: teaching in groups is suspended until your hospital renews it",
+        )),
+    }
+}
+
+/// A member of another node may teach in a group hosted here only while the credential their
+/// own hospital signed is valid (checked against that hospital's key; a revocation reaches this
+/// node as an `Update` of the doctor's actor).
+pub async fn remote_credential(app: &App, actor: &str) -> AppResult<()> {
+    use caremesh_federation::credentials::BadgeStatus;
+    let badge = app.federation.remote_badge(actor).await;
+    match badge.map(|b| b.status) {
+        Some(BadgeStatus::Verified) => Ok(()),
+        Some(BadgeStatus::Revoked) => Err(AppError::forbidden_code(
+            CREDENTIAL_INACTIVE,
+            "the doctor's credential has been revoked by their hospital: teaching here is suspended",
+        )),
+        Some(BadgeStatus::Expired) => Err(AppError::forbidden_code(
+            CREDENTIAL_INACTIVE,
+            "the doctor's credential has expired: teaching here is suspended",
+        )),
+        _ => Err(AppError::forbidden_code(
+            CREDENTIAL_INACTIVE,
+            "the doctor carries no credential signed by their own hospital that this node can verify",
+        )),
     }
 }

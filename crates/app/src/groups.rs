@@ -13,7 +13,11 @@ use caremesh_domain::{
 use caremesh_federation::credentials::BadgeStatus;
 use caremesh_store::{Group, GroupSettings, Member, NewGroup, User};
 
-use crate::posts::federate;
+use caremesh_federation::activity::GroupActionKind;
+use caremesh_store::Acting;
+
+use crate::actions::{self, Outcome};
+use crate::intents::{self, Intent};
 use crate::{App, AppError, AppResult, GroupAccess, group_not_found, new_public_id};
 
 /// Groups shown at once where a list is not paged (the home page, the announcement form).
@@ -139,7 +143,20 @@ pub async fn update_group(app: &App, ctx: &GroupAccess, c: GroupChanges) -> AppR
     }
     Ok(app
         .store
-        .update_group(ctx.group.id, s, ctx.user.id, app.now())
+        .update_group_with(
+            ctx.group.id,
+            s,
+            ctx.user.id.into(),
+            app.now(),
+            intents::for_members(
+                app,
+                &ctx.group,
+                Intent::Group {
+                    group: ctx.group.id,
+                },
+            )
+            .await?,
+        )
         .await?)
 }
 
@@ -234,34 +251,188 @@ pub fn clean_reason(r: Option<String>) -> AppResult<Option<String>> {
     })
 }
 
-/// Removes (or bans) the member `mid`, a moderator's action logged with its reason.
+/// Removes (or bans) the member `mid`, a moderator's action logged with its reason. In a group
+/// hosted elsewhere the host is asked (for a member of this node, by their actor there).
 pub async fn remove_or_ban(
     app: &App,
     ctx: &GroupAccess,
     mid: i64,
     ban: bool,
     reason: Option<String>,
-) -> AppResult<Member> {
+) -> AppResult<Outcome<Member>> {
     ctx.moderate()?;
     let t = app.store.member_by_id(ctx.group.id, mid).await?;
     ctx.check_outranks(&t)?;
     let reason = clean_reason(reason)?;
-    let m = app
-        .store
-        .remove_member(ctx.group.id, t.id, ban, reason, ctx.user.id, app.now())
-        .await?;
-    member_changed(app, &ctx.group, &m).await;
-    Ok(m)
+    if ctx.hosted_elsewhere() {
+        let member = mirror_member_actor(app, ctx, &t).await?;
+        let action = GroupActionKind::RemoveMember {
+            member,
+            ban,
+            reason,
+        };
+        return Ok(Outcome::SentToHost(actions::send(app, ctx, action).await?));
+    }
+    let m = apply_removal(
+        app,
+        &ctx.group,
+        &t,
+        ban,
+        reason,
+        ctx.user.id.into(),
+        Vec::new(),
+    )
+    .await?;
+    Ok(Outcome::Done(m))
+}
+
+/// Removes (or bans) the author of the post `pid`: the way a moderator acts on a member of
+/// another node, whom this node knows by their posts.
+pub async fn remove_author(
+    app: &App,
+    ctx: &GroupAccess,
+    pid: &str,
+    ban: bool,
+    reason: Option<String>,
+) -> AppResult<Outcome<Member>> {
+    ctx.moderate()?;
+    let post = app.store.post_by_public_id(ctx.group.id, pid, None).await?;
+    let reason = clean_reason(reason)?;
+    let author = match (&post.author.actor_id, post.author.user_id) {
+        (Some(actor), _) => actor.clone(),
+        (None, Some(u)) => {
+            let user = app.store.user_by_id(u).await?;
+            app.federation.member_actor(&user, &ctx.group).await?
+        }
+        (None, None) => return Err(AppError::NotFound("member")),
+    };
+    if ctx.hosted_elsewhere() {
+        let action = GroupActionKind::RemoveMember {
+            member: author,
+            ban,
+            reason,
+        };
+        return Ok(Outcome::SentToHost(actions::send(app, ctx, action).await?));
+    }
+    let t = member_by_actor(app, &ctx.group, &author).await?;
+    ctx.check_outranks(&t)?;
+    let m = apply_removal(
+        app,
+        &ctx.group,
+        &t,
+        ban,
+        reason,
+        ctx.user.id.into(),
+        Vec::new(),
+    )
+    .await?;
+    Ok(Outcome::Done(m))
 }
 
 /// Lifts the ban of the member `mid` (moderators).
-pub async fn unban(app: &App, ctx: &GroupAccess, mid: i64) -> AppResult<Member> {
+pub async fn unban(app: &App, ctx: &GroupAccess, mid: i64) -> AppResult<Outcome<Member>> {
     ctx.moderate()?;
+    let t = app.store.member_by_id(ctx.group.id, mid).await?;
+    if ctx.hosted_elsewhere() {
+        let member = mirror_member_actor(app, ctx, &t).await?;
+        let action = GroupActionKind::Unban { member };
+        return Ok(Outcome::SentToHost(actions::send(app, ctx, action).await?));
+    }
+    let m = apply_unban(app, &ctx.group, &t, ctx.user.id.into(), Vec::new()).await?;
+    Ok(Outcome::Done(m))
+}
+
+/// The actor a member of a group mirrored here is known by at its host.
+async fn mirror_member_actor(app: &App, ctx: &GroupAccess, m: &Member) -> AppResult<String> {
+    if let Some(actor) = &m.actor_id {
+        return Ok(actor.clone());
+    }
+    let Some(u) = m.user_id else {
+        return Err(AppError::NotFound("member"));
+    };
+    let user = app.store.user_by_id(u).await?;
+    Ok(app.federation.member_actor(&user, &ctx.group).await?)
+}
+
+/// The member of a group hosted here whom `actor` names: a member of another node by their
+/// actor, or an account of this node by its actor (a person or a pseudonym).
+pub(crate) async fn member_by_actor(app: &App, group: &Group, actor: &str) -> AppResult<Member> {
+    if let Some(m) = app.store.remote_member(group.id, actor).await? {
+        return Ok(m);
+    }
+    let local = crate::inbound::local_member_account(app, actor, group).await?;
+    match local {
+        Some(user) => app
+            .store
+            .membership(group.id, user)
+            .await?
+            .ok_or(AppError::NotFound("member")),
+        None => Err(AppError::NotFound("member")),
+    }
+}
+
+/// What a membership change tells the member's node (when the member belongs to another node)
+/// and every member's node (the member count), to queue with the change.
+async fn membership_intents(
+    app: &App,
+    group: &Group,
+    m: &Member,
+) -> AppResult<Vec<caremesh_store::NewOutboxEntry>> {
+    if group.remote_actor_id.is_some() {
+        return Ok(Vec::new());
+    }
+    let mut out = intents::for_members(app, group, Intent::Group { group: group.id }).await?;
+    if let Some(actor) = &m.actor_id
+        && m.state != MemberState::Pending
+    {
+        let peer = app.federation.partner_of(actor).await?;
+        out.extend(
+            Intent::Membership {
+                group: group.id,
+                member: m.id,
+            }
+            .entries(app, &[peer])?,
+        );
+    }
+    Ok(out)
+}
+
+/// A moderator of a group hosted here (of this node, or of another: `by`) removes or bans a
+/// member; the member's node is told with it.
+pub(crate) async fn apply_removal(
+    app: &App,
+    group: &Group,
+    target: &Member,
+    ban: bool,
+    reason: Option<String>,
+    by: Acting,
+    extra: Vec<caremesh_store::NewOutboxEntry>,
+) -> AppResult<Member> {
+    let mut outbox = membership_intents(app, group, target).await?;
+    outbox.extend(extra);
     let m = app
         .store
-        .unban_member(ctx.group.id, mid, ctx.user.id, app.now())
+        .remove_member_with(group.id, target.id, ban, reason, by, app.now(), outbox)
         .await?;
-    member_changed(app, &ctx.group, &m).await;
+    app.federation.wake();
+    Ok(m)
+}
+
+/// A moderator of a group hosted here lifts a ban; the member's node is told with it.
+pub(crate) async fn apply_unban(
+    app: &App,
+    group: &Group,
+    target: &Member,
+    by: Acting,
+    extra: Vec<caremesh_store::NewOutboxEntry>,
+) -> AppResult<Member> {
+    let mut outbox = membership_intents(app, group, target).await?;
+    outbox.extend(extra);
+    let m = app
+        .store
+        .unban_member_with(group.id, target.id, by, app.now(), outbox)
+        .await?;
+    app.federation.wake();
     Ok(m)
 }
 
@@ -279,11 +450,20 @@ pub async fn change_role(
         ));
     }
     check_remote_role(app, &ctx.group, mid, role).await?;
+    let t = app.store.member_by_id(ctx.group.id, mid).await?;
+    let outbox = membership_intents(app, &ctx.group, &t).await?;
     let m = app
         .store
-        .set_member_role(ctx.group.id, mid, role, ctx.user.id, app.now())
+        .set_member_role_with(
+            ctx.group.id,
+            mid,
+            role,
+            ctx.user.id.into(),
+            app.now(),
+            outbox,
+        )
         .await?;
-    member_changed(app, &ctx.group, &m).await;
+    app.federation.wake();
     Ok(m)
 }
 
@@ -326,30 +506,25 @@ pub(crate) async fn check_remote_role(
     Ok(())
 }
 
-/// After a moderator changed a membership: a member of another node hears it from the group.
-pub(crate) async fn member_changed(app: &App, group: &Group, m: &Member) {
-    if m.actor_id.is_some() {
-        federate(
-            "a membership change",
-            app.federation.remote_member_changed(group, m),
-        )
-        .await;
-    }
-}
-
 /// A member leaves the group; the host of a group hosted elsewhere is told.
 pub async fn leave_as(app: &App, ctx: &GroupAccess) -> AppResult<()> {
     ctx.read()?;
-    app.store
-        .leave_group(ctx.group.id, ctx.user.id, app.now())
-        .await?;
-    if ctx.hosted_elsewhere() {
-        federate(
-            "leaving",
-            app.federation.leave_remote_group(&ctx.group, &ctx.user),
+    let outbox = if ctx.hosted_elsewhere() {
+        app.federation.leave_entries(&ctx.group, &ctx.user).await?
+    } else {
+        intents::for_members(
+            app,
+            &ctx.group,
+            Intent::Group {
+                group: ctx.group.id,
+            },
         )
-        .await;
-    }
+        .await?
+    };
+    app.store
+        .leave_group_with(ctx.group.id, ctx.user.id, app.now(), outbox)
+        .await?;
+    app.federation.wake();
     Ok(())
 }
 
@@ -384,17 +559,13 @@ pub fn clean_member_name(name: &str) -> Result<String, ValidationError> {
 pub async fn set_member_name(app: &App, ctx: &GroupAccess, name: &str) -> AppResult<Member> {
     may_choose_name(ctx)?;
     let name = clean_member_name(name)?;
+    // In a group hosted elsewhere the host is told (an `Update` of the pseudonym) with it.
+    let outbox = app.federation.rename_entries(&ctx.group, &ctx.user).await?;
     let m = app
         .store
-        .set_member_name(ctx.group.id, ctx.user.id, name)
+        .set_member_name_with(ctx.group.id, ctx.user.id, name, app.now(), outbox)
         .await?;
-    if ctx.hosted_elsewhere() {
-        federate(
-            "a new name",
-            app.federation.pseudonym_renamed(&ctx.group, &ctx.user),
-        )
-        .await;
-    }
+    app.federation.wake();
     Ok(m)
 }
 
@@ -437,24 +608,49 @@ pub async fn decide_join(
     approve: bool,
 ) -> AppResult<Member> {
     ctx.moderate()?;
+    let t = app.store.member_by_id(ctx.group.id, mid).await?;
+    // The answer to a member of another node, and the new member count for every member's
+    // node, go with the decision.
+    let mut outbox = Vec::new();
+    if let Some(actor) = &t.actor_id {
+        outbox.extend(
+            app.federation
+                .answer_entries(&ctx.group, actor, approve)
+                .await?,
+        );
+    }
+    if approve {
+        outbox.extend(
+            intents::for_members(
+                app,
+                &ctx.group,
+                Intent::Group {
+                    group: ctx.group.id,
+                },
+            )
+            .await?,
+        );
+    }
     let m = app
         .store
-        .decide_join(
+        .decide_join_with(
             ctx.group.id,
             mid,
             approve,
-            ctx.user.id,
+            ctx.user.id.into(),
             app.settings.max_members,
             app.now(),
+            outbox,
         )
         .await?;
-    if let Some(actor) = &m.actor_id
-        && let Err(e) = app
-            .federation
-            .answer_remote_member(&ctx.group, actor, approve)
-            .await
+    app.federation.wake();
+    if approve
+        && let Some(actor) = &m.actor_id
+        && let Err(e) = app.federation.backfill_node(&ctx.group, actor).await
     {
-        tracing::error!(error = %e, %actor, "cannot send the answer to the member's node");
+        // The node's first member sees the group's recent threads from here on; what could
+        // not be queued now reaches it with the next posts.
+        tracing::warn!(error = %e, %actor, "cannot queue the group's recent threads");
     }
     Ok(m)
 }

@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod actions;
 pub mod admin;
 pub mod error;
 #[cfg(test)]

@@ -39,7 +39,7 @@ pub async fn remove_post(
     ctx: &GroupAccess,
     pid: &str,
     reason: Option<String>,
-) -> AppResult<Post> {
+) -> AppResult<crate::actions::Outcome<Post>> {
     ctx.moderate()?;
     crate::posts::delete_or_remove(app, ctx, pid, reason).await
 }
@@ -149,6 +149,7 @@ mod tests {
         )
         .await
         .unwrap();
+        let removed = removed.done().unwrap();
         assert_eq!(removed.deleted_by, Some(DeletedBy::Moderator));
         assert!(
             reports(&n.app, &owner, true, None, 50)
@@ -173,6 +174,7 @@ mod tests {
         let gone = posts::delete_or_remove(&n.app, &as_qian, &mine.public_id, None)
             .await
             .unwrap();
+        let gone = gone.done().unwrap();
         assert_eq!(gone.deleted_by, Some(DeletedBy::Author));
     }
 

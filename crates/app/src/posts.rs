@@ -3,22 +3,28 @@
 //! and what members read: the feed, threads, scheduled announcements, search, a post's history,
 //! the doctors' queue of open questions, and how many members have seen an announcement.
 //!
-//! Every change is written with what the group's other nodes must receive (see
-//! [`write_post`]); what can only be rendered after the change (a post's new state) follows it
-//! through [`federate`].
+//! Every change is written with what the group's other nodes must receive, in one store call:
+//! the author's signed activity (see [`write_post`]), or, for what can only be rendered once the
+//! change has committed (a post's new state), an intent (`crate::intents`). In a group hosted
+//! elsewhere, what only the host decides (pins, accepted answers, removals) is asked of the host
+//! (`crate::actions`).
 
 use std::collections::HashMap;
 
 use caremesh_domain::{
     GroupRole, PostKind, Role, Timestamp, ValidationError, clean_line, clean_text, group::limits,
 };
+use caremesh_federation::activity::GroupActionKind;
 use caremesh_federation::credentials::CredentialBadge;
 use caremesh_federation::groups::NoteDraft;
 use caremesh_store::{
-    FeedPosition, FeedSort, LibraryFolder, NewPost, Post, PostEdit, QueueItem, ReplySort, Report,
-    User,
+    Acting, FeedPosition, FeedSort, Group, LibraryFolder, NewOutboxEntry, NewPost, Post, PostEdit,
+    QueueItem, ReplySort, Report, Reporter, User,
 };
 
+use crate::access::teaching;
+use crate::actions::{self, Outcome};
+use crate::intents::{self, Intent};
 use crate::{App, AppError, AppResult, GroupAccess, new_public_id};
 
 /// Most attachments on one post.
@@ -30,17 +36,6 @@ pub const MAX_ANNOUNCE_GROUPS: usize = 50;
 
 /// The credential badges of posts' authors, by author (see [`author_badges`] and [`badge_of`]).
 pub type Badges = HashMap<String, CredentialBadge>;
-
-/// Runs a federation step after a change that is stored already: a failure to queue it is
-/// logged, and the change stands.
-pub(crate) async fn federate<F>(what: &str, step: F)
-where
-    F: std::future::Future<Output = Result<(), caremesh_federation::FederationError>>,
-{
-    if let Err(e) = step.await {
-        tracing::error!(error = %e, "cannot queue {what} for other nodes");
-    }
-}
 
 // ---- the rules of a post's fields ----
 
@@ -337,6 +332,7 @@ pub async fn doctor_queue(
     limit: u32,
 ) -> AppResult<Vec<QueueItem>> {
     queue_access(user)?;
+    crate::access::account_credential(app, user).await?;
     Ok(app
         .store
         .doctor_queue(user.id, after, limit, app.now())
@@ -413,7 +409,7 @@ pub async fn ask(app: &App, ctx: &GroupAccess, new: NewThread) -> AppResult<Post
     }
     let scheduled = new.publish_at.is_some();
     if new.kind == PostKind::Announcement || new.pinned || scheduled {
-        ctx.teach()?;
+        teaching(app, ctx).await?;
     }
     if new.kind != PostKind::Announcement && (new.pinned || scheduled) {
         return Err(AppError::invalid(
@@ -521,7 +517,7 @@ pub async fn announce_to_groups(
             continue;
         }
         let ctx = GroupAccess::load(app, user, gid).await?;
-        ctx.teach()?;
+        teaching(app, &ctx).await?;
         ctxs.push(ctx);
     }
     let mut posted = Vec::with_capacity(ctxs.len());
@@ -565,25 +561,18 @@ pub(crate) async fn write_post(
         attachments: &files,
         ..NoteDraft::of_new(&new)
     };
-    let outbox = app
+    let mut outbox = app
         .federation
         .post_created_entries(&ctx.group, &draft, &ctx.user, thread)
         .await?;
-    let post = app.store.create_post_with(new, outbox).await?;
-    app.federation.wake();
+    // A doctor's answer: every member's node shows the question as answered.
     if let Some(t) = thread
         && ctx.role().is_some_and(GroupRole::can_teach)
-        && let Ok(t) = app
-            .store
-            .post_by_public_id(ctx.group.id, &t.public_id, None)
-            .await
     {
-        federate(
-            "a question's state",
-            app.federation.post_state_changed(&ctx.group, &t),
-        )
-        .await;
+        outbox.extend(state_intents(app, &ctx.group, t).await?);
     }
+    let post = app.store.create_post_with(new, outbox).await?;
+    app.federation.wake();
     Ok(post)
 }
 
@@ -628,65 +617,139 @@ pub async fn delete_or_remove(
     ctx: &GroupAccess,
     pid: &str,
     reason: Option<String>,
-) -> AppResult<Post> {
+) -> AppResult<Outcome<Post>> {
     let post = if ctx.member.is_some() {
         visible_post(app, ctx, pid).await?
     } else {
         app.store.post_by_public_id(ctx.group.id, pid, None).await?
     };
     let own = post.author.user_id == Some(ctx.user.id);
-    let moderator_reason = if own {
-        None
-    } else {
+    if !own {
         ctx.moderate()?;
-        let reason = match reason {
-            None => None,
-            Some(r) => Some(clean_text("reason", &r, limits::REPORT_REASON, true)?)
-                .filter(|r| !r.is_empty()),
-        };
-        Some(reason)
-    };
-    let by_moderator = moderator_reason.is_some();
-    let outbox = if by_moderator {
-        Vec::new()
-    } else {
-        app.federation
-            .post_deleted_entries(&ctx.group, &post, &ctx.user)
-            .await?
-    };
+        let reason = clean_reason(reason)?;
+        if ctx.hosted_elsewhere() {
+            let action = GroupActionKind::RemovePost {
+                post: app.federation.post_ref(&post),
+                reason,
+            };
+            return Ok(Outcome::SentToHost(actions::send(app, ctx, action).await?));
+        }
+        let removed = apply_removal(
+            app,
+            &ctx.group,
+            &post,
+            ctx.user.id.into(),
+            reason,
+            Vec::new(),
+        )
+        .await?;
+        return Ok(Outcome::Done(removed));
+    }
+    let outbox = app
+        .federation
+        .post_deleted_entries(&ctx.group, &post, &ctx.user)
+        .await?;
     let deleted = app
         .store
-        .delete_post_with(post.id, ctx.user.id, moderator_reason, app.now(), outbox)
+        .delete_post_with(post.id, ctx.user.id, None, app.now(), outbox)
         .await?;
     app.federation.wake();
-    if by_moderator {
-        federate(
-            "a removal",
-            app.federation.post_state_changed(&ctx.group, &deleted),
-        )
-        .await;
-    }
-    Ok(deleted)
+    Ok(Outcome::Done(deleted))
+}
+
+/// A moderator's reason for a removal, cleaned; empty is none.
+pub(crate) fn clean_reason(reason: Option<String>) -> AppResult<Option<String>> {
+    Ok(match reason {
+        None => None,
+        Some(r) => {
+            Some(clean_text("reason", &r, limits::REPORT_REASON, true)?).filter(|r| !r.is_empty())
+        }
+    })
+}
+
+/// What a post's new state tells the members' nodes of a group hosted here, to queue with the
+/// change (nothing for a group hosted elsewhere: its host tells them).
+async fn state_intents(app: &App, group: &Group, post: &Post) -> AppResult<Vec<NewOutboxEntry>> {
+    let intent = Intent::PostState {
+        group: group.id,
+        post: post.public_id.clone(),
+    };
+    intents::for_members(app, group, intent).await
+}
+
+/// A moderator of a group hosted here (of this node, or of another: `by`) removes someone's
+/// post; every member's node shows the removal. `extra` is queued with it.
+pub(crate) async fn apply_removal(
+    app: &App,
+    group: &Group,
+    post: &Post,
+    by: Acting,
+    reason: Option<String>,
+    extra: Vec<NewOutboxEntry>,
+) -> AppResult<Post> {
+    let mut outbox = state_intents(app, group, post).await?;
+    outbox.extend(extra);
+    let removed = app
+        .store
+        .remove_post_with(post.id, by, reason, app.now(), outbox)
+        .await?;
+    app.federation.wake();
+    Ok(removed)
+}
+
+/// A doctor of a group hosted here pins or unpins a post; every member's node shows it.
+pub(crate) async fn apply_pin(
+    app: &App,
+    group: &Group,
+    post: &Post,
+    pinned: bool,
+    extra: Vec<NewOutboxEntry>,
+) -> AppResult<Post> {
+    let mut outbox = state_intents(app, group, post).await?;
+    outbox.extend(extra);
+    let post = app
+        .store
+        .set_pinned_with(post.id, pinned, app.now(), outbox)
+        .await?;
+    app.federation.wake();
+    Ok(post)
+}
+
+/// A doctor of a group hosted here accepts an answer (or clears it); every member's node shows
+/// it.
+pub(crate) async fn apply_accept(
+    app: &App,
+    group: &Group,
+    question: &Post,
+    reply: Option<&Post>,
+    extra: Vec<NewOutboxEntry>,
+) -> AppResult<Post> {
+    let mut outbox = state_intents(app, group, question).await?;
+    outbox.extend(extra);
+    let post = app
+        .store
+        .accept_answer_with(question.id, reply.map(|r| r.id), app.now(), outbox)
+        .await?;
+    app.federation.wake();
+    Ok(post)
 }
 
 /// A member marks the post `pid` helpful or takes the mark back. In a group hosted elsewhere the
 /// mark goes to the host with it; in a group hosted here the new count goes to the members' nodes.
 pub async fn mark_helpful_as(app: &App, ctx: &GroupAccess, pid: &str, on: bool) -> AppResult<Post> {
     let post = post(app, ctx, pid).await?;
-    let outbox = app
+    // In a group hosted elsewhere the mark goes to the host (`Like`); in a group hosted here
+    // the new count goes to every member's node. Either is queued with the mark.
+    let mut outbox = app
         .federation
         .helpful_entries(&ctx.group, &post, &ctx.user, on)
         .await?;
+    outbox.extend(state_intents(app, &ctx.group, &post).await?);
     let post = app
         .store
         .set_helpful_with(post.id, ctx.user.id, on, app.now(), outbox)
         .await?;
     app.federation.wake();
-    federate(
-        "a helpful mark",
-        app.federation.post_state_changed(&ctx.group, &post),
-    )
-    .await;
     Ok(post)
 }
 
@@ -697,46 +760,82 @@ pub async fn accept_as(
     ctx: &GroupAccess,
     pid: &str,
     reply: Option<&str>,
-) -> AppResult<Post> {
-    ctx.teach()?;
+) -> AppResult<Outcome<Post>> {
+    teaching(app, ctx).await?;
     let question = visible_post(app, ctx, pid).await?;
     let reply = match reply {
         Some(r) => Some(visible_post(app, ctx, r).await?),
         None => None,
     };
-    let post = app
-        .store
-        .accept_answer(question.id, reply.map(|r| r.id))
-        .await?;
-    federate(
-        "an accepted answer",
-        app.federation.post_state_changed(&ctx.group, &post),
-    )
-    .await;
-    Ok(post)
+    if ctx.hosted_elsewhere() {
+        let fed = &app.federation;
+        let action = GroupActionKind::AcceptAnswer {
+            question: fed.post_ref(&question),
+            reply: reply.as_ref().map(|r| fed.post_ref(r)),
+        };
+        return Ok(Outcome::SentToHost(actions::send(app, ctx, action).await?));
+    }
+    let post = apply_accept(app, &ctx.group, &question, reply.as_ref(), Vec::new()).await?;
+    Ok(Outcome::Done(post))
 }
 
 /// A doctor of the group pins the post `pid` or unpins it.
-pub async fn pin_as(app: &App, ctx: &GroupAccess, pid: &str, pinned: bool) -> AppResult<Post> {
-    ctx.teach()?;
+pub async fn pin_as(
+    app: &App,
+    ctx: &GroupAccess,
+    pid: &str,
+    pinned: bool,
+) -> AppResult<Outcome<Post>> {
+    teaching(app, ctx).await?;
     let post = visible_post(app, ctx, pid).await?;
-    let post = app.store.set_pinned(post.id, pinned).await?;
-    federate(
-        "a pin",
-        app.federation.post_state_changed(&ctx.group, &post),
-    )
-    .await;
-    Ok(post)
+    if ctx.hosted_elsewhere() {
+        let action = GroupActionKind::Pin {
+            post: app.federation.post_ref(&post),
+            pinned,
+        };
+        return Ok(Outcome::SentToHost(actions::send(app, ctx, action).await?));
+    }
+    Ok(Outcome::Done(
+        apply_pin(app, &ctx.group, &post, pinned, Vec::new()).await?,
+    ))
 }
 
 /// A member reports the post `pid` to the group's moderators, saying why.
+///
+/// In a group hosted elsewhere the report also goes to the host's moderators (a `Flag`, by the
+/// member's actor there), queued with it; the report here says when it was sent.
 pub async fn report(app: &App, ctx: &GroupAccess, pid: &str, reason: &str) -> AppResult<Report> {
     let post = post(app, ctx, pid).await?;
     let reason = clean_text("reason", reason, limits::REPORT_REASON, false)?;
-    Ok(app
+    let mut outbox = Vec::new();
+    if let Some(group_url) = &ctx.group.remote_actor_id {
+        let fed = &app.federation;
+        let actor = fed.member_actor(&ctx.user, &ctx.group).await?;
+        let id = fed
+            .urls
+            .activity(&format!("flag-{}", crate::new_public_id()?));
+        let flag = caremesh_federation::activity::flag(
+            &id,
+            &actor,
+            group_url,
+            &fed.post_ref(&post),
+            &reason,
+        );
+        outbox = caremesh_federation::entries_for(&flag, &[fed.partner_of(group_url).await?]);
+    }
+    let report = app
         .store
-        .report_post(ctx.group.id, post.id, ctx.user.id, reason, app.now())
-        .await?)
+        .report_post_with(
+            ctx.group.id,
+            post.id,
+            Reporter::Account(ctx.user.id),
+            reason,
+            app.now(),
+            outbox,
+        )
+        .await?;
+    app.federation.wake();
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -611,6 +611,94 @@ pub fn announce(group_url: &str, activity_id_base: &str, activity: &Value) -> Va
     })
 }
 
+/// A group action: what a doctor or moderator of a group hosted elsewhere asks its host to do
+/// (`target` is the group; the host answers `Accept` or `Reject` of it).
+pub fn group_action(id: &str, actor: &str, group_url: &str, action: &GroupActionKind) -> Value {
+    use action_types as t;
+    let mut a = json!({
+        "@context": AS,
+        "id": id,
+        "actor": actor,
+        "target": group_url,
+    });
+    let (kind, object) = match action {
+        GroupActionKind::Pin { post, pinned } => {
+            (if *pinned { t::PIN } else { t::UNPIN }, Some(post))
+        }
+        GroupActionKind::AcceptAnswer { question, reply } => {
+            if let Some(r) = reply {
+                a["caremesh:answer"] = json!(r);
+            }
+            (
+                if reply.is_some() {
+                    t::ACCEPT_ANSWER
+                } else {
+                    t::CLEAR_ANSWER
+                },
+                Some(question),
+            )
+        }
+        GroupActionKind::RemovePost { post, reason } => {
+            if let Some(r) = reason {
+                a["summary"] = json!(r);
+            }
+            (t::REMOVE_POST, Some(post))
+        }
+        GroupActionKind::RemoveMember {
+            member,
+            ban,
+            reason,
+        } => {
+            if let Some(r) = reason {
+                a["summary"] = json!(r);
+            }
+            (
+                if *ban {
+                    t::BAN_MEMBER
+                } else {
+                    t::REMOVE_MEMBER
+                },
+                Some(member),
+            )
+        }
+        GroupActionKind::Unban { member } => (t::UNBAN_MEMBER, Some(member)),
+        GroupActionKind::CreateFolder { name } => {
+            a["name"] = json!(name);
+            (t::CREATE_FOLDER, None)
+        }
+        GroupActionKind::DeleteFolder { name } => {
+            a["name"] = json!(name);
+            (t::DELETE_FOLDER, None)
+        }
+        GroupActionKind::SaveToLibrary { folder, post } => {
+            a["caremesh:folder"] = json!(folder);
+            (t::SAVE_TO_LIBRARY, Some(post))
+        }
+        GroupActionKind::RemoveFromLibrary { folder, post } => {
+            a["caremesh:folder"] = json!(folder);
+            (t::REMOVE_FROM_LIBRARY, Some(post))
+        }
+    };
+    a["type"] = json!(kind);
+    if let Some(o) = object {
+        a["object"] = json!(o);
+    }
+    a
+}
+
+/// A report of a post to its group's moderators, from a member's node to the host.
+pub fn flag(id: &str, actor: &str, group_url: &str, post: &str, reason: &str) -> Value {
+    json!({
+        "@context": AS,
+        "id": id,
+        "type": "Flag",
+        "actor": actor,
+        "object": post,
+        "context": group_url,
+        "content": reason,
+    })
+}
+
 /// The group's answer to a member's group action.
 pub fn action_answer(
     id: &str,
@@ -744,6 +832,86 @@ mod tests {
         assert!(!a.accepted);
         assert_eq!(a.code.as_deref(), Some("credential_inactive"));
         assert_eq!(a.action, "https://c.example/activities/pin-1");
+    }
+
+    #[test]
+    fn every_group_action_parses_back_as_built() {
+        let post = "https://a.example/objects/7".to_owned();
+        let member = "https://a.example/pseudonyms/p1".to_owned();
+        let actions = [
+            GroupActionKind::Pin {
+                post: post.clone(),
+                pinned: true,
+            },
+            GroupActionKind::Pin {
+                post: post.clone(),
+                pinned: false,
+            },
+            GroupActionKind::AcceptAnswer {
+                question: post.clone(),
+                reply: Some(format!("{post}-r")),
+            },
+            GroupActionKind::AcceptAnswer {
+                question: post.clone(),
+                reply: None,
+            },
+            GroupActionKind::RemovePost {
+                post: post.clone(),
+                reason: Some("spam".into()),
+            },
+            GroupActionKind::RemoveMember {
+                member: member.clone(),
+                ban: true,
+                reason: None,
+            },
+            GroupActionKind::RemoveMember {
+                member: member.clone(),
+                ban: false,
+                reason: Some("x".into()),
+            },
+            GroupActionKind::Unban {
+                member: member.clone(),
+            },
+            GroupActionKind::CreateFolder {
+                name: "康复".into(),
+            },
+            GroupActionKind::DeleteFolder {
+                name: "康复".into(),
+            },
+            GroupActionKind::SaveToLibrary {
+                folder: "康复".into(),
+                post: post.clone(),
+            },
+            GroupActionKind::RemoveFromLibrary {
+                folder: "康复".into(),
+                post: post.clone(),
+            },
+        ];
+        for (i, kind) in actions.into_iter().enumerate() {
+            let id = format!("https://c.example/activities/action-{i}");
+            let built = group_action(&id, DR, GROUP, &kind);
+            let Activity::GroupAction(g) = parse(&built).unwrap().activity else {
+                panic!("{built}")
+            };
+            assert_eq!(
+                (g.id, g.actor, g.group, g.action),
+                (id, DR.to_owned(), GROUP.to_owned(), kind)
+            );
+        }
+        let report = flag(
+            "https://c.example/activities/f1",
+            DR,
+            GROUP,
+            &post,
+            "不实信息",
+        );
+        let Activity::Flag(f) = parse(&report).unwrap().activity else {
+            panic!()
+        };
+        assert_eq!(
+            (f.post, f.group, f.reason),
+            (post, GROUP.to_owned(), "不实信息".to_owned())
+        );
     }
 
     #[test]

@@ -480,16 +480,16 @@ impl Federation {
     /// A patient chose a new name for a group hosted elsewhere: the host is told with an `Update`
     /// of the pseudonym, fetches it again and shows the new name (and forwards the `Update` to its
     /// other members' nodes, which do the same).
-    pub async fn pseudonym_renamed(
+    pub async fn rename_entries(
         &self,
         group: &Group,
         user: &User,
-    ) -> Result<(), FederationError> {
+    ) -> Result<Vec<NewOutboxEntry>, FederationError> {
         let Some(group_url) = &group.remote_actor_id else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let Some(p) = self.store.pseudonym_of(user.id, group.id).await? else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let actor = self.urls.pseudonym(&p.public_id);
         let update = json!({
@@ -499,8 +499,7 @@ impl Federation {
             "actor": actor,
             "object": actor,
         });
-        self.publish(&update, &[self.partner_of(group_url).await?])
-            .await
+        Ok(entries_for(&update, &[self.partner_of(group_url).await?]))
     }
 }
 

@@ -100,15 +100,16 @@ impl Federation {
             .ok_or(FederationError::NotPartner(authority))
     }
 
-    /// A patient of this node left a group hosted elsewhere: the host is told (`Undo` of the
-    /// `Follow`) and stops sending the group's content here once no member is left.
-    pub async fn leave_remote_group(
+    /// A patient of this node leaves a group hosted elsewhere: what tells the host (`Undo` of the
+    /// `Follow`), to queue with leaving; it stops sending the group's content here once no member
+    /// is left.
+    pub async fn leave_entries(
         &self,
         group: &Group,
         user: &User,
-    ) -> Result<(), FederationError> {
+    ) -> Result<Vec<NewOutboxEntry>, FederationError> {
         let Some(group_url) = &group.remote_actor_id else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let actor = self.member_actor(user, group).await?;
         let now = self.clock.now();
@@ -123,8 +124,7 @@ impl Federation {
             "actor": actor,
             "object": { "type": "Follow", "actor": actor, "object": group_url },
         });
-        self.publish(&undo, &[self.partner_of(group_url).await?])
-            .await
+        Ok(entries_for(&undo, &[self.partner_of(group_url).await?]))
     }
 
     /// The actor a local account writes as in a group: doctors and staff as themselves, patients
@@ -157,7 +157,7 @@ impl Federation {
 
     /// The actor an account is a member as, in a group hosted elsewhere: its pseudonym there
     /// (patients) or its own actor.
-    pub(crate) async fn member_actor(
+    pub async fn member_actor(
         &self,
         user: &User,
         group: &Group,
@@ -255,14 +255,14 @@ impl Federation {
         note
     }
 
-    /// A moderator decided a remote actor's request to join a group hosted here: the answer goes
-    /// to the actor's node (`Accept` or `Reject` of its `Follow`).
-    pub async fn answer_remote_member(
+    /// A moderator decided a remote actor's request to join a group hosted here: the answer that
+    /// goes to the actor's node (`Accept` or `Reject` of its `Follow`), to queue with the decision.
+    pub async fn answer_entries(
         &self,
         group: &Group,
         actor: &str,
         accepted: bool,
-    ) -> Result<(), FederationError> {
+    ) -> Result<Vec<NewOutboxEntry>, FederationError> {
         let group_url = self.urls.group(&group.public_id);
         let now = self.clock.now();
         let kind = if accepted { "Accept" } else { "Reject" };
@@ -278,12 +278,7 @@ impl Federation {
             "actor": group_url,
             "object": { "type": "Follow", "actor": actor, "object": group_url },
         });
-        self.publish(&answer, &[self.partner_of(actor).await?])
-            .await?;
-        if accepted {
-            self.backfill_node(group, actor).await?;
-        }
-        Ok(())
+        Ok(entries_for(&answer, &[self.partner_of(actor).await?]))
     }
 
     /// What goes to the other nodes when an author deletes their own post written on this node,

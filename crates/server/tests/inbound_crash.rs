@@ -103,7 +103,7 @@ impl Node {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join("node.log"))
+            .open(std::env::temp_dir().join(format!("caremesh-crash-{}.log", self.port)))
             .unwrap();
         let mut child = self
             .command(&["serve"])

@@ -2506,6 +2506,7 @@ macro_rules! impl_group_store {
 
                 async fn answer_group_request(
                     &self,
+                    group_id: i64,
                     activity_id: &str,
                     accepted: bool,
                     code: Option<String>,
@@ -2515,13 +2516,14 @@ macro_rules! impl_group_store {
                     let mut tx = self.begin_write().await?;
                     let row = sqlx::query(
                         "update group_requests set state = $1, code = $2, reason = $3, answered_at = $4
-                         where activity_id = $5 and state = 'pending' returning *",
+                         where activity_id = $5 and group_id = $6 and state = 'pending' returning *",
                     )
                     .bind(if accepted { "accepted" } else { "refused" })
                     .bind(&code)
                     .bind(&reason)
                     .bind(now.as_millis())
                     .bind(activity_id)
+                    .bind(group_id)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(db_err)?;

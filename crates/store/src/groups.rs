@@ -593,10 +593,11 @@ pub trait GroupStore: Send + Sync {
         new: NewGroupRequest,
         outbox: Vec<NewOutboxEntry>,
     ) -> Result<GroupRequest>;
-    /// The host answered the request sent as `activity_id`: `accepted`, or refused with a code and
-    /// a reason. `None` if there is no such pending request.
+    /// The host of the group `group_id` answered the request sent as `activity_id`: `accepted`,
+    /// or refused with a code and a reason. `None` if the group has no such pending request.
     async fn answer_group_request(
         &self,
+        group_id: i64,
         activity_id: &str,
         accepted: bool,
         code: Option<String>,

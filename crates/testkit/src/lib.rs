@@ -326,6 +326,23 @@ impl TestNode {
         self.start_server(listener);
     }
 
+    /// What an outbox entry of this node sends: its activity, or, for an intent, the activity
+    /// its delivery worker renders from the object as it is now.
+    pub async fn rendered(&self, e: &caremesh_store::OutboxEntry) -> Vec<u8> {
+        if !e.intent {
+            return e.payload.clone().into_bytes();
+        }
+        let app = caremesh_server::build_app(&self.config, self.store.clone(), self.clock.clone())
+            .await
+            .unwrap();
+        let renderer = caremesh_app::intents::Renderer::new(app);
+        let activity = caremesh_federation::IntentRenderer::render(&*renderer, e)
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        activity.to_string().into_bytes()
+    }
+
     /// Makes `other` a partner of this node (as `caremesh partner add` does).
     pub async fn add_partner(&self, other: &TestNode) {
         let (authority, base_url) =

@@ -335,8 +335,17 @@ async fn inbox(
     let bytes: Bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::payload_too_large(limit))?;
-    let request = inbound(&parts.method, &uri, &parts.headers, &bytes);
-    let status = match caremesh_app::inbound::receive(&state.app, &request).await? {
+    // Receiving runs to its end even when the sender hangs up (a partner's process may be
+    // killed mid-request): what was recorded is applied now rather than by a later replay, and
+    // no database transaction is abandoned half-way.
+    let app = state.app.clone();
+    let received = tokio::spawn(async move {
+        let request = inbound(&parts.method, &uri, &parts.headers, &bytes);
+        caremesh_app::inbound::receive(&app, &request).await
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let status = match received {
         caremesh_app::inbound::Received::Stored => "stored",
         caremesh_app::inbound::Received::Duplicate => "duplicate",
     };

@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
             post(ban_member).delete(unban_member),
         )
         .route("/api/v1/groups/{gid}/leave", post(leave))
+        .route("/api/v1/groups/{gid}/requests", get(list_requests))
         .route("/api/v1/groups/{gid}/me", put(set_my_name))
         .route(
             "/api/v1/groups/{gid}/join-requests",
@@ -352,10 +353,10 @@ async fn remove_member(
     ctx: GroupCtx,
     ApiPath((_gid, mid)): ApiPath<(String, i64)>,
     body: Option<ApiJson<Reason>>,
-) -> ApiResult<Json<MemberView>> {
+) -> ApiResult<Response> {
     let reason = body.and_then(|b| b.0.reason);
     let m = groups::remove_or_ban(&state.app, &ctx, mid, false, reason).await?;
-    Ok(Json(MemberView::new(m)))
+    Ok(respond(m, |m| Json(MemberView::new(m)).into_response()))
 }
 
 async fn ban_member(
@@ -363,19 +364,19 @@ async fn ban_member(
     ctx: GroupCtx,
     ApiPath((_gid, mid)): ApiPath<(String, i64)>,
     body: Option<ApiJson<Reason>>,
-) -> ApiResult<Json<MemberView>> {
+) -> ApiResult<Response> {
     let reason = body.and_then(|b| b.0.reason);
     let m = groups::remove_or_ban(&state.app, &ctx, mid, true, reason).await?;
-    Ok(Json(MemberView::new(m)))
+    Ok(respond(m, |m| Json(MemberView::new(m)).into_response()))
 }
 
 async fn unban_member(
     State(state): State<AppState>,
     ctx: GroupCtx,
     ApiPath((_gid, mid)): ApiPath<(String, i64)>,
-) -> ApiResult<Json<MemberView>> {
+) -> ApiResult<Response> {
     let m = groups::unban(&state.app, &ctx, mid).await?;
-    Ok(Json(MemberView::new(m)))
+    Ok(respond(m, |m| Json(MemberView::new(m)).into_response()))
 }
 
 #[derive(Deserialize)]
@@ -629,4 +630,69 @@ async fn accept_invite(
         StatusCode::CREATED,
         Json(GroupView::new(group, Some(member.role))),
     ))
+}
+
+/// A request sent to the host of a group hosted elsewhere, as the API shows it.
+#[derive(Serialize)]
+pub struct RequestView {
+    pub id: i64,
+    /// `pin`, `unpin`, `accept_answer`, `clear_answer`, `remove_post`, `remove_member`,
+    /// `ban_member`, `unban_member`, `create_folder`, `delete_folder`, `save_to_library`,
+    /// `remove_from_library`.
+    pub action: String,
+    pub object: Option<String>,
+    /// `pending`, `accepted` or `refused`.
+    pub state: String,
+    /// Why the host refused: a stable code and its explanation.
+    pub code: Option<String>,
+    pub reason: Option<String>,
+    pub created_at: Timestamp,
+    pub answered_at: Option<Timestamp>,
+}
+
+impl RequestView {
+    pub fn new(r: caremesh_store::GroupRequest) -> Self {
+        Self {
+            id: r.id,
+            action: r.action,
+            object: r.object,
+            state: r.state,
+            code: r.code,
+            reason: r.reason,
+            created_at: r.created_at,
+            answered_at: r.answered_at,
+        }
+    }
+}
+
+/// What a use-case did, as the API answers it: done here (`done`'s answer), or asked of the
+/// group's host (202, `{"status": "sent_to_host", "request": …}`; the host's decision reaches
+/// every node, and the request's state says whether it was refused and why).
+pub fn respond<T>(
+    outcome: caremesh_app::actions::Outcome<T>,
+    done: impl FnOnce(T) -> Response,
+) -> Response {
+    match outcome {
+        caremesh_app::actions::Outcome::Done(t) => done(t),
+        caremesh_app::actions::Outcome::SentToHost(r) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({
+                "status": "sent_to_host",
+                "request": RequestView::new(r),
+            })),
+        )
+            .into_response(),
+    }
+}
+
+/// The requests the asker sent to the group's host, newest first, with the host's answers.
+async fn list_requests(
+    State(state): State<AppState>,
+    ctx: GroupCtx,
+) -> ApiResult<Json<Page<RequestView>>> {
+    let requests = caremesh_app::actions::requests(&state.app, &ctx, 100).await?;
+    Ok(Json(Page {
+        items: requests.into_iter().map(RequestView::new).collect(),
+        next_cursor: None,
+    }))
 }

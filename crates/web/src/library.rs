@@ -4,6 +4,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use caremesh_app::library::{self, ItemSource};
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::groups::GroupCtx;
+use crate::groups::respond;
 use crate::media::AttachmentView;
 use crate::page::Page;
 use crate::state::AppState;
@@ -108,18 +110,20 @@ async fn create_folder(
     State(state): State<AppState>,
     ctx: GroupCtx,
     ApiJson(req): ApiJson<CreateFolder>,
-) -> ApiResult<(StatusCode, Json<FolderView>)> {
+) -> ApiResult<Response> {
     let folder = library::create_folder(&state.app, &ctx, &req.name).await?;
-    Ok((StatusCode::CREATED, Json(FolderView::new(folder))))
+    Ok(respond(folder, |f| {
+        (StatusCode::CREATED, Json(FolderView::new(f))).into_response()
+    }))
 }
 
 async fn delete_folder(
     State(state): State<AppState>,
     ctx: GroupCtx,
     ApiPath((_gid, fid)): ApiPath<(String, i64)>,
-) -> ApiResult<StatusCode> {
-    library::delete_folder(&state.app, &ctx, fid).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> ApiResult<Response> {
+    let done = library::delete_folder(&state.app, &ctx, fid).await?;
+    Ok(respond(done, |()| StatusCode::NO_CONTENT.into_response()))
 }
 
 #[derive(Deserialize)]
@@ -172,7 +176,7 @@ async fn add_item(
     State(state): State<AppState>,
     ctx: GroupCtx,
     ApiJson(req): ApiJson<AddItem>,
-) -> ApiResult<(StatusCode, Json<LibraryItemView>)> {
+) -> ApiResult<Response> {
     ctx.keep_library()?;
     let source = match (req.post, req.attachment) {
         (Some(p), None) => ItemSource::Post(p),
@@ -185,17 +189,20 @@ async fn add_item(
         }
     };
     let item = library::add_item(&state.app, &ctx, req.folder, source, req.title).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(LibraryItemView::new(item, &ctx.group.public_id)),
-    ))
+    Ok(respond(item, |i| {
+        (
+            StatusCode::CREATED,
+            Json(LibraryItemView::new(i, &ctx.group.public_id)),
+        )
+            .into_response()
+    }))
 }
 
 async fn remove_item(
     State(state): State<AppState>,
     ctx: GroupCtx,
     ApiPath((_gid, iid)): ApiPath<(String, i64)>,
-) -> ApiResult<StatusCode> {
-    library::remove_item(&state.app, &ctx, iid).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> ApiResult<Response> {
+    let done = library::remove_item(&state.app, &ctx, iid).await?;
+    Ok(respond(done, |()| StatusCode::NO_CONTENT.into_response()))
 }

@@ -7,6 +7,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use caremesh_app::posts;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
 use crate::groups::GroupCtx;
+use crate::groups::respond;
 use crate::library::LibraryItemView;
 use crate::media::AttachmentView;
 use crate::page::{Page, PageQuery};
@@ -49,6 +51,10 @@ pub fn router() -> Router<AppState> {
             put(pin).delete(unpin),
         )
         .route("/api/v1/groups/{gid}/posts/{pid}/reports", post(report))
+        .route(
+            "/api/v1/groups/{gid}/posts/{pid}/remove-author",
+            post(remove_author),
+        )
         .route("/api/v1/groups/{gid}/search", get(search))
         .route("/api/v1/doctor/queue", get(doctor_queue))
         .route("/api/v1/announcements", post(announce))
@@ -406,10 +412,37 @@ async fn delete_post(
     ctx: GroupCtx,
     ApiPath((_gid, pid)): ApiPath<(String, String)>,
     body: Option<ApiJson<RemoveBody>>,
-) -> ApiResult<Json<PostView>> {
+) -> ApiResult<Response> {
     let reason = body.and_then(|b| b.0.reason);
     let deleted = posts::delete_or_remove(&state.app, &ctx, &pid, reason).await?;
-    Ok(Json(PostView::new(deleted, &ctx.group.public_id)))
+    Ok(respond(deleted, |p| {
+        Json(PostView::new(p, &ctx.group.public_id)).into_response()
+    }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RemoveAuthor {
+    /// Ban rather than remove.
+    #[serde(default)]
+    ban: bool,
+    reason: Option<String>,
+}
+
+/// A moderator removes (or bans) the author of a post: also a member of another node, whom this
+/// node knows by their posts.
+async fn remove_author(
+    State(state): State<AppState>,
+    ctx: GroupCtx,
+    ApiPath((_gid, pid)): ApiPath<(String, String)>,
+    body: Option<ApiJson<RemoveAuthor>>,
+) -> ApiResult<Response> {
+    let req = body.map(|b| b.0).unwrap_or_default();
+    let m =
+        caremesh_app::groups::remove_author(&state.app, &ctx, &pid, req.ban, req.reason).await?;
+    Ok(respond(m, |m| {
+        Json(crate::groups::MemberView::new(m)).into_response()
+    }))
 }
 
 #[derive(Serialize)]
@@ -479,35 +512,36 @@ async fn accept_answer(
     ctx: GroupCtx,
     ApiPath((_gid, pid)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<AcceptBody>,
-) -> ApiResult<Json<PostView>> {
+) -> ApiResult<Response> {
     let post = posts::accept_as(&state.app, &ctx, &pid, Some(&req.reply)).await?;
-    Ok(Json(PostView::new(post, &ctx.group.public_id)))
+    Ok(respond(post, |p| {
+        Json(PostView::new(p, &ctx.group.public_id)).into_response()
+    }))
 }
 
 async fn clear_answer(
     State(state): State<AppState>,
     ctx: GroupCtx,
     ApiPath((_gid, pid)): ApiPath<(String, String)>,
-) -> ApiResult<Json<PostView>> {
+) -> ApiResult<Response> {
     let post = posts::accept_as(&state.app, &ctx, &pid, None).await?;
-    Ok(Json(PostView::new(post, &ctx.group.public_id)))
+    Ok(respond(post, |p| {
+        Json(PostView::new(p, &ctx.group.public_id)).into_response()
+    }))
 }
 
-async fn set_pin(
-    state: AppState,
-    ctx: GroupCtx,
-    pid: String,
-    pinned: bool,
-) -> ApiResult<Json<PostView>> {
+async fn set_pin(state: AppState, ctx: GroupCtx, pid: String, pinned: bool) -> ApiResult<Response> {
     let post = posts::pin_as(&state.app, &ctx, &pid, pinned).await?;
-    Ok(Json(PostView::new(post, &ctx.group.public_id)))
+    Ok(respond(post, |p| {
+        Json(PostView::new(p, &ctx.group.public_id)).into_response()
+    }))
 }
 
 async fn pin(
     State(state): State<AppState>,
     ctx: GroupCtx,
     ApiPath((_gid, pid)): ApiPath<(String, String)>,
-) -> ApiResult<Json<PostView>> {
+) -> ApiResult<Response> {
     set_pin(state, ctx, pid, true).await
 }
 
@@ -515,7 +549,7 @@ async fn unpin(
     State(state): State<AppState>,
     ctx: GroupCtx,
     ApiPath((_gid, pid)): ApiPath<(String, String)>,
-) -> ApiResult<Json<PostView>> {
+) -> ApiResult<Response> {
     set_pin(state, ctx, pid, false).await
 }
 

@@ -20,6 +20,7 @@ mod group_objects;
 mod membership;
 mod posts;
 
+pub(crate) use actors::local_member_account;
 pub(crate) use membership::short_hash;
 
 use caremesh_domain::MemberState;
@@ -228,9 +229,9 @@ pub(crate) async fn apply(app: &App, parsed: &Parsed, raw: &Value, from: &str) -
         Activity::UpdateNote(u) => posts::edited_here(app, raw, u, from).await,
         Activity::Delete(d) => posts::deleted(app, raw, d, from).await,
         Activity::Announce(a) => posts::announced(app, raw, a, from).await,
-        Activity::Flag(_)
-        | Activity::GroupAction(_)
-        | Activity::ActionAnswer(_)
-        | Activity::Other => Ok(()),
+        Activity::Flag(f) => posts::flagged(app, f).await,
+        Activity::GroupAction(a) => crate::actions::apply(app, a).await,
+        Activity::ActionAnswer(a) => crate::actions::answered(app, a).await,
+        Activity::Other => Ok(()),
     }
 }

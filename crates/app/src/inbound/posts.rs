@@ -153,6 +153,53 @@ pub(super) async fn like(app: &App, like: &Like, helpful: bool) -> AppResult<()>
     Ok(())
 }
 
+/// A member of another node reported a post of a group hosted here: the host's moderators see it
+/// in their queue, as from the reporter's actor.
+pub(super) async fn flagged(app: &App, f: &caremesh_federation::activity::Flag) -> AppResult<()> {
+    let Some(group) = hosted_group(app, &f.group).await? else {
+        return Ok(());
+    };
+    let member = app.store.remote_member(group.id, &f.actor).await?;
+    if member.is_none_or(|m| m.state != MemberState::Active) {
+        return Ok(());
+    }
+    let Some(post) = app.federation.post_by_ref(&group, &f.post).await? else {
+        return Ok(());
+    };
+    let reason: String = caremesh_domain::clean_text(
+        "reason",
+        &f.reason
+            .chars()
+            .take(limits::REPORT_REASON)
+            .collect::<String>(),
+        limits::REPORT_REASON,
+        true,
+    )
+    .unwrap_or_default();
+    let reason = if reason.trim().is_empty() {
+        "—".to_owned()
+    } else {
+        reason
+    };
+    match app
+        .store
+        .report_post_with(
+            group.id,
+            post.id,
+            caremesh_store::Reporter::Remote(f.actor.clone()),
+            reason,
+            app.now(),
+            Vec::new(),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Reported twice, or the post is gone: nothing more to do.
+        Err(e) if e.conflict_code().is_some() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The title and text of a `Note`, cut to the limits of a post.
 pub(crate) fn note_text(note: &Value) -> (Option<String>, String) {
     let body: String = note["content"]
