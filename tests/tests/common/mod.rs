@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 pub mod images;
+pub mod mesh;
 
 use caremesh_domain::Role;
 use caremesh_testkit::TestNode;

@@ -179,10 +179,20 @@ async fn authorize(app: &App, parsed: &Parsed) -> AppResult<()> {
     let Some(m) = member.filter(|m| m.state == MemberState::Active) else {
         return Err(refused(format!("{actor} is not a member of {group_url}")));
     };
-    if note.kind.as_deref() == Some("announcement") && !m.role.can_teach() {
-        return Err(refused(format!(
-            "{actor} does not teach in {group_url}: only its doctors post announcements"
-        )));
+    if note.kind.as_deref() == Some("announcement") {
+        if !m.role.can_teach() {
+            return Err(refused(format!(
+                "{actor} does not teach in {group_url}: only its doctors post announcements"
+            )));
+        }
+        // A doctor's rights end with their credential, whatever their node says.
+        if let Err(e) = crate::access::remote_credential(app, actor).await {
+            return Err(AppError::Federation {
+                status: 403,
+                code: crate::access::CREDENTIAL_INACTIVE,
+                message: e.to_string(),
+            });
+        }
     }
     Ok(())
 }
