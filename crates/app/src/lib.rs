@@ -25,6 +25,7 @@ pub mod invites;
 pub mod library;
 pub mod media;
 pub mod moderation;
+pub mod node;
 pub mod posts;
 pub mod remote;
 
@@ -36,6 +37,15 @@ use caremesh_federation::Federation;
 use caremesh_store::Store;
 
 pub use access::{Caller, GroupAccess, group_not_found};
+
+/// What the adapters (the JSON API, the pages, the CLI) show: the stored models, and what the
+/// federation crate says of requests and credentials. They reach the store and the federation
+/// services only through the use-cases of this crate.
+pub mod model {
+    pub use caremesh_federation::credentials::{BadgeStatus, CredentialBadge};
+    pub use caremesh_federation::{ACTIVITY_JSON, FederationError, InboundRequest};
+    pub use caremesh_store::*;
+}
 pub use error::{AppError, AppResult};
 
 /// The settings the use-cases need, from the node's configuration.
@@ -68,6 +78,8 @@ pub struct App {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) federation: Arc<Federation>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Where the groups' files are kept.
+    pub(crate) media: media::MediaDir,
     /// Failed logins per account and client address (in memory, per process).
     pub(crate) login_limiter: accounts::LoginLimiter,
     pub settings: AppSettings,
@@ -88,6 +100,7 @@ impl App {
                 settings.login_max_failures,
                 settings.login_window_secs,
             ),
+            media: media::MediaDir::new(&settings),
             settings,
         })
     }

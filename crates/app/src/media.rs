@@ -201,8 +201,8 @@ async fn write_file(dir: &Path, bytes: &[u8], sha256: &str) -> AppResult<()> {
     Ok(())
 }
 
-/// The media directory, as the federation layer keeps the files of posts from other nodes in
-/// it: only the kinds of file uploads may be, within the same limits.
+/// The media directory, as files of posts and libraries from other nodes are kept in it: only
+/// the kinds of file uploads may be, within the same limits.
 pub struct MediaDir {
     dir: PathBuf,
     max_file_bytes: usize,
@@ -219,9 +219,10 @@ impl MediaDir {
     }
 }
 
-#[async_trait::async_trait]
-impl caremesh_federation::media::MediaFiles for MediaDir {
-    async fn keep(&self, sha256: &str, bytes: Vec<u8>) -> Result<String, String> {
+impl MediaDir {
+    /// Checks that `bytes` are a kind of file a group may hold and keeps them under their
+    /// SHA-256; answers their content type, or why they are refused.
+    pub async fn keep(&self, sha256: &str, bytes: Vec<u8>) -> Result<String, String> {
         if bytes.len() > self.max_file_bytes {
             return Err(format!("larger than {} bytes", self.max_file_bytes));
         }
@@ -232,11 +233,13 @@ impl caremesh_federation::media::MediaFiles for MediaDir {
         Ok(kind.content_type().to_owned())
     }
 
-    fn max_file_bytes(&self) -> usize {
+    /// The largest file accepted, in bytes.
+    pub fn max_file_bytes(&self) -> usize {
         self.max_file_bytes
     }
 
-    fn group_quota_bytes(&self) -> i64 {
+    /// How many bytes of files one group may hold.
+    pub fn group_quota_bytes(&self) -> i64 {
         self.quota
     }
 }

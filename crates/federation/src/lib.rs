@@ -93,7 +93,6 @@ pub struct Federation {
     wake: Arc<Notify>,
     badges: credentials::BadgeCache,
     local_credentials: credentials::LocalCredentialCache,
-    media: std::sync::OnceLock<Arc<dyn media::MediaFiles>>,
 }
 
 impl Federation {
@@ -143,7 +142,6 @@ impl Federation {
             wake: Arc::new(Notify::new()),
             badges: Default::default(),
             local_credentials: Default::default(),
-            media: std::sync::OnceLock::new(),
         }))
     }
 
@@ -161,12 +159,6 @@ impl Federation {
             renderer,
         )?);
         Ok(tokio::spawn(worker.run()))
-    }
-
-    /// Where the files of this node's groups are kept, so that files of posts from other nodes
-    /// can be fetched and kept too (set once, by the web layer).
-    pub fn set_media(&self, media: Arc<dyn media::MediaFiles>) {
-        let _ = self.media.set(media);
     }
 
     /// Tells this process's worker that new entries were queued.

@@ -4,24 +4,11 @@
 //! {base}media/{sha256}?group={group}`, signed) only to the nodes the group's content goes to:
 //! for a group hosted there, nodes with an active member; for a mirrored group, its host.
 
-use async_trait::async_trait;
 use caremesh_store::Group;
 use serde_json::{Value, json};
 
 use crate::Federation;
 use crate::urls::authority_of_str;
-
-/// Where this node keeps the files of its groups (the web crate's media directory).
-#[async_trait]
-pub trait MediaFiles: Send + Sync {
-    /// Checks that `bytes` are a kind of file a group may hold and keeps them under their
-    /// SHA-256; answers their content type, or why they are refused.
-    async fn keep(&self, sha256: &str, bytes: Vec<u8>) -> Result<String, String>;
-    /// The largest file accepted, in bytes.
-    fn max_file_bytes(&self) -> usize;
-    /// How many bytes of files one group may hold.
-    fn group_quota_bytes(&self) -> i64;
-}
 
 fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -67,10 +54,5 @@ impl Federation {
                 .await
                 .is_ok_and(|nodes| nodes.iter().any(|p| p.authority == authority)),
         }
-    }
-
-    /// Where this node keeps the files of its groups, once the web layer has said.
-    pub fn media(&self) -> Option<&std::sync::Arc<dyn MediaFiles>> {
-        self.media.get()
     }
 }

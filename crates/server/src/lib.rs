@@ -250,12 +250,14 @@ pub async fn serve_with(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = AppState::new(
+    let settings = web_settings(&config);
+    let app = App::new(
         store.clone(),
         clock.clone(),
-        web_settings(&config),
         federation.clone(),
+        settings.app_settings(),
     );
+    let state = AppState::new(app, settings);
     let delivery = federation.start_delivery(Some(caremesh_app::intents::Renderer::new(
         state.app.clone(),
     )))?;

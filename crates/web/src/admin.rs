@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use caremesh_app::admin::{self, CheckedCredential, CreatedInvite};
+use caremesh_app::model::{Invite, InviteState};
 use caremesh_domain::{Role, Timestamp, UserId};
-use caremesh_store::{Invite, InviteState};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AccountView, CredentialView};

@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use caremesh_app::accounts::{self, Account};
+use caremesh_app::model::User;
 use caremesh_domain::{Credential, CredentialStatus, Role, Timestamp};
-use caremesh_store::User;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiResult;

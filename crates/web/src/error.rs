@@ -4,8 +4,8 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use caremesh_app::model::StoreError;
 use caremesh_domain::ValidationError;
-use caremesh_store::StoreError;
 use serde::Serialize;
 
 #[derive(Debug)]

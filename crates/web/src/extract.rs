@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, header};
 use caremesh_app::admin::Administrator;
-use caremesh_store::{Session, User};
+use caremesh_app::model::{Session, User};
 use serde::de::DeserializeOwned;
 
 use crate::auth::SESSION_COOKIE;

@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use caremesh_domain::Role;
-use caremesh_federation::{ACTIVITY_JSON, FederationError, InboundRequest, actors};
+use caremesh_app::model::{ACTIVITY_JSON, FederationError, InboundRequest};
+use caremesh_app::node;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -45,11 +45,7 @@ async fn group_actor(
     headers: HeaderMap,
     ApiPath(pid): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    state
-        .federation
-        .inbox
-        .verify_request(&inbound(&method, &uri, &headers, b""))
-        .await?;
+    node::verify_signed(&state.app, &inbound(&method, &uri, &headers, b"")).await?;
     Ok(activity_json(
         caremesh_app::groups::actor_document(&state.app, &pid).await?,
     ))
@@ -63,11 +59,7 @@ async fn pseudonym_actor(
     headers: HeaderMap,
     ApiPath(pid): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    state
-        .federation
-        .inbox
-        .verify_request(&inbound(&method, &uri, &headers, b""))
-        .await?;
+    node::verify_signed(&state.app, &inbound(&method, &uri, &headers, b"")).await?;
     Ok(activity_json(
         caremesh_app::groups::pseudonym_document(&state.app, &pid).await?,
     ))
@@ -90,14 +82,9 @@ async fn group_file(
     ApiPath(sha256): ApiPath<String>,
     axum::extract::Query(q): axum::extract::Query<FileQuery>,
 ) -> Result<Response, ApiError> {
-    let sender = state
-        .federation
-        .inbox
-        .verify_request(&inbound(&method, &uri, &headers, b""))
-        .await?;
+    let sender = node::verify_signed(&state.app, &inbound(&method, &uri, &headers, b"")).await?;
     let (file, bytes) =
-        caremesh_app::media::file_for_node(&state.app, &q.group, &sha256, &sender.authority)
-            .await?;
+        caremesh_app::media::file_for_node(&state.app, &q.group, &sha256, &sender).await?;
     let mut resp = bytes.into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -176,10 +163,7 @@ fn activity_json(body: Value) -> Response {
 /// The node's actor is public: other nodes need its key to check this node's signatures, and
 /// they cannot sign a request for it before they know it.
 async fn instance_actor(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let fed = &state.federation;
-    let keys = fed.keys.published(&fed.urls.instance_actor()).await?;
-    let doc = actors::instance_actor(&fed.urls, &fed.settings.hospital_name, &keys)?;
-    Ok(activity_json(doc))
+    Ok(activity_json(node::instance_actor(&state.app).await?))
 }
 
 fn inbound<'a>(
@@ -207,20 +191,8 @@ async fn person_actor(
     headers: HeaderMap,
     ApiPath(username): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let fed = &state.federation;
-    fed.inbox
-        .verify_request(&inbound(&method, &uri, &headers, b""))
-        .await?;
-    let user = state.store.user_by_username(&username).await?;
-    if user.role == Role::Patient || user.disabled {
-        return Err(ApiError::not_found("actor"));
-    }
-    let credential = if user.role == Role::Doctor {
-        state.store.credential(user.id).await?
-    } else {
-        None
-    };
-    let doc = fed.person_document(&user, credential.as_ref()).await?;
+    let request = inbound(&method, &uri, &headers, b"");
+    let doc = node::person_actor(&state.app, &request, &username).await?;
     Ok(activity_json(doc))
 }
 
@@ -234,32 +206,10 @@ async fn webfinger(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<WebfingerQuery>,
 ) -> Result<Response, ApiError> {
-    let fed = &state.federation;
     let resource = q.resource.ok_or_else(|| {
         ApiError::bad_request("invalid_query", "the `resource` parameter is required")
     })?;
-    let authority = fed.urls.authority();
-    let Some((name, host)) = resource
-        .strip_prefix("acct:")
-        .and_then(|r| r.rsplit_once('@'))
-    else {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "resource must be an acct: URI such as acct:dr.wang@example.org",
-        ));
-    };
-    if !host.eq_ignore_ascii_case(&authority) {
-        return Err(ApiError::not_found("account"));
-    }
-    let href = if name.eq_ignore_ascii_case(&authority) {
-        fed.urls.instance_actor()
-    } else {
-        let user = state.store.user_by_username(&name.to_lowercase()).await?;
-        if user.role == Role::Patient || user.disabled {
-            return Err(ApiError::not_found("account"));
-        }
-        fed.urls.person(&user.username)
-    };
+    let href = node::webfinger(&state.app, &resource).await?;
     let body = json!({
         "subject": resource,
         "links": [{ "rel": "self", "type": ACTIVITY_JSON, "href": href }],
@@ -276,7 +226,7 @@ async fn nodeinfo_links(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "links": [{
             "rel": "http://nodeinfo.diaspora.software/ns/schema/2.1",
-            "href": state.federation.urls.nodeinfo(),
+            "href": node::nodeinfo_url(&state.app),
         }]
     }))
 }
@@ -284,19 +234,7 @@ async fn nodeinfo_links(State(state): State<AppState>) -> Json<Value> {
 /// NodeInfo 2.1. Usage counts are left out: they say nothing a partner needs and could reveal
 /// small patient populations.
 async fn nodeinfo(State(state): State<AppState>) -> Response {
-    let body = json!({
-        "version": "2.1",
-        "software": {
-            "name": "caremesh",
-            "version": env!("CARGO_PKG_VERSION"),
-            "repository": "https://example.invalid/caremesh",
-        },
-        "protocols": ["activitypub"],
-        "services": { "inbound": [], "outbound": [] },
-        "openRegistrations": false,
-        "usage": { "users": {} },
-        "metadata": { "hospitalName": state.federation.settings.hospital_name },
-    });
+    let body = node::nodeinfo(&state.app);
     let mut resp = Json(body).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -331,7 +269,7 @@ async fn inbox(
             "activities are sent as application/activity+json",
         ));
     }
-    let limit = state.federation.settings.max_activity_bytes;
+    let limit = node::max_activity_bytes(&state.app);
     let bytes: Bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::payload_too_large(limit))?;

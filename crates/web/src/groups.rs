@@ -14,9 +14,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
+use caremesh_app::model::{Group, GroupInvite, InviteState, Member};
 use caremesh_app::{groups, invites};
 use caremesh_domain::{GroupRole, Language, MemberListVisibility, MemberState, Role, Timestamp};
-use caremesh_store::{Group, GroupInvite, InviteState, Member};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::auth::hash_token;
@@ -651,7 +651,7 @@ pub struct RequestView {
 }
 
 impl RequestView {
-    pub fn new(r: caremesh_store::GroupRequest) -> Self {
+    pub fn new(r: caremesh_app::model::GroupRequest) -> Self {
         Self {
             id: r.id,
             action: r.action,

@@ -34,7 +34,7 @@ pub use state::{AppState, WebSettings};
 /// The node's complete router, ready to serve.
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
-    let max_activity = state.federation.settings.max_activity_bytes;
+    let max_activity = caremesh_app::node::max_activity_bytes(&state.app);
     Router::new()
         .merge(federation::router(max_activity))
         .merge(auth::router())

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use caremesh_app::library::{self, ItemSource};
+use caremesh_app::model::{LibraryFolder, LibraryItem};
 use caremesh_domain::Timestamp;
-use caremesh_store::{LibraryFolder, LibraryItem};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};

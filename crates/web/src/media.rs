@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use caremesh_app::media;
+use caremesh_app::model::Attachment;
 use caremesh_domain::Timestamp;
-use caremesh_store::Attachment;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};

@@ -5,9 +5,9 @@
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use caremesh_app::model::{ModerationEntry, Report};
 use caremesh_app::moderation;
 use caremesh_domain::Timestamp;
-use caremesh_store::{ModerationEntry, Report};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};

@@ -27,10 +27,11 @@ async fn healthz() -> Json<serde_json::Value> {
 /// `Store::ready`: after a write that did not commit, a probe write decides). Load balancers and
 /// orchestrators take the node out of service while this answers 503.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.ready().await {
+    let backend = caremesh_app::node::backend(&state.app);
+    match caremesh_app::node::ready(&state.app).await {
         Ok(()) => (
             StatusCode::OK,
-            Json(json!({ "status": "ready", "database": state.store.backend() })),
+            Json(json!({ "status": "ready", "database": backend })),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
@@ -39,7 +40,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
                 Json(json!({
                     "error": "not_ready",
                     "message": "the database is unreachable, not fully migrated or does not take writes",
-                    "database": state.store.backend(),
+                    "database": backend,
                 })),
             )
         }

@@ -10,10 +10,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use caremesh_app::model::CredentialBadge;
+use caremesh_app::model::{DeletedBy, FeedPosition, FeedSort, Post, ReplySort};
 use caremesh_app::posts;
 use caremesh_domain::{GroupRole, PostKind, Timestamp};
-use caremesh_federation::credentials::CredentialBadge;
-use caremesh_store::{DeletedBy, FeedPosition, FeedSort, Post, ReplySort};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
@@ -635,15 +635,8 @@ async fn search(
             Ok(Json(SearchPage::Posts(Page::from_overfetch(items, limit))))
         }
         Some("library") => {
-            let found = state
-                .store
-                .search_library(
-                    ctx.group.id,
-                    text.unwrap_or_default().trim(),
-                    before,
-                    limit + 1,
-                )
-                .await?;
+            let found =
+                caremesh_app::library::search(&state.app, &ctx, text, before, limit + 1).await?;
             let items = found
                 .into_iter()
                 .map(|i| (i.id, LibraryItemView::new(i, &ctx.group.public_id)))

@@ -1,14 +1,11 @@
-//! What every handler can reach: the store, the clock, the settings and shared in-memory services.
+//! What every handler can reach: the use-cases, the clock, the settings and the metrics.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use caremesh_app::media::MediaDir;
 use caremesh_app::{App, AppSettings};
 use caremesh_domain::Clock;
-use caremesh_federation::Federation;
-use caremesh_store::Store;
 use url::Url;
 
 use crate::metrics::Metrics;
@@ -71,37 +68,21 @@ impl WebSettings {
 
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<WebSettings>,
     pub metrics: Arc<Metrics>,
-    pub federation: Arc<Federation>,
-    /// The use-cases: every action the API and the pages offer.
+    /// The use-cases: every action the API and the pages offer, and the only way to the store
+    /// and the federation services.
     pub app: Arc<App>,
 }
 
 impl AppState {
-    pub fn new(
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-        settings: WebSettings,
-        federation: Arc<Federation>,
-    ) -> Self {
-        let app_settings = settings.app_settings();
-        federation.set_media(Arc::new(MediaDir::new(&app_settings)));
-        let app = App::new(
-            store.clone(),
-            clock.clone(),
-            federation.clone(),
-            app_settings,
-        );
+    pub fn new(app: Arc<App>, settings: WebSettings) -> Self {
         Self {
+            clock: app.clock().clone(),
             app,
-            store,
-            clock,
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
-            federation,
         }
     }
 }

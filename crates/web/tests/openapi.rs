@@ -140,12 +140,14 @@ async fn every_documented_route_is_served_and_needs_a_session() {
         caremesh_federation::FederationSettings::default(),
     )
     .unwrap();
-    let app = caremesh_web::router(AppState::new(
+    let settings = settings();
+    let app = caremesh_app::App::new(
         store,
         Arc::new(SystemClock),
-        settings(),
         federation,
-    ));
+        settings.app_settings(),
+    );
+    let app = caremesh_web::router(AppState::new(app, settings));
     for (method, path) in documented() {
         let concrete = path
             .replace("{gid}", "g1")

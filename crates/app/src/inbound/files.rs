@@ -106,7 +106,7 @@ async fn fetch_file(
     name: Option<&str>,
 ) -> Option<RemoteAttachment> {
     let fed = &app.federation;
-    let media = fed.media()?;
+    let media = &app.media;
     if !is_sha256(sha256) {
         return None;
     }

@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use caremesh_app::admin::{self, Administrator, CheckedCredential};
+use caremesh_app::model::InviteState;
 use caremesh_domain::{CredentialStatus, Role};
-use caremesh_store::InviteState;
 
 use super::{Form, PageError, PageResult, Viewer, esc, see_other, seg};
 use crate::error::ApiError;

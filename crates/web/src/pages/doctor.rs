@@ -4,8 +4,8 @@
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing::get;
+use caremesh_app::model::Post;
 use caremesh_domain::Role;
-use caremesh_store::Post;
 use serde::Deserialize;
 
 use super::{Form, PageResult, Viewer, esc, esc_text, pager, parse_local_time, see_other, seg};

@@ -8,8 +8,8 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use caremesh_app::model::Member;
 use caremesh_domain::{GroupRole, Language, MemberListVisibility, MemberState, Role};
-use caremesh_store::Member;
 use serde::Deserialize;
 
 use super::patient::{load, role_name};

@@ -785,8 +785,8 @@ impl From<ApiError> for PageError {
     }
 }
 
-impl From<caremesh_store::StoreError> for PageError {
-    fn from(e: caremesh_store::StoreError) -> Self {
+impl From<caremesh_app::model::StoreError> for PageError {
+    fn from(e: caremesh_app::model::StoreError) -> Self {
         Self::Api(e.into())
     }
 }

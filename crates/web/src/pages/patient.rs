@@ -7,8 +7,8 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
+use caremesh_app::model::{FeedPosition, InviteState, Post};
 use caremesh_domain::{GroupRole, MemberState, PostKind, Role};
-use caremesh_store::{FeedPosition, InviteState, Post};
 use serde::Deserialize;
 
 use super::{
@@ -21,9 +21,9 @@ use crate::groups::GroupCtx;
 use crate::page::{PageQuery, encode_cursor_parts};
 use crate::state::AppState;
 use caremesh_app::library::{self, ItemSource};
+use caremesh_app::model::BadgeStatus;
 use caremesh_app::posts::{self, FeedPage, ThreadView};
 use caremesh_app::{groups, invites, moderation};
-use caremesh_federation::credentials::BadgeStatus;
 
 pub fn router() -> Router<AppState> {
     Router::new()

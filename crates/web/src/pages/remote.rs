@@ -8,9 +8,9 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
+use caremesh_app::model::GroupInvite;
 use caremesh_app::remote::{self, InviteElsewhere, hospital_name, partner_of};
 use caremesh_domain::Role;
-use caremesh_store::GroupInvite;
 use serde::Deserialize;
 
 use super::{Form, PageResult, Viewer, esc, field_error, seg};
