@@ -2561,12 +2561,14 @@ macro_rules! impl_group_store {
                 ) -> Result<Vec<ModerationEntry>> {
                     let rows = sqlx::query(
                         "select l.id, l.group_id, l.moderator_user_id,
-                           coalesce(u.display_name, mm.member_name, mm.actor_name) as moderator_name, l.action,
+                           coalesce(u.display_name, mm.member_name, mu.display_name, mm.actor_name)
+                             as moderator_name, l.action,
                            l.target_member_id, coalesce(tm.member_name, tu.display_name, tm.actor_name) as target_name,
                            p.public_id as target_post_public_id, l.detail, l.created_at
                          from moderation_log l
                          left join users u on u.id = l.moderator_user_id
                          left join group_members mm on mm.id = l.moderator_member_id
+                         left join users mu on mu.id = mm.user_id
                          left join group_members tm on tm.id = l.target_member_id
                          left join users tu on tu.id = tm.user_id
                          left join posts p on p.id = l.target_post_id

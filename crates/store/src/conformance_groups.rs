@@ -9,9 +9,9 @@ use caremesh_domain::{
 };
 
 use crate::{
-    DeletedBy, FeedPosition, FeedSort, GroupSettings, ImportedPost, InviteState, NewAttachment,
-    NewGroup, NewGroupInvite, NewLibraryItem, NewPost, NewUser, Pseudonym, ReplySort, Store,
-    StoreError,
+    Acting, DeletedBy, FeedPosition, FeedSort, GroupSettings, ImportedPost, InviteState,
+    NewAttachment, NewGroup, NewGroupInvite, NewGroupRequest, NewLibraryItem, NewOutboxEntry,
+    NewPost, NewUser, Pseudonym, ReplySort, Reporter, Store, StoreError,
 };
 
 /// Expands to one `#[tokio::test]` per group conformance check.
@@ -39,6 +39,8 @@ macro_rules! group_conformance_suite {
             groups_of_user_and_all_groups,
             post_views_are_counted_once_per_account,
             members_choose_their_name_in_each_group,
+            changes_queue_what_they_tell_other_nodes_in_their_transaction,
+            group_requests_are_recorded_with_their_action_and_answered_once,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -1348,4 +1350,311 @@ pub async fn members_choose_their_name_in_each_group(s: S) {
         s.membership(c.g, c.p2).await.unwrap().unwrap().display_name,
         "p2 显示"
     );
+}
+
+fn queued(peer: &str, what: &str) -> Vec<NewOutboxEntry> {
+    vec![NewOutboxEntry {
+        peer: peer.to_owned(),
+        inbox_url: format!("https://{peer}/inbox"),
+        activity_id: format!("https://grp.example/activities/{what}"),
+        payload: format!(r#"{{"intent":"{what}"}}"#),
+        intent: true,
+    }]
+}
+
+/// What is pending for `peer`, by activity id.
+async fn pending(s: &S, peer: &str) -> Vec<String> {
+    s.pending_entries(peer, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.activity_id.rsplit('/').next().unwrap().to_owned())
+        .collect()
+}
+
+/// Every change that other nodes must hear about takes its outbox rows with it: queued when the
+/// change is made, and not at all when the store refuses the change.
+pub async fn changes_queue_what_they_tell_other_nodes_in_their_transaction(s: S) {
+    let c = cast(&s).await;
+    let peer = "member.example";
+    let q = s
+        .create_post(post(c.g, "q", PostKind::Question, c.p1, 10))
+        .await
+        .unwrap();
+    let r = s
+        .create_post(reply(c.g, "r", q.id, c.p2, 11))
+        .await
+        .unwrap();
+    let reply_id = s.post_by_public_id(c.g, "r", None).await.unwrap().id;
+    assert_eq!(r.id, reply_id);
+
+    // Each change, then a refused one that must queue nothing.
+    s.set_pinned_with(q.id, true, t(20), queued(peer, "pin"))
+        .await
+        .unwrap();
+    assert!(
+        s.set_pinned_with(r.id, true, t(20), queued(peer, "pin-reply"))
+            .await
+            .is_err()
+    );
+    s.accept_answer_with(q.id, Some(r.id), t(21), queued(peer, "accept"))
+        .await
+        .unwrap();
+    assert!(
+        s.accept_answer_with(r.id, None, t(21), queued(peer, "accept-reply"))
+            .await
+            .is_err()
+    );
+    let folder = s
+        .create_folder_with(
+            c.g,
+            "康复".into(),
+            Acting::Account(c.owner),
+            t(22),
+            queued(peer, "folder"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        s.create_folder_with(
+            c.g,
+            "康复".into(),
+            Acting::Account(c.owner),
+            t(22),
+            queued(peer, "folder-again")
+        )
+        .await
+        .is_err()
+    );
+    let item = s
+        .add_library_item_with(
+            NewLibraryItem {
+                group_id: c.g,
+                folder_id: folder.id,
+                post_id: Some(q.id),
+                attachment_id: None,
+                title: "腿肿".into(),
+                added_by: c.owner,
+                added_at: t(23),
+            },
+            Acting::Account(c.owner),
+            queued(peer, "item"),
+        )
+        .await
+        .unwrap();
+    s.remove_library_item_with(c.g, item.id, t(24), queued(peer, "item-removed"))
+        .await
+        .unwrap();
+    assert!(
+        s.remove_library_item_with(c.g, item.id, t(24), queued(peer, "item-gone"))
+            .await
+            .is_err()
+    );
+    s.delete_folder_with(c.g, folder.id, t(25), queued(peer, "folder-deleted"))
+        .await
+        .unwrap();
+    let m1 = s.membership(c.g, c.p1).await.unwrap().unwrap();
+    s.remove_member_with(
+        c.g,
+        m1.id,
+        true,
+        Some("广告".into()),
+        Acting::Account(c.moderator),
+        t(26),
+        queued(peer, "ban"),
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.remove_member_with(
+            c.g,
+            m1.id,
+            true,
+            None,
+            Acting::Account(c.moderator),
+            t(26),
+            queued(peer, "ban-again")
+        )
+        .await
+        .is_err()
+    );
+    s.unban_member_with(
+        c.g,
+        m1.id,
+        Acting::Account(c.moderator),
+        t(27),
+        queued(peer, "unban"),
+    )
+    .await
+    .unwrap();
+    s.leave_group_with(c.g, c.p2, t(28), queued(peer, "left"))
+        .await
+        .unwrap();
+    assert!(
+        s.leave_group_with(c.g, c.p2, t(28), queued(peer, "left-again"))
+            .await
+            .is_err()
+    );
+    let removed = s
+        .remove_post_with(
+            q.id,
+            Acting::Account(c.moderator),
+            Some("spam".into()),
+            t(29),
+            queued(peer, "removed"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(removed.deleted_by, Some(DeletedBy::Moderator));
+    assert!(
+        s.remove_post_with(
+            q.id,
+            Acting::Account(c.moderator),
+            None,
+            t(29),
+            queued(peer, "removed-again")
+        )
+        .await
+        .is_err()
+    );
+    assert_eq!(
+        pending(&s, peer).await,
+        [
+            "pin",
+            "accept",
+            "folder",
+            "item",
+            "item-removed",
+            "folder-deleted",
+            "ban",
+            "unban",
+            "left",
+            "removed"
+        ],
+        "every change queued its rows, in order, and no refused change queued any"
+    );
+}
+
+/// A moderator of another node is logged by their membership; a report from another node is by
+/// its actor; a request sent to a host is answered once, by that group only.
+pub async fn group_requests_are_recorded_with_their_action_and_answered_once(s: S) {
+    let c = cast(&s).await;
+    let other = group(&s, "other", c.owner).await;
+    let q = s
+        .create_post(post(c.g, "q", PostKind::Question, c.p1, 10))
+        .await
+        .unwrap();
+    let moderator = s.membership(c.g, c.moderator).await.unwrap().unwrap();
+    s.remove_post_with(q.id, Acting::Member(moderator.id), None, t(11), Vec::new())
+        .await
+        .unwrap();
+    let log = s.moderation_log(c.g, None, 10).await.unwrap();
+    let entry = log.iter().find(|e| e.action == "remove_post").unwrap();
+    assert_eq!(entry.moderator, None, "no account of this node");
+    assert_eq!(
+        entry.moderator_name.as_deref(),
+        Some("nurse 显示"),
+        "named by the membership"
+    );
+
+    let r = s
+        .create_post(post(c.g, "r", PostKind::Question, c.p1, 12))
+        .await
+        .unwrap();
+    let remote = "https://a.example/pseudonyms/x";
+    let report = s
+        .report_post_with(
+            c.g,
+            r.id,
+            Reporter::Remote(remote.into()),
+            "广告".into(),
+            t(13),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.reporter, report.reporter_actor.as_deref()),
+        (None, Some(remote))
+    );
+    assert_eq!(report.forwarded_at, None);
+    assert!(
+        s.report_post_with(
+            c.g,
+            r.id,
+            Reporter::Remote(remote.into()),
+            "again".into(),
+            t(14),
+            Vec::new()
+        )
+        .await
+        .is_err(),
+        "one open report per reporter"
+    );
+    let sent = s
+        .report_post_with(
+            c.g,
+            r.id,
+            Reporter::Account(c.p2),
+            "广告".into(),
+            t(15),
+            queued("host.example", "flag"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sent.forwarded_at,
+        Some(t(15)),
+        "sent to the host with the report"
+    );
+    assert_eq!(pending(&s, "host.example").await, ["flag"]);
+
+    let request = s
+        .add_group_request(
+            NewGroupRequest {
+                group_id: c.g,
+                user: c.owner,
+                activity_id: "https://grp.example/activities/action-1".into(),
+                action: "pin".into(),
+                object: Some("https://a.example/objects/1".into()),
+                created_at: t(16),
+            },
+            queued("host.example", "action-1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(request.state, "pending");
+    assert_eq!(pending(&s, "host.example").await, ["flag", "action-1"]);
+    // Another group's answer changes nothing.
+    assert!(
+        s.answer_group_request(other, &request.activity_id, true, None, None, t(17))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let refused = s
+        .answer_group_request(
+            c.g,
+            &request.activity_id,
+            false,
+            Some("forbidden".into()),
+            Some("no".into()),
+            t(18),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (refused.state.as_str(), refused.code.as_deref()),
+        ("refused", Some("forbidden"))
+    );
+    assert!(
+        s.answer_group_request(c.g, &request.activity_id, true, None, None, t(19))
+            .await
+            .unwrap()
+            .is_none(),
+        "answered once"
+    );
+    let listed = s.group_requests(c.g, c.owner, None, 10).await.unwrap();
+    assert_eq!(listed, vec![refused]);
 }
