@@ -557,6 +557,23 @@ async fn staff_of_another_hospital_act_on_a_group_through_its_host(b: Backend) {
     );
     let owner = expect(get(&host, &li, &format!("/api/v1/groups/{g}")).await, 200);
     assert_eq!(owner["my_role"], "owner", "nothing changed on B");
+    // The group's page on C tells its moderator, in her language.
+    let page = c
+        .http
+        .get(c.url(&format!("/g/{c_g}")))
+        .header("cookie", format!("caremesh_session={nurse}"))
+        .header("accept-language", "zh-CN")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("已发给本群所在医院的请求"), "{page}");
+    assert!(
+        page.contains("禁止成员") && page.contains("被拒绝"),
+        "{page}"
+    );
 
     // C's moderator removes A's patient through one of her posts: B removes her, and A stops
     // showing her the group.

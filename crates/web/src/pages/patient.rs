@@ -374,6 +374,52 @@ fn sees_members(ctx: &GroupCtx) -> bool {
     ctx.may_list_members(MemberState::Active).is_ok()
 }
 
+/// For the staff of a group hosted by another hospital: what they asked its host to do lately
+/// (a pin, a removal, …) and what the host answered, with its reason when it refused.
+async fn requests_to_host(
+    v: &Viewer,
+    state: &AppState,
+    ctx: &GroupCtx,
+) -> Result<String, PageError> {
+    let requests = caremesh_app::actions::requests(&state.app, ctx, 5).await?;
+    if requests.is_empty() {
+        return Ok(String::new());
+    }
+    let mut h = format!(
+        r#"<section aria-labelledby="requests-h"><h2 id="requests-h">{}</h2><ul class="requests">"#,
+        esc(v.t("requests-title"))
+    );
+    for r in requests {
+        let action =
+            super::i18n::lookup(v.lang, &format!("action-{}", r.action)).unwrap_or(&r.action);
+        let state_key = match r.state.as_str() {
+            "accepted" => "request-accepted",
+            "refused" => "request-refused",
+            _ => "request-pending",
+        };
+        h.push_str(&format!(
+            r#"<li>{} · {} · <span class="{}">{}</span>"#,
+            esc(&v.time(r.created_at)),
+            esc(action),
+            esc(&r.state),
+            esc(v.t(state_key))
+        ));
+        if r.state == "refused" {
+            let why = r
+                .code
+                .as_deref()
+                .and_then(|c| super::i18n::lookup(v.lang, &format!("code-{c}")))
+                .map(str::to_owned)
+                .or(r.reason)
+                .unwrap_or_default();
+            h.push_str(&format!(r#" <span class="detail">{}</span>"#, esc(&why)));
+        }
+        h.push_str("</li>");
+    }
+    h.push_str("</ul></section>");
+    Ok(h)
+}
+
 async fn render_group(
     v: &Viewer,
     state: &AppState,
@@ -452,6 +498,9 @@ async fn render_group(
         ));
     }
     h.push_str("</nav>");
+    if first_page && ctx.hosted_elsewhere() && ctx.moderate().is_ok() {
+        h.push_str(&requests_to_host(v, state, ctx).await?);
+    }
     if first_page {
         let pinned: Vec<&Post> = posts.iter().filter(|p| p.pinned).collect();
         if !pinned.is_empty() {
