@@ -28,6 +28,7 @@ pub fn seed_of(actor: &str) -> [u8; 32] {
         "https://hospital-b.example/actor" => [0x33; 32],
         "https://hospital-b.example/users/p-7f3k2m9q" => [0x44; 32],
         "https://hospital-a.example/groups/k3n8w2" => [0x55; 32],
+        "https://hospital-b.example/users/dr.li" => [0x66; 32],
         other => panic!("no example key for {other}"),
     }
 }
@@ -272,6 +273,49 @@ pub fn all() -> Vec<(&'static str, Value)> {
         "actor": member,
         "object": like_object,
     });
+    // A doctor of hospital B, who teaches in A's group, pins a question from her own node; A
+    // answers. Built by the same functions the nodes use.
+    let dr_li = b.person("dr.li");
+    let pin = crate::activity::group_action(
+        &b.activity("action-pin-1"),
+        &dr_li,
+        &group,
+        &crate::activity::GroupActionKind::Pin {
+            post: b.object("q81"),
+            pinned: true,
+        },
+    );
+    let remove = crate::activity::group_action(
+        &b.activity("action-remove-2"),
+        &dr_li,
+        &group,
+        &crate::activity::GroupActionKind::RemovePost {
+            post: b.object("q82"),
+            reason: Some("广告".into()),
+        },
+    );
+    let accept_action = crate::activity::action_answer(
+        &a.activity("answer-pin-1"),
+        &group,
+        &b.activity("action-pin-1"),
+        None,
+    );
+    let reject_action = crate::activity::action_answer(
+        &a.activity("answer-remove-2"),
+        &group,
+        &b.activity("action-remove-2"),
+        Some((
+            "credential_inactive",
+            "the doctor's credential has been revoked by their hospital: teaching here is suspended",
+        )),
+    );
+    let flag = crate::activity::flag(
+        &b.activity("flag-9"),
+        &member,
+        &group,
+        &a.object("n-5d2c9a"),
+        "广告，请管理员处理",
+    );
     let webfinger = json!({
         "subject": a.acct("dr.wang"),
         "links": [{ "rel": "self", "type": crate::ACTIVITY_JSON, "href": wang }],
@@ -294,6 +338,11 @@ pub fn all() -> Vec<(&'static str, Value)> {
         ("update-membership", membership),
         ("like", like),
         ("undo-like", undo_like),
+        ("group-action-pin", pin),
+        ("group-action-remove-post", remove),
+        ("accept-group-action", accept_action),
+        ("reject-group-action", reject_action),
+        ("flag", flag),
     ]
 }
 
