@@ -105,6 +105,12 @@ async fn two_nodes_exchange_signed_activities_in_order(b: Backend) {
     let doc: Value = serde_json::from_str(obj.document.as_deref().unwrap()).unwrap();
     assert_eq!(doc["content"], "术后第3天：可以散步十分钟");
     assert_eq!(obj.attributed_to, a.federation.urls.person("dr.wang"));
+    // B records an activity before it answers A, so A's queue drains a moment after B has it.
+    wait_for("A's queue to B to drain", || async {
+        let queue = a.store.peer_queues().await.unwrap();
+        queue[0].pending == 0
+    })
+    .await;
     let queue = a.store.peer_queues().await.unwrap();
     assert_eq!((queue[0].pending, queue[0].parked), (0, 0));
 }

@@ -240,8 +240,7 @@ async fn perform(
 
 /// A post of a group hosted here, by the id every node knows it by.
 async fn post_here(app: &App, group: &Group, post_ref: &str) -> AppResult<Post> {
-    app.federation
-        .post_by_ref(group, post_ref)
+    crate::outbound::post_by_ref(app, group, post_ref)
         .await?
         .ok_or(AppError::NotFound("post"))
 }

@@ -302,7 +302,7 @@ pub async fn remove_author(
         (Some(actor), _) => actor.clone(),
         (None, Some(u)) => {
             let user = app.store.user_by_id(u).await?;
-            app.federation.member_actor(&user, &ctx.group).await?
+            crate::outbound::member_actor(app, &user, &ctx.group).await?
         }
         (None, None) => return Err(AppError::NotFound("member")),
     };
@@ -351,7 +351,7 @@ async fn mirror_member_actor(app: &App, ctx: &GroupAccess, m: &Member) -> AppRes
         return Err(AppError::NotFound("member"));
     };
     let user = app.store.user_by_id(u).await?;
-    Ok(app.federation.member_actor(&user, &ctx.group).await?)
+    crate::outbound::member_actor(app, &user, &ctx.group).await
 }
 
 /// The member of a group hosted here whom `actor` names: a member of another node by their
@@ -381,7 +381,11 @@ async fn membership_intents(
     if group.remote_actor_id.is_some() {
         return Ok(Vec::new());
     }
-    let mut out = intents::for_members(app, group, Intent::Group { group: group.id }).await?;
+    let count = Intent::Group { group: group.id };
+    let mut out = match &m.actor_id {
+        Some(actor) => intents::for_members_but(app, group, count, actor).await?,
+        None => intents::for_members(app, group, count).await?,
+    };
     if let Some(actor) = &m.actor_id
         && m.state != MemberState::Pending
     {
@@ -510,7 +514,7 @@ pub(crate) async fn check_remote_role(
 pub async fn leave_as(app: &App, ctx: &GroupAccess) -> AppResult<()> {
     ctx.read()?;
     let outbox = if ctx.hosted_elsewhere() {
-        app.federation.leave_entries(&ctx.group, &ctx.user).await?
+        crate::outbound::leave_entries(app, &ctx.group, &ctx.user).await?
     } else {
         intents::for_members(
             app,
@@ -560,7 +564,7 @@ pub async fn set_member_name(app: &App, ctx: &GroupAccess, name: &str) -> AppRes
     may_choose_name(ctx)?;
     let name = clean_member_name(name)?;
     // In a group hosted elsewhere the host is told (an `Update` of the pseudonym) with it.
-    let outbox = app.federation.rename_entries(&ctx.group, &ctx.user).await?;
+    let outbox = crate::outbound::rename_entries(app, &ctx.group, &ctx.user).await?;
     let m = app
         .store
         .set_member_name_with(ctx.group.id, ctx.user.id, name, app.now(), outbox)
@@ -646,7 +650,7 @@ pub async fn decide_join(
     app.federation.wake();
     if approve
         && let Some(actor) = &m.actor_id
-        && let Err(e) = app.federation.backfill_node(&ctx.group, actor).await
+        && let Err(e) = crate::outbound::backfill_node(app, &ctx.group, actor).await
     {
         // The node's first member sees the group's recent threads from here on; what could
         // not be queued now reaches it with the next posts.

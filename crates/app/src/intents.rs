@@ -62,7 +62,34 @@ pub(crate) async fn for_members(
     if group.remote_actor_id.is_some() {
         return Ok(Vec::new());
     }
-    let peers = app.federation.member_nodes(group, None).await?;
+    let peers = crate::outbound::member_nodes(app, group, None).await?;
+    intent.entries(app, &peers)
+}
+
+/// Like [`for_members`], for a change that makes `departing` leave the group (leaving, a removal,
+/// a ban): its node is left out when it has no other member left, since it receives nothing of
+/// the group any more.
+pub(crate) async fn for_members_but(
+    app: &App,
+    group: &caremesh_store::Group,
+    intent: Intent,
+    departing: &str,
+) -> AppResult<Vec<NewOutboxEntry>> {
+    if group.remote_actor_id.is_some() {
+        return Ok(Vec::new());
+    }
+    let node = caremesh_federation::urls::authority_of_str(departing);
+    let others = app
+        .store
+        .remote_member_actors(group.id)
+        .await?
+        .into_iter()
+        .any(|a| a != departing && caremesh_federation::urls::authority_of_str(&a) == node);
+    let peers: Vec<Partner> = crate::outbound::member_nodes(app, group, None)
+        .await?
+        .into_iter()
+        .filter(|p| others || Some(&p.authority) != node.as_ref())
+        .collect();
     intent.entries(app, &peers)
 }
 
@@ -98,9 +125,11 @@ impl Renderer {
                     Err(e) if e.is_not_found() => return Ok(None),
                     Err(e) => return Err(e.into()),
                 };
-                fed.post_state_update(&group, &post, Some(id)).await?
+                crate::outbound::post_state_update(app, &group, &post, Some(id)).await?
             }
-            Intent::Library { .. } => fed.library_update(&group, Some(id)).await?,
+            Intent::Library { .. } => {
+                crate::outbound::library_update(app, &group, Some(id)).await?
+            }
             Intent::Membership { member, .. } => {
                 let member = match app.store.member_by_id(group.id, member).await {
                     Ok(m) => m,

@@ -26,6 +26,7 @@ pub mod library;
 pub mod media;
 pub mod moderation;
 pub mod node;
+pub mod outbound;
 pub mod posts;
 pub mod remote;
 

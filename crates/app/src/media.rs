@@ -350,7 +350,7 @@ pub async fn file_for_node(
     let Some(group) = group else {
         return Err(not_found());
     };
-    if !app.federation.may_fetch_media(&group, authority).await {
+    if !crate::outbound::may_fetch_media(app, &group, authority).await {
         return Err(not_found());
     }
     let file = app

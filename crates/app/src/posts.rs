@@ -561,10 +561,8 @@ pub(crate) async fn write_post(
         attachments: &files,
         ..NoteDraft::of_new(&new)
     };
-    let mut outbox = app
-        .federation
-        .post_created_entries(&ctx.group, &draft, &ctx.user, thread)
-        .await?;
+    let mut outbox =
+        crate::outbound::post_created_entries(app, &ctx.group, &draft, &ctx.user, thread).await?;
     // A doctor's answer: every member's node shows the question as answered.
     if let Some(t) = thread
         && ctx.role().is_some_and(GroupRole::can_teach)
@@ -596,10 +594,16 @@ pub async fn edit_own_post(
     };
     let body = clean_body(body)?;
     let now = app.now();
-    let outbox = app
-        .federation
-        .post_edited_entries(&ctx.group, &post, title.as_deref(), &body, now, &ctx.user)
-        .await?;
+    let outbox = crate::outbound::post_edited_entries(
+        app,
+        &ctx.group,
+        &post,
+        title.as_deref(),
+        &body,
+        now,
+        &ctx.user,
+    )
+    .await?;
     let edited = app
         .store
         .edit_post_with(post.id, ctx.user.id, title, body, now, outbox)
@@ -645,10 +649,7 @@ pub async fn delete_or_remove(
         .await?;
         return Ok(Outcome::Done(removed));
     }
-    let outbox = app
-        .federation
-        .post_deleted_entries(&ctx.group, &post, &ctx.user)
-        .await?;
+    let outbox = crate::outbound::post_deleted_entries(app, &ctx.group, &post, &ctx.user).await?;
     let deleted = app
         .store
         .delete_post_with(post.id, ctx.user.id, None, app.now(), outbox)
@@ -740,10 +741,8 @@ pub async fn mark_helpful_as(app: &App, ctx: &GroupAccess, pid: &str, on: bool) 
     let post = post(app, ctx, pid).await?;
     // In a group hosted elsewhere the mark goes to the host (`Like`); in a group hosted here
     // the new count goes to every member's node. Either is queued with the mark.
-    let mut outbox = app
-        .federation
-        .helpful_entries(&ctx.group, &post, &ctx.user, on)
-        .await?;
+    let mut outbox =
+        crate::outbound::helpful_entries(app, &ctx.group, &post, &ctx.user, on).await?;
     outbox.extend(state_intents(app, &ctx.group, &post).await?);
     let post = app
         .store
@@ -810,7 +809,7 @@ pub async fn report(app: &App, ctx: &GroupAccess, pid: &str, reason: &str) -> Ap
     let mut outbox = Vec::new();
     if let Some(group_url) = &ctx.group.remote_actor_id {
         let fed = &app.federation;
-        let actor = fed.member_actor(&ctx.user, &ctx.group).await?;
+        let actor = crate::outbound::member_actor(app, &ctx.user, &ctx.group).await?;
         let id = fed
             .urls
             .activity(&format!("flag-{}", crate::new_public_id()?));

@@ -1,11 +1,12 @@
-//! Groups across hospitals (FEP-1b12 style). A group lives on its host node. A patient of another
-//! node joins as a per-group pseudonym (`Follow` → `Accept`/`Reject`); members' nodes send their
-//! posts to the host (`Create`), which stores them and forwards them unchanged (`Announce`) to
-//! every node with an active member, one delivery per node. What crosses about a patient is the
-//! pseudonym's actor id, key and display name and what they post in that group (`spec/privacy.md`).
+//! Groups across hospitals (FEP-1b12 style): the documents of a group and of a patient's
+//! per-group pseudonym, and the activities about posts, built from what the caller gives and
+//! this node's URLs and keys. No store, no group rules: which post goes where, and when, is the
+//! application layer's (`caremesh_app::outbound`, `caremesh_app::inbound`). What crosses about a
+//! patient is the pseudonym's actor id, key and display name and what they post in that group
+//! (`spec/privacy.md`).
 
-use caremesh_domain::{PostKind, Role, Timestamp};
-use caremesh_store::{Group, NewOutboxEntry, Partner, Post, Pseudonym, User};
+use caremesh_domain::{PostKind, Timestamp};
+use caremesh_store::{Group, NewOutboxEntry, Partner, Post, Pseudonym};
 use serde_json::{Value, json};
 
 use crate::error::FederationError;
@@ -100,125 +101,20 @@ impl Federation {
             .ok_or(FederationError::NotPartner(authority))
     }
 
-    /// A patient of this node leaves a group hosted elsewhere: what tells the host (`Undo` of the
-    /// `Follow`), to queue with leaving; it stops sending the group's content here once no member
-    /// is left.
-    pub async fn leave_entries(
-        &self,
-        group: &Group,
-        user: &User,
-    ) -> Result<Vec<NewOutboxEntry>, FederationError> {
-        let Some(group_url) = &group.remote_actor_id else {
-            return Ok(Vec::new());
-        };
-        let actor = self.member_actor(user, group).await?;
-        let now = self.clock.now();
-        let undo = json!({
-            "@context": AS,
-            "id": self.urls.activity(&format!(
-                "leave-{}-{}",
-                hex::encode(sha_short(&actor)),
-                now.as_millis()
-            )),
-            "type": "Undo",
-            "actor": actor,
-            "object": { "type": "Follow", "actor": actor, "object": group_url },
-        });
-        Ok(entries_for(&undo, &[self.partner_of(group_url).await?]))
-    }
-
-    /// The actor a local account writes as in a group: doctors and staff as themselves, patients
-    /// as their pseudonym for that group.
-    pub(crate) async fn author_actor(
-        &self,
-        user: &User,
-        group: &Group,
-    ) -> Result<String, FederationError> {
-        if user.role != Role::Patient {
-            return Ok(self.urls.person(&user.username));
-        }
-        let p = self
-            .store
-            .ensure_pseudonym(Pseudonym {
-                id: 0,
-                public_id: random_id()?,
-                user_id: user.id,
-                group_id: group.id,
-                // A new pseudonym takes the name the patient shows in the group.
-                display_name: match self.store.membership(group.id, user.id).await? {
-                    Some(m) => m.display_name,
-                    None => user.display_name.clone(),
-                },
-                created_at: self.clock.now(),
-            })
-            .await?;
-        Ok(self.urls.pseudonym(&p.public_id))
-    }
-
-    /// The actor an account is a member as, in a group hosted elsewhere: its pseudonym there
-    /// (patients) or its own actor.
-    pub async fn member_actor(
-        &self,
-        user: &User,
-        group: &Group,
-    ) -> Result<String, FederationError> {
-        Ok(match self.store.pseudonym_of(user.id, group.id).await? {
-            Some(p) => self.urls.pseudonym(&p.public_id),
-            None => self.urls.person(&user.username),
-        })
-    }
-
-    fn object_url(&self, post_public_id: &str) -> String {
+    pub fn object_url(&self, post_public_id: &str) -> String {
         self.urls.object(post_public_id)
     }
 
     /// The URL of a group's actor: its host's for a mirrored group.
-    pub(crate) fn group_url(&self, group: &Group) -> String {
+    pub fn group_url(&self, group: &Group) -> String {
         match &group.remote_actor_id {
             Some(url) => url.clone(),
             None => self.urls.group(&group.public_id),
         }
     }
 
-    /// What goes to the other nodes of the group when a post is written on this node, to be
-    /// queued in the same transaction as the post: its `Create`, signed by the author, to the host
-    /// (mirrored group) or forwarded to every node with a member (hosted group). A scheduled
-    /// announcement goes at once with its future `published` time, and every node shows it from
-    /// then on, so it appears on time even where the host cannot be reached at that moment.
-    pub async fn post_created_entries(
-        &self,
-        group: &Group,
-        draft: &NoteDraft<'_>,
-        author: &User,
-        thread: Option<&Post>,
-    ) -> Result<Vec<NewOutboxEntry>, FederationError> {
-        let signed = self.signed_create(group, draft, author, thread).await?;
-        self.route(group, &signed).await
-    }
-
-    /// The `Create` of a post written on this node, signed by its author.
-    pub(crate) async fn signed_create(
-        &self,
-        group: &Group,
-        draft: &NoteDraft<'_>,
-        author: &User,
-        thread: Option<&Post>,
-    ) -> Result<Value, FederationError> {
-        let actor = self.author_actor(author, group).await?;
-        let note = self.post_note(group, draft, &actor, thread);
-        let create = json!({
-            "@context": [AS, "https://w3id.org/security/data-integrity/v2"],
-            "id": self.urls.activity(&format!("create-{}", draft.public_id)),
-            "type": "Create",
-            "actor": actor,
-            "to": [self.group_url(group)],
-            "object": note,
-        });
-        self.sign_as(&actor, &create).await
-    }
-
     /// The `Note` of a post written on this node, as its author signs it.
-    pub(crate) fn post_note(
+    pub fn post_note(
         &self,
         group: &Group,
         post: &NoteDraft<'_>,
@@ -281,48 +177,8 @@ impl Federation {
         Ok(entries_for(&answer, &[self.partner_of(actor).await?]))
     }
 
-    /// What goes to the other nodes when an author deletes their own post written on this node,
-    /// to be queued in the same transaction: the `Delete`, to the host (mirrored group) or to every
-    /// member's node (hosted group).
-    pub async fn post_deleted_entries(
-        &self,
-        group: &Group,
-        post: &Post,
-        author: &User,
-    ) -> Result<Vec<NewOutboxEntry>, FederationError> {
-        if post.origin_id.is_some() {
-            return Ok(Vec::new());
-        }
-        let actor = self.author_actor(author, group).await?;
-        let delete = json!({
-            "@context": [AS, "https://w3id.org/security/data-integrity/v2"],
-            "id": self.urls.activity(&format!("delete-{}", post.public_id)),
-            "type": "Delete",
-            "actor": actor,
-            "to": [self.group_url(group)],
-            "object": { "id": self.object_url(&post.public_id), "type": "Tombstone" },
-        });
-        let signed = self.sign_as(&actor, &delete).await?;
-        self.route(group, &signed).await
-    }
-
-    /// `Announce`s of `activity` by a hosted group to every node with an active member, except
-    /// `skip` (the node the activity came from, which has it already).
-    pub async fn announce_entries(
-        &self,
-        group: &Group,
-        activity: &Value,
-        skip: Option<&str>,
-    ) -> Result<Vec<NewOutboxEntry>, FederationError> {
-        let peers = self.member_nodes(group, skip).await?;
-        if peers.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(entries_for(&self.announce_of(group, activity), &peers))
-    }
-
     /// The `Announce` by a hosted group that forwards an activity to its members' nodes.
-    pub(crate) fn announce_of(&self, group: &Group, activity: &Value) -> Value {
+    pub fn announce_of(&self, group: &Group, activity: &Value) -> Value {
         let group_url = self.urls.group(&group.public_id);
         let inner_id = activity["id"].as_str().unwrap_or_default();
         json!({

@@ -1,9 +1,12 @@
-//! Federation between hospital nodes: the partner allow-list, this node's keys, the signed HTTP
-//! client, inbound checks (the inbox) and durable outbound delivery (the outbox), as specified in
-//! `spec/federation.md`.
+//! Federation between hospital nodes, as transport and crypto: the partner allow-list, this
+//! node's keys, the signed HTTP client, the inbox's checks (signature, partner, actor's node,
+//! proofs), typed activities and their pure builders, the documents of the node's actors, and
+//! durable outbound delivery (the outbox workers), as specified in `spec/federation.md`.
 //!
-//! Depends on `protocol` for the cryptography and on the `Store` trait for persistence; knows
-//! nothing of axum (the web crate exposes the routes) nor of a particular database.
+//! Depends on `protocol` for the cryptography and on the `Store` trait for keys, partners,
+//! remote actors, the inbox journal and the outbox; knows nothing of axum, of a particular
+//! database, nor of group rules: what an activity does to a group, and which activities a change
+//! sends, is the application layer's (`caremesh-app`).
 
 pub mod activity;
 pub mod actors;

@@ -4,11 +4,9 @@
 //! {base}media/{sha256}?group={group}`, signed) only to the nodes the group's content goes to:
 //! for a group hosted there, nodes with an active member; for a mirrored group, its host.
 
-use caremesh_store::Group;
 use serde_json::{Value, json};
 
 use crate::Federation;
-use crate::urls::authority_of_str;
 
 fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -25,11 +23,7 @@ impl Federation {
     }
 
     /// The `attachment` list of a `Note`.
-    pub(crate) fn note_attachments(
-        &self,
-        group_url: &str,
-        files: &[caremesh_store::Attachment],
-    ) -> Value {
+    pub fn note_attachments(&self, group_url: &str, files: &[caremesh_store::Attachment]) -> Value {
         json!(
             files
                 .iter()
@@ -43,16 +37,5 @@ impl Federation {
                 }))
                 .collect::<Vec<_>>()
         )
-    }
-
-    /// Whether the node `authority` may fetch the files of `group` from this node.
-    pub async fn may_fetch_media(&self, group: &Group, authority: &str) -> bool {
-        match &group.remote_actor_id {
-            Some(host) => authority_of_str(host).as_deref() == Some(authority),
-            None => self
-                .member_nodes(group, None)
-                .await
-                .is_ok_and(|nodes| nodes.iter().any(|p| p.authority == authority)),
-        }
     }
 }

@@ -90,7 +90,9 @@ pub(super) async fn updated(
     if forward {
         let mut entries = Vec::new();
         for group in app.store.groups_with_remote_member(actor).await? {
-            entries.extend(fed.announce_entries(&group, activity, Some(from)).await?);
+            entries.extend(
+                crate::outbound::announce_entries(app, &group, activity, Some(from)).await?,
+            );
         }
         app.store.enqueue(entries, app.now()).await?;
         fed.wake();

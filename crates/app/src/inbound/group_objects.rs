@@ -28,7 +28,6 @@ pub(crate) async fn newest(app: &App, object_id: &str) -> AppResult<Option<Value
 /// An `Update` from a group hosted elsewhere of one of its objects: the newest version the
 /// inbox kept is applied.
 pub(super) async fn apply(app: &App, group: &Group, id: &str) -> AppResult<()> {
-    let fed = &app.federation;
     let Some(group_url) = &group.remote_actor_id else {
         return Ok(());
     };
@@ -44,7 +43,7 @@ pub(super) async fn apply(app: &App, group: &Group, id: &str) -> AppResult<()> {
             if id != state_id(group_url, post_ref) {
                 return Ok(());
             }
-            if let Some(post) = fed.post_by_ref(group, post_ref).await? {
+            if let Some(post) = crate::outbound::post_by_ref(app, group, post_ref).await? {
                 apply_state_doc(app, group, &post, &doc).await?;
             }
         }
@@ -85,13 +84,12 @@ pub(super) async fn apply(app: &App, group: &Group, id: &str) -> AppResult<()> {
 /// A post (and its thread) that just arrived on a member's node: the host's state of each, and
 /// a library that lists the post, that arrived before it.
 pub(super) async fn catch_up(app: &App, group: &Group, refs: &[String]) -> AppResult<()> {
-    let fed = &app.federation;
     let Some(group_url) = &group.remote_actor_id else {
         return Ok(());
     };
     for r in refs {
         if let Some(doc) = newest(app, &state_id(group_url, r)).await?
-            && let Some(p) = fed.post_by_ref(group, r).await?
+            && let Some(p) = crate::outbound::post_by_ref(app, group, r).await?
         {
             apply_state_doc(app, group, &p, &doc).await?;
         }
@@ -106,10 +104,8 @@ pub(super) async fn catch_up(app: &App, group: &Group, refs: &[String]) -> AppRe
 }
 
 async fn apply_state_doc(app: &App, group: &Group, post: &Post, doc: &Value) -> AppResult<()> {
-    let fed = &app.federation;
     let accepted_reply = match doc["caremesh:acceptedAnswer"].as_str() {
-        Some(r) => fed
-            .post_by_ref(group, r)
+        Some(r) => crate::outbound::post_by_ref(app, group, r)
             .await?
             .filter(|reply| reply.thread_public_id.as_deref() == Some(&post.public_id))
             .map(|reply| reply.id),
@@ -133,7 +129,6 @@ async fn apply_state_doc(app: &App, group: &Group, post: &Post, doc: &Value) -> 
 
 /// Shows a mirrored group's library as its host keeps it, with the posts this node has.
 async fn apply_library_doc(app: &App, group: &Group, doc: &Value) -> AppResult<()> {
-    let fed = &app.federation;
     let mut folders = Vec::new();
     for f in doc["caremesh:folders"].as_array().into_iter().flatten() {
         let Some(name) = f["name"].as_str() else {
@@ -148,7 +143,7 @@ async fn apply_library_doc(app: &App, group: &Group, doc: &Value) -> AppResult<(
                 .take(limits::ITEM_TITLE)
                 .collect();
             if let Some(r) = i["post"].as_str() {
-                if let Some(p) = fed.post_by_ref(group, r).await? {
+                if let Some(p) = crate::outbound::post_by_ref(app, group, r).await? {
                     items.push(MirrorItem::Post {
                         title,
                         post_id: p.id,

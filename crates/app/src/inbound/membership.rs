@@ -51,7 +51,7 @@ pub(super) async fn follow(app: &App, raw: &Value, id: &str, f: &Follow) -> AppR
     match result {
         Ok(m) if m.state == MemberState::Active => {
             fed.wake();
-            fed.backfill_node(&group, &f.actor).await?;
+            crate::outbound::backfill_node(app, &group, &f.actor).await?;
         }
         Ok(_) => {}
         Err(e) if e.conflict_code().is_some() => {
@@ -75,7 +75,9 @@ pub(super) async fn follow(app: &App, raw: &Value, id: &str, f: &Follow) -> AppR
 /// A remote member leaves a group hosted here.
 pub(super) async fn unfollow(app: &App, f: &Follow) -> AppResult<()> {
     if let Some(group) = hosted_group(app, &f.group).await? {
-        let count = intents::for_members(app, &group, Intent::Group { group: group.id }).await?;
+        let count =
+            intents::for_members_but(app, &group, Intent::Group { group: group.id }, &f.actor)
+                .await?;
         app.store
             .remote_unfollow_with(group.id, &f.actor, app.now(), count)
             .await?;

@@ -27,11 +27,11 @@ pub(super) async fn created_here(
     let Some(group) = hosted_group(app, group_url).await? else {
         return Ok(());
     };
-    let mut announce = fed.announce_entries(&group, raw, Some(from)).await?;
+    let mut announce = crate::outbound::announce_entries(app, &group, raw, Some(from)).await?;
     // A doctor's answer: every node shows the question as answered (its state is queued with
     // the reply).
     if let Some(thread_ref) = &c.note.in_reply_to
-        && let Some(thread) = fed.post_by_ref(&group, thread_ref).await?
+        && let Some(thread) = crate::outbound::post_by_ref(app, &group, thread_ref).await?
         && app
             .store
             .remote_member(group.id, &c.actor)
@@ -64,7 +64,7 @@ pub(super) async fn edited_here(
     let Some(group) = hosted_group(app, url).await? else {
         return Ok(());
     };
-    let announce = fed.announce_entries(&group, raw, Some(from)).await?;
+    let announce = crate::outbound::announce_entries(app, &group, raw, Some(from)).await?;
     app.store.enqueue(announce, app.now()).await?;
     apply_newest_edit(app, &u.note.id, &u.actor, Vec::new()).await?;
     fed.wake();
@@ -83,7 +83,7 @@ pub(super) async fn deleted(app: &App, raw: &Value, d: &Delete, from: &str) -> A
         && group.remote_actor_id.is_none()
     {
         let fed = &app.federation;
-        let entries = fed.announce_entries(&group, raw, Some(from)).await?;
+        let entries = crate::outbound::announce_entries(app, &group, raw, Some(from)).await?;
         app.store.enqueue(entries, now).await?;
         fed.wake();
     }
@@ -132,7 +132,7 @@ pub(super) async fn like(app: &App, like: &Like, helpful: bool) -> AppResult<()>
         return Ok(());
     }
     let fed = &app.federation;
-    let Some(post) = fed.post_by_ref(&group, &like.post).await? else {
+    let Some(post) = crate::outbound::post_by_ref(app, &group, &like.post).await? else {
         return Ok(());
     };
     let intent = Intent::PostState {
@@ -163,7 +163,7 @@ pub(super) async fn flagged(app: &App, f: &caremesh_federation::activity::Flag) 
     if member.is_none_or(|m| m.state != MemberState::Active) {
         return Ok(());
     }
-    let Some(post) = app.federation.post_by_ref(&group, &f.post).await? else {
+    let Some(post) = crate::outbound::post_by_ref(app, &group, &f.post).await? else {
         return Ok(());
     };
     let reason: String = caremesh_domain::clean_text(
