@@ -23,6 +23,7 @@ on_both_backends!(
     feed_and_queue_pages_page_by_cursor,
     a_patient_of_a_partner_hospital_joins_from_the_invite_link,
     an_admin_records_a_credential_valid_through_the_day_typed,
+    the_login_page_sends_nobody_off_this_node,
 );
 
 /// A browser without JavaScript, logged in with the session cookie of `token`.
@@ -981,4 +982,39 @@ async fn an_admin_records_a_credential_valid_through_the_day_typed(b: Backend) {
     );
     let page = a.get("/admin/accounts/dr.zhao").await;
     assert!(page.html.contains("乳腺外科"), "{}", page.html);
+}
+
+/// `next` after logging in stays on this node, whatever a link puts in it: browsers drop tabs and
+/// line breaks and read `\\` as `/`, so each of these would otherwise lead to another site.
+async fn the_login_page_sends_nobody_off_this_node(b: Backend) {
+    let Some(node) = TestNode::spawn(b).await else {
+        return;
+    };
+    let token = node.account_with_token(Role::Patient, "patient.zhao").await;
+    let logged_in = Browser::new(&node, &token);
+    let anon = Browser::new(&node, "");
+    let evil = [
+        "/%09/evil.example",
+        "/%0a/evil.example",
+        "/%0d%0a/evil.example",
+        "%2F%2Fevil.example",
+        "/%5Cevil.example",
+        "%5C%5Cevil.example",
+        "https://evil.example",
+        "/%20/evil.example",
+    ];
+    for next in evil {
+        let a = logged_in.get(&format!("/login?next={next}")).await;
+        assert_eq!(see_other(&a), "/", "next={next}");
+        let page = anon.get(&format!("/login?next={next}")).await;
+        assert_eq!(page.status, 200);
+        assert!(
+            page.html.contains(r#"name="next" value="/""#),
+            "next={next}: {}",
+            page.html
+        );
+    }
+    // A path of this node is kept, with its query.
+    let a = logged_in.get("/login?next=%2Fgroups%3Fcursor%3D5").await;
+    assert_eq!(see_other(&a), "/groups?cursor=5");
 }

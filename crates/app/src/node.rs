@@ -44,10 +44,14 @@ pub async fn instance_actor(app: &App) -> AppResult<Value> {
 /// node's signed GET. Patients have none (they act as per-group pseudonyms).
 pub async fn person_actor(app: &App, req: &InboundRequest<'_>, username: &str) -> AppResult<Value> {
     verify_signed(app, req).await?;
-    let user = app.store.user_by_username(username).await?;
-    if user.role == Role::Patient || user.disabled {
-        return Err(AppError::NotFound("actor"));
-    }
+    // A patient, a disabled account and a name nobody has get the same answer, so that a partner
+    // cannot tell which names are patients of this hospital.
+    let user = match app.store.user_by_username(username).await {
+        Ok(u) if u.role != Role::Patient && !u.disabled => u,
+        Ok(_) => return Err(AppError::NotFound("actor")),
+        Err(e) if e.is_not_found() => return Err(AppError::NotFound("actor")),
+        Err(e) => return Err(e.into()),
+    };
     let credential = if user.role == Role::Doctor {
         app.store.credential(user.id).await?
     } else {
@@ -79,11 +83,12 @@ pub async fn webfinger(app: &App, resource: &str) -> AppResult<String> {
     if name.eq_ignore_ascii_case(&authority) {
         return Ok(urls.instance_actor());
     }
-    let user = app.store.user_by_username(&name.to_lowercase()).await?;
-    if user.role == Role::Patient || user.disabled {
-        return Err(AppError::NotFound("account"));
+    match app.store.user_by_username(&name.to_lowercase()).await {
+        Ok(u) if u.role != Role::Patient && !u.disabled => Ok(urls.person(&u.username)),
+        Ok(_) => Err(AppError::NotFound("account")),
+        Err(e) if e.is_not_found() => Err(AppError::NotFound("account")),
+        Err(e) => Err(e.into()),
     }
-    Ok(urls.person(&user.username))
 }
 
 /// Where NodeInfo is served.

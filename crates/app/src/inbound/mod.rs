@@ -153,28 +153,37 @@ async fn authorize(app: &App, parsed: &Parsed) -> AppResult<()> {
         Activity::Create(c) | Activity::UpdateNote(c) => &c.note,
         _ => return Ok(()),
     };
-    let Some(group_url) = note.context.as_deref() else {
-        return Ok(());
-    };
-    let Some(group) = hosted_group(app, group_url).await? else {
-        return Ok(());
-    };
     let actor = &parsed.head.actor;
     if let Activity::UpdateNote(_) = parsed.activity {
-        // An edit is checked against the group the stored post belongs to.
+        // An edit is checked against the group the stored post belongs to, whatever group the
+        // edit names (or none): a post never moves to another group.
         if let Some(stored) = app.store.federated_object(&note.id).await?
             && let Some(doc) = stored
                 .document
                 .as_deref()
                 .and_then(|d| serde_json::from_str::<Value>(d).ok())
-            && doc["context"].as_str() != Some(group_url)
+            && doc["context"].as_str() != note.context.as_deref()
         {
             return Err(refused(format!(
-                "{} belongs to another group than {group_url}",
+                "{} belongs to another group than the edit names",
                 note.id
             )));
         }
     }
+    let Some(group_url) = note.context.as_deref() else {
+        return Ok(());
+    };
+    let Some(group) = hosted_group(app, group_url).await? else {
+        // A group hosted elsewhere: its posts come to this node from its host (the host's own
+        // members' directly, the others' in an `Announce`), never from another member's node.
+        let host = caremesh_federation::urls::authority_of_str(group_url);
+        if host.is_none() || host != caremesh_federation::urls::authority_of_str(actor) {
+            return Err(refused(format!(
+                "{actor} is not of the node that hosts {group_url}; its host sends its posts"
+            )));
+        }
+        return Ok(());
+    };
     let member = app.store.remote_member(group.id, actor).await?;
     let Some(m) = member.filter(|m| m.state == MemberState::Active) else {
         return Err(refused(format!("{actor} is not a member of {group_url}")));

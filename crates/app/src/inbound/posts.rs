@@ -66,7 +66,7 @@ pub(super) async fn edited_here(
     };
     let announce = crate::outbound::announce_entries(app, &group, raw, Some(from)).await?;
     app.store.enqueue(announce, app.now()).await?;
-    apply_newest_edit(app, &u.note.id, &u.actor, Vec::new()).await?;
+    apply_newest_edit(app, &group, &u.note.id, &u.actor, Vec::new()).await?;
     fed.wake();
     Ok(())
 }
@@ -103,7 +103,7 @@ pub(super) async fn announced(app: &App, raw: &Value, a: &Announce, from: &str) 
             store_post_from(app, &group, raw, inner, Vec::new()).await?;
         }
         Activity::UpdateNote(u) if !own && u.note.context.as_deref() == Some(a.group.as_str()) => {
-            apply_newest_edit(app, &u.note.id, &u.actor, Vec::new()).await?;
+            apply_newest_edit(app, &group, &u.note.id, &u.actor, Vec::new()).await?;
         }
         // A member renamed: take the actor from its own node.
         Activity::UpdateActor => {
@@ -321,7 +321,7 @@ pub(crate) async fn store_post_from(
 async fn catch_up_post(app: &App, group: &Group, post: &Post, author: &str) -> AppResult<()> {
     let fed = &app.federation;
     let post_ref = fed.post_ref(post);
-    apply_newest_edit(app, &post_ref, author, Vec::new()).await?;
+    apply_newest_edit(app, group, &post_ref, author, Vec::new()).await?;
     if post.thread_public_id.is_none() {
         for waiting in app.store.take_waiting(group.id, &post_ref).await? {
             let Ok(raw) = serde_json::from_str::<Value>(&waiting) else {
@@ -349,17 +349,33 @@ async fn catch_up_post(app: &App, group: &Group, post: &Post, author: &str) -> A
     Ok(())
 }
 
-/// Applies the newest version of an author's `Note` to the post, if it is an edit newer than
-/// what is shown; `announce` is queued with it.
+/// Applies the newest version of an author's `Note` to the post of `group`, if it is an edit
+/// newer than what is shown and still of that group; `announce` is queued with it.
 pub(crate) async fn apply_newest_edit(
     app: &App,
+    group: &Group,
     post_ref: &str,
     author: &str,
     announce: Vec<NewOutboxEntry>,
 ) -> AppResult<bool> {
+    if app
+        .store
+        .post_by_origin(group.id, post_ref)
+        .await?
+        .is_none()
+    {
+        return Ok(false);
+    }
     let Some(note) = group_objects::newest(app, post_ref).await? else {
         return Ok(false);
     };
+    let group_url = group
+        .remote_actor_id
+        .clone()
+        .unwrap_or_else(|| app.federation.urls.group(&group.public_id));
+    if note["context"].as_str().is_some_and(|c| c != group_url) {
+        return Ok(false);
+    }
     let Some(updated) = note["updated"].as_str().and_then(Timestamp::parse_rfc3339) else {
         return Ok(false);
     };

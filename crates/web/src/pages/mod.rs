@@ -408,11 +408,40 @@ pub fn html_headers(h: &mut HeaderMap) {
     );
 }
 
-/// Only paths on this node: `/x`, never `//host` or `https://…`.
+/// Only paths on this node: `/x`, never `//host` or `https://…`. Browsers drop tabs and line
+/// breaks from a URL and read `\` as `/`, so `/\t/host` would leave the node: anything with a
+/// control character, a space or a backslash is refused, and what is kept is the path and query as
+/// a URL parser reads them against this node, percent-encoded.
 pub fn safe_back(s: Option<&str>) -> String {
-    match s {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
-        _ => "/".to_owned(),
+    const HOME: &str = "/";
+    let Some(p) = s else {
+        return HOME.to_owned();
+    };
+    if !p.starts_with('/')
+        || p.starts_with("//")
+        || p.len() > 2048
+        || p.chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return HOME.to_owned();
+    }
+    let Ok(base) = url::Url::parse("http://node.invalid/") else {
+        return HOME.to_owned();
+    };
+    match base.join(p) {
+        Ok(u) if u.origin() == base.origin() && !u.path().starts_with("//") => {
+            let mut out = u.path().to_owned();
+            if let Some(q) = u.query() {
+                out.push('?');
+                out.push_str(q);
+            }
+            if let Some(f) = u.fragment() {
+                out.push('#');
+                out.push_str(f);
+            }
+            out
+        }
+        _ => HOME.to_owned(),
     }
 }
 
@@ -947,7 +976,21 @@ mod tests {
     #[test]
     fn back_links_stay_on_this_node() {
         assert_eq!(safe_back(Some("/g/x")), "/g/x");
-        for bad in ["//evil.example", "https://evil.example", "\\\\x", "/\\evil"] {
+        assert_eq!(safe_back(Some("/g/x?cursor=5#top")), "/g/x?cursor=5#top");
+        assert_eq!(safe_back(Some("/a/../b")), "/b");
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "\\\\x",
+            "/\\evil",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n//evil.example",
+            "/ /evil.example",
+            "/\u{0}/evil.example",
+            "javascript:alert(1)",
+            "",
+        ] {
             assert_eq!(safe_back(Some(bad)), "/");
         }
     }

@@ -1,0 +1,263 @@
+//! What an outside review of running nodes broke, each on real nodes over loopback and on both
+//! backends: a banned doctor editing a post by naming another group (or none) or by sending the
+//! edit past the host to a member's node; partners telling patients' names from unknown ones by
+//! the answer to `/users/{name}`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use caremesh_domain::{Clock, Role};
+use caremesh_testkit::{Backend, TestNode, on_both_backends, wait_for};
+use common::mesh::{find, invite, join_remote, mesh, node};
+use common::{expect, get, post};
+use serde_json::{Value, json};
+
+on_both_backends!(
+    a_banned_doctor_cannot_edit_through_another_group_or_past_the_host,
+    patients_and_unknown_names_look_the_same_to_partners,
+);
+
+/// The member id of `name` in a group of `node`.
+async fn member_id(node: &TestNode, token: &str, gid: &str, name: &str) -> i64 {
+    let members = expect(
+        get(node, token, &format!("/api/v1/groups/{gid}/members")).await,
+        200,
+    );
+    members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["display_name"] == name)
+        .unwrap_or_else(|| panic!("no member {name} in {members}"))["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// The document a node keeps of a federated object.
+async fn stored_doc(node: &TestNode, id: &str) -> Value {
+    let o = node.store.federated_object(id).await.unwrap().unwrap();
+    serde_json::from_str(o.document.as_deref().unwrap()).unwrap()
+}
+
+async fn a_banned_doctor_cannot_edit_through_another_group_or_past_the_host(b: Backend) {
+    let Some(a) = node(b, "Hospital A").await else {
+        return;
+    };
+    let Some(host) = node(b, "Hospital B").await else {
+        return;
+    };
+    let Some(c) = node(b, "Hospital C").await else {
+        return;
+    };
+    mesh(&[&a, &host, &c]).await;
+
+    // B hosts two groups; A's doctor is a member of both, C's patient of the first.
+    let li = host.account_with_token(Role::Doctor, "dr.li").await;
+    let g1 = common::create_group(&host, &li, "心衰康复 · 唐山").await;
+    let g2 = common::create_group(&host, &li, "高血压 · 唐山").await;
+    let g1_url = host.federation.urls.group(&g1);
+    let g2_url = host.federation.urls.group(&g2);
+    let zhang = a.account_with_token(Role::Doctor, "dr.zhang").await;
+    let a_g1 = join_remote(&a, &zhang, &g1_url, "", &invite(&host, &li, &g1).await).await;
+    join_remote(&a, &zhang, &g2_url, "", &invite(&host, &li, &g2).await).await;
+    let pc = c.account_with_token(Role::Patient, "wang.xiaoli").await;
+    let c_g1 = join_remote(&c, &pc, &g1_url, "小李", &invite(&host, &li, &g1).await).await;
+
+    // A's doctor posts in the first group; B and C show it.
+    expect(
+        post(
+            &a,
+            &zhang,
+            &format!("/api/v1/groups/{a_g1}/posts"),
+            json!({ "kind": "question", "body": "原来的内容" }),
+        )
+        .await,
+        201,
+    );
+    wait_for("the post on B and on C", || async {
+        !find(&host, &li, &g1, "原来的内容").await.is_null()
+            && !find(&c, &pc, &c_g1, "原来的内容").await.is_null()
+    })
+    .await;
+    let on_b = find(&host, &li, &g1, "原来的内容").await;
+    let group_b = host.store.group_by_public_id(&g1).await.unwrap();
+    let stored = host
+        .store
+        .post_by_public_id(group_b.id, on_b["id"].as_str().unwrap(), None)
+        .await
+        .unwrap();
+    let object_id = stored.origin_id.clone().expect("a post written on A");
+    let original = stored_doc(&host, &object_id).await;
+    assert_eq!(original["context"], g1_url.as_str());
+
+    // B's owner bans A's doctor from the first group; the second is unchanged.
+    let id = member_id(&host, &li, &g1, "dr.zhang (display)").await;
+    expect(
+        post(
+            &host,
+            &li,
+            &format!("/api/v1/groups/{g1}/members/{id}/ban"),
+            json!({ "reason": "广告" }),
+        )
+        .await,
+        200,
+    );
+
+    // What a misbehaving node A could send: the doctor's edit of that post, signed by the doctor,
+    // naming the second group (where the doctor is active), no group, the first group, or sent
+    // straight to C past the host.
+    let actor = a.federation.urls.person("dr.zhang");
+    let edit = |n: u32, context: Option<&str>| {
+        let mut note = original.clone();
+        note["content"] = json!(format!("改过的内容 {n}"));
+        note["updated"] = json!(a.clock.now().plus_secs(i64::from(n)).to_rfc3339());
+        match context {
+            Some(ctx) => note["context"] = json!(ctx),
+            None => {
+                note.as_object_mut().unwrap().remove("context");
+            }
+        }
+        json!({
+            "@context": ["https://www.w3.org/ns/activitystreams", "https://w3id.org/security/data-integrity/v2"],
+            "id": a.federation.urls.activity(&format!("forged-update-{n}")),
+            "type": "Update",
+            "actor": actor,
+            "object": note,
+        })
+    };
+    let attempts: [(&TestNode, Option<&str>); 4] = [
+        (&host, Some(g2_url.as_str())),
+        (&host, None),
+        (&host, Some(g1_url.as_str())),
+        (&c, Some(g1_url.as_str())),
+    ];
+    for (n, (to, context)) in attempts.into_iter().enumerate() {
+        let n = u32::try_from(n).unwrap() + 1;
+        let signed = a
+            .federation
+            .sign_as(&actor, &edit(n, context))
+            .await
+            .unwrap();
+        let (status, body) = a
+            .deliver_raw(to, serde_json::to_string(&signed).unwrap().as_bytes())
+            .await;
+        assert_eq!(
+            status,
+            403,
+            "edit {n} to {} naming {context:?}: {body}",
+            to.authority()
+        );
+        assert!(
+            to.store
+                .received_activities(0, 10_000)
+                .await
+                .unwrap()
+                .iter()
+                .all(|r| !r.activity_id.contains("forged-update")),
+            "a refused edit is not recorded"
+        );
+    }
+
+    // Neither B nor C changed the post, nor what they keep of its object.
+    for (node, token, gid) in [(&host, &li, &g1), (&c, &pc, &c_g1)] {
+        assert!(
+            !find(node, token, gid, "原来的内容").await.is_null(),
+            "the post is unchanged on {}",
+            node.authority()
+        );
+        assert_eq!(
+            stored_doc(node, &object_id).await["content"],
+            original["content"]
+        );
+    }
+    let stored = host
+        .store
+        .post_by_public_id(group_b.id, &stored.public_id, None)
+        .await
+        .unwrap();
+    assert_eq!(stored.body, "原来的内容");
+    assert!(stored.edited_at.is_none());
+}
+
+/// A signed GET from `from` of a path of `to`, as a partner's node would send it.
+async fn signed_get(from: &TestNode, to: &TestNode, path: &str) -> (u16, String) {
+    let (key_id, key) = from.federation.keys.instance_key().await.unwrap();
+    let headers = caremesh_protocol::httpsig::signed_request_headers(
+        "GET",
+        path,
+        &to.authority(),
+        b"",
+        caremesh_federation::client::system_time(to.clock.now()),
+        &key_id,
+        &key,
+    )
+    .unwrap();
+    let mut req = from
+        .http
+        .get(to.url(path))
+        .header("accept", "application/activity+json");
+    for (k, v) in headers {
+        if k != "Host" {
+            req = req.header(k, v);
+        }
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+async fn patients_and_unknown_names_look_the_same_to_partners(b: Backend) {
+    let Some(a) = TestNode::spawn(b).await else {
+        return;
+    };
+    let Some(bn) = TestNode::spawn(b).await else {
+        return;
+    };
+    a.add_partner(&bn).await;
+    bn.add_partner(&a).await;
+    a.create_account(Role::Patient, "patient.zhao", "patient password")
+        .await;
+    a.create_account(Role::Doctor, "dr.wang", "doctor password")
+        .await;
+    let admin = a.account_with_token(Role::Admin, "admin").await;
+    a.create_account(Role::Doctor, "dr.gone", "doctor password")
+        .await;
+    expect(
+        post(
+            &a,
+            &admin,
+            "/api/v1/admin/accounts/dr.gone/disable",
+            json!({}),
+        )
+        .await,
+        200,
+    );
+
+    let (status, doc) = signed_get(&bn, &a, "/users/dr.wang").await;
+    assert_eq!(status, 200, "{doc}");
+    let unknown = signed_get(&bn, &a, "/users/nobody.here").await;
+    assert_eq!(unknown.0, 404);
+    for name in ["patient.zhao", "dr.gone"] {
+        assert_eq!(
+            signed_get(&bn, &a, &format!("/users/{name}")).await,
+            unknown,
+            "{name} answers as an unknown name does"
+        );
+    }
+    // WebFinger (public) the same.
+    let wf = |name: &str| {
+        let url = a.url(&format!(
+            "/.well-known/webfinger?resource=acct:{name}@{}",
+            a.authority()
+        ));
+        let http = a.http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let unknown = wf("nobody.here").await;
+    assert_eq!(unknown.0, 404);
+    assert_eq!(wf("patient.zhao").await, unknown);
+    assert_eq!(wf("dr.gone").await, unknown);
+    assert_eq!(wf("dr.wang").await.0, 200);
+}
