@@ -25,6 +25,11 @@ pub struct Cli {
     /// Configuration file (TOML). Environment variables CAREMESH_* override it.
     #[arg(long, global = true, env = "CAREMESH_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Make an empty database a new node (a new key, no accounts). Without it an empty
+    /// `caremesh.db` or PostgreSQL database is refused; a SQLite file that does not exist yet is
+    /// created either way.
+    #[arg(long, global = true)]
+    pub init: bool,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -19,7 +19,7 @@ use caremesh_domain::{Clock, SystemClock};
 use caremesh_federation::{
     DeliverySettings, Federation, FederationSettings, InboxSettings, Partners, Urls,
 };
-use caremesh_store::Store;
+use caremesh_store::{DatabaseState, Store};
 use caremesh_store_postgres::{PostgresOptions, PostgresStore};
 use caremesh_store_sqlite::{SqliteOptions, SqliteStore};
 use caremesh_web::{AppState, WebSettings};
@@ -27,19 +27,37 @@ use tokio::net::TcpListener;
 
 pub use config::{Config, ConfigError, DatabaseChoice};
 
+/// What opening the database may do with an empty one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmptyDatabase {
+    /// Refuse it: an empty `caremesh.db` (a restore that went wrong, a file truncated by hand) or
+    /// an empty PostgreSQL database would otherwise start as a brand-new node, with a new key and
+    /// no accounts. A SQLite file that does not exist yet is still created: that is a new node.
+    Refuse,
+    /// Make it a new node (`--init`).
+    Initialise,
+}
+
 /// Opens the configured database, creating the data directory and the SQLite file if needed, and
-/// applies pending migrations.
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+/// applies pending migrations. A database that holds another program's tables is always refused;
+/// an empty one only becomes a node when there was no SQLite file before or `empty` says so.
+pub async fn open_store(config: &Config, empty: EmptyDatabase) -> anyhow::Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = match config.database_choice()? {
         DatabaseChoice::Sqlite(url) => {
             std::fs::create_dir_all(&config.data_dir)
                 .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+            let new_file = sqlite_path(&url).is_none_or(|p| !p.exists());
             let store = SqliteStore::connect(&SqliteOptions {
-                url,
+                url: url.clone(),
                 max_connections: config.database.max_connections,
             })
             .await
             .context("cannot open the SQLite database")?;
+            let state = store
+                .state()
+                .await
+                .context("cannot read the SQLite database: is it a SQLite file?")?;
+            check_state(state, empty, new_file, &url)?;
             store
                 .migrate()
                 .await
@@ -48,11 +66,16 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         }
         DatabaseChoice::Postgres(url) => {
             let store = PostgresStore::connect(&PostgresOptions {
-                url,
+                url: url.clone(),
                 max_connections: config.database.max_connections,
             })
             .await
             .context("cannot connect to PostgreSQL (database.url)")?;
+            let state = store
+                .state()
+                .await
+                .context("cannot read the PostgreSQL database")?;
+            check_state(state, empty, false, &redact(&url))?;
             store
                 .migrate()
                 .await
@@ -61,6 +84,54 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         }
     };
     Ok(store)
+}
+
+/// Whether a database in `state` may be opened; `created` when this start created its file.
+fn check_state(
+    state: DatabaseState,
+    empty: EmptyDatabase,
+    created: bool,
+    name: &str,
+) -> anyhow::Result<()> {
+    match state {
+        DatabaseState::Caremesh => Ok(()),
+        DatabaseState::Foreign => anyhow::bail!(
+            "{name} holds tables that are not Caremesh's: it is another program's database; \
+             point database.url (or data_dir) at this node's own database"
+        ),
+        DatabaseState::Empty if created || empty == EmptyDatabase::Initialise => {
+            tracing::warn!(database = %name, "starting a new node: the database is empty");
+            Ok(())
+        }
+        DatabaseState::Empty => anyhow::bail!(
+            "{name} is empty: starting on it would make a new node, with a new key and no \
+             accounts. If this node had data, restore its backup; to start a new node on this \
+             database, run the command again with --init"
+        ),
+    }
+}
+
+/// The file a `sqlite:` URL names (`None` for an in-memory database).
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    if url.contains(":memory:") {
+        return None;
+    }
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    Some(std::path::PathBuf::from(path))
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Writes a consistent copy of the SQLite database to `to` (`VACUUM INTO`), safe while the node
@@ -224,8 +295,9 @@ pub async fn launch(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    empty: EmptyDatabase,
 ) -> anyhow::Result<()> {
-    let store = open_store(&config).await?;
+    let store = open_store(&config, empty).await?;
     serve(config, store, Arc::new(SystemClock), listener, shutdown).await
 }
 

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use caremesh_server::cli::{Cli, Command};
-use caremesh_server::{Config, launch, open_store, shutdown_signal, telemetry};
+use caremesh_server::{Config, EmptyDatabase, launch, open_store, shutdown_signal, telemetry};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -35,17 +35,22 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+    let empty = if cli.init {
+        EmptyDatabase::Initialise
+    } else {
+        EmptyDatabase::Refuse
+    };
     match cli.command {
         Command::Serve => {
             telemetry::init(&config.log);
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-            launch(config, listener, shutdown_signal()).await
+            launch(config, listener, shutdown_signal(), empty).await
         }
         Command::Migrate => {
             telemetry::init(&config.log);
-            let store = open_store(&config).await?;
+            let store = open_store(&config, empty).await?;
             store.ready().await?;
             println!("migrations applied ({} database)", store.backend());
             Ok(())
@@ -56,7 +61,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         command => {
-            let store = open_store(&config).await?;
+            let store = open_store(&config, empty).await?;
             let stdin = std::io::stdin();
             let mut stdin = stdin.lock();
             let mut stdout = std::io::stdout();

@@ -62,7 +62,21 @@ fn free_port() -> u16 {
 
 async fn serve_from_nothing_and_stop_on_sigterm(db_url: &str, dir: &Path) {
     let port = free_port();
-    let mut cmd = caremesh(dir, db_url, &["serve"]);
+    // A new SQLite node needs nothing but the command; an empty PostgreSQL database becomes a node
+    // only when told (`--init`).
+    let args: &[&str] = if db_url.is_empty() {
+        &["serve"]
+    } else {
+        let refused = run(caremesh(dir, db_url, &["serve"]), None);
+        assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
+        assert!(
+            text(&refused.stderr).contains("--init"),
+            "{}",
+            text(&refused.stderr)
+        );
+        &["--init", "serve"]
+    };
+    let mut cmd = caremesh(dir, db_url, args);
     cmd.env("CAREMESH_LISTEN", format!("127.0.0.1:{port}"))
         .env("CAREMESH_BASE_URL", format!("http://127.0.0.1:{port}"))
         .env("CAREMESH_LOG__FORMAT", "json")
@@ -554,6 +568,8 @@ async fn postgres_admin_commands() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    let init = run(caremesh(dir.path(), &url, &["--init", "migrate"]), None);
+    assert!(init.status.success(), "{}", text(&init.stderr));
     tokio::task::spawn_blocking(move || admin_commands(&url, dir.path()))
         .await
         .unwrap();
@@ -563,4 +579,71 @@ async fn postgres_admin_commands() {
 fn config_errors() {
     let dir = tempfile::tempdir().unwrap();
     config_errors_exit_2_and_name_the_key(dir.path());
+}
+
+/// An empty `caremesh.db` (a restore gone wrong, a file truncated by hand) would start as a new
+/// node with a new key and no accounts: it is refused unless `--init` says so, and another
+/// program's database is refused always, untouched.
+#[test]
+fn an_empty_or_foreign_sqlite_file_is_not_started_as_a_new_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("caremesh.db");
+    std::fs::write(&db, b"").unwrap();
+    for args in [&["serve"][..], &["migrate"], &["account", "list"]] {
+        let refused = run(caremesh(dir.path(), "", args), None);
+        assert_eq!(refused.status.code(), Some(1), "{args:?}");
+        let err = text(&refused.stderr);
+        assert!(err.contains("is empty") && err.contains("--init"), "{err}");
+    }
+    let keys = run(caremesh(dir.path(), "", &["keys", "list"]), None);
+    assert_eq!(keys.status.code(), Some(1), "no key was made");
+    let init = run(caremesh(dir.path(), "", &["--init", "migrate"]), None);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    // Now it is a node's database: it opens without the flag.
+    let listed = run(caremesh(dir.path(), "", &["account", "list"]), None);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+
+    // Another program's database, with the flag or without.
+    let other = tempfile::tempdir().unwrap();
+    let db = other.path().join("caremesh.db");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::ConnectOptions;
+        let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("create table patients(name text)")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query("insert into patients values ('张三')")
+            .execute(&mut c)
+            .await
+            .unwrap();
+    });
+    for args in [&["serve"][..], &["--init", "serve"]] {
+        let refused = run(caremesh(other.path(), "", args), None);
+        assert_eq!(refused.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&refused.stderr).contains("not Caremesh's"),
+            "{}",
+            text(&refused.stderr)
+        );
+    }
+    let kept: (i64,) = rt.block_on(async {
+        use sqlx::ConnectOptions;
+        let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query_as("select count(*) from sqlite_master where type = 'table'")
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    });
+    assert_eq!(kept.0, 1, "nothing was added to another program's database");
 }

@@ -84,7 +84,9 @@ fn config_for(port: u16, dir: &Path, db: &str, partner_port: u16) -> Config {
 
 /// Queues `ACTIVITIES` signed notes for B in A's database, as A would while serving.
 async fn prepare_sender(config: &Config, b_port: u16) -> Vec<String> {
-    let store = caremesh_server::open_store(config).await.unwrap();
+    let store = caremesh_server::open_store(config, caremesh_server::EmptyDatabase::Initialise)
+        .await
+        .unwrap();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let fed = caremesh_server::build_federation(config, store.clone(), clock.clone())
         .await

@@ -47,7 +47,8 @@ impl Node {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
-        cmd.args(args);
+        // Each node starts on a new database (an empty PostgreSQL one on that backend).
+        cmd.arg("--init").args(args);
         for (k, _) in std::env::vars() {
             if k.starts_with("CAREMESH_") {
                 cmd.env_remove(k);

@@ -195,6 +195,23 @@ impl PostgresStore {
         })
     }
 
+    /// What the database's schema held before migrations: nothing, a Caremesh node's tables, or
+    /// another program's.
+    pub async fn state(&self) -> Result<caremesh_store::DatabaseState> {
+        let (tables, ours): (i64, i64) = sqlx::query_as(
+            "select count(*), count(*) filter (where table_name = '_sqlx_migrations')
+             from information_schema.tables where table_schema = current_schema()",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(match (tables, ours) {
+            (0, _) => caremesh_store::DatabaseState::Empty,
+            (_, 0) => caremesh_store::DatabaseState::Foreign,
+            _ => caremesh_store::DatabaseState::Caremesh,
+        })
+    }
+
     /// Applies the migrations embedded in this binary that the database has not seen yet. Several
     /// replicas starting at once are serialised by sqlx's advisory lock.
     pub async fn migrate(&self) -> Result<()> {

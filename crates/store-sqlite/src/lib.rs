@@ -198,6 +198,23 @@ impl SqliteStore {
         Ok(SqliteReader::Own(self.readers[start % n].lock().await))
     }
 
+    /// What the database held before migrations: nothing, a Caremesh node's tables, or another
+    /// program's.
+    pub async fn state(&self) -> Result<caremesh_store::DatabaseState> {
+        let (tables, ours): (i64, i64) = sqlx::query_as(
+            "select count(*), coalesce(sum(name = '_sqlx_migrations'), 0)
+             from sqlite_master where type = 'table'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(match (tables, ours) {
+            (0, _) => caremesh_store::DatabaseState::Empty,
+            (_, 0) => caremesh_store::DatabaseState::Foreign,
+            _ => caremesh_store::DatabaseState::Caremesh,
+        })
+    }
+
     /// Applies the migrations embedded in this binary that the database has not seen yet.
     pub async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.pool).await.map_err(StoreError::other)

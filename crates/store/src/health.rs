@@ -66,3 +66,15 @@ mod tests {
         assert!(h.probe_needed().is_some());
     }
 }
+
+/// What a database held before this node opened it, so that a node starts as a new hospital (a
+/// new key, no accounts) only when told to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatabaseState {
+    /// No table at all: a new database (or an emptied file).
+    Empty,
+    /// Caremesh's migrations table is there: a node's database, perhaps of an older version.
+    Caremesh,
+    /// Tables, but not Caremesh's: another program's database.
+    Foreign,
+}

@@ -33,7 +33,7 @@ pub use group_models::{
     PostAuthor, PostEdit, QueueItem, ReplySort, Report, Reporter,
 };
 pub use groups::GroupStore;
-pub use health::WriteHealth;
+pub use health::{DatabaseState, WriteHealth};
 pub use models::{Invite, InviteState, NewInvite, NewSession, NewUser, Session, User};
 pub use remote_groups::{
     HostedPostState, MirrorFolder, MirrorItem, Pseudonym, RemoteAttachment, RemoteFollow,

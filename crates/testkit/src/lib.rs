@@ -247,7 +247,10 @@ impl TestNode {
         fast_federation(&mut config);
         adjust(&mut config);
         config.validate().unwrap();
-        let store = caremesh_server::open_store(&config).await.unwrap();
+        let store =
+            caremesh_server::open_store(&config, caremesh_server::EmptyDatabase::Initialise)
+                .await
+                .unwrap();
         let clock = Arc::new(ManualClock::new(START));
         let federation = caremesh_server::build_federation(&config, store.clone(), clock.clone())
             .await
@@ -273,7 +276,10 @@ impl TestNode {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut config = self.config.clone();
         config.listen = listener.local_addr().unwrap();
-        let store = caremesh_server::open_store(&config).await.unwrap();
+        let store =
+            caremesh_server::open_store(&config, caremesh_server::EmptyDatabase::Initialise)
+                .await
+                .unwrap();
         let clock = Arc::new(ManualClock::new(START));
         let federation = caremesh_server::build_federation(&config, store.clone(), clock.clone())
             .await
