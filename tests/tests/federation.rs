@@ -23,6 +23,7 @@ on_both_backends!(
     actors_webfinger_and_nodeinfo,
     replicas_over_one_database_never_double_deliver,
     each_partner_is_rate_limited,
+    rotated_out_keys_stop_verifying_after_the_grace,
     doctor_credentials_are_verified_everywhere_and_revocations_follow,
 );
 
@@ -926,6 +927,70 @@ async fn each_partner_is_rate_limited(b: Backend) {
     assert_eq!(
         received(&bn).await.len(),
         3,
+        "refused requests stored nothing"
+    );
+}
+
+async fn rotated_out_keys_stop_verifying_after_the_grace(b: Backend) {
+    let Some(a) = TestNode::spawn(b).await else {
+        return;
+    };
+    let Some(bn) = TestNode::spawn(b).await else {
+        return;
+    };
+    partners(&a, &bn).await;
+    a.create_account(Role::Doctor, "dr.wang", "doctor password")
+        .await;
+    let (old_id, old_key) = instance_key(&a).await;
+    publish(&a, &note(&a, "dr.wang", 1, "before rotation").await, &[&bn]).await;
+    wait_for("first delivery", || async {
+        received(&bn).await.len() == 1
+    })
+    .await;
+    let new_id = a.federation.rotate_instance_key().await.unwrap();
+    wait_for("the Update announcing the new key", || async {
+        received(&bn).await.len() == 2
+    })
+    .await;
+    let (_, new_key) = instance_key(&a).await;
+    let both = |hours: i64| {
+        a.clock.advance_secs(hours * 3600);
+        bn.clock.advance_secs(hours * 3600);
+    };
+    let send = |n: usize, key_id: String, key: KeyPair| {
+        let (a, bn) = (&a, &bn);
+        async move {
+            let act = note(a, "dr.wang", n, "signed with one key or the other").await;
+            let body = serde_json::to_vec(&act).unwrap();
+            let (status, body) = Raw::signed(bn, &key_id, &key, body, system_time(bn.clock.now()))
+                .send(bn)
+                .await;
+            (status, body["error"].as_str().map(str::to_owned))
+        }
+    };
+    let old = || KeyPair::from_seed(&old_key.seed());
+    // During the grace, the old key verifies, also once B's copy of it is old enough to be
+    // fetched again (A still publishes it).
+    assert_eq!(send(2, old_id.clone(), old()).await.0, StatusCode::ACCEPTED);
+    both(2);
+    assert_eq!(send(3, old_id.clone(), old()).await.0, StatusCode::ACCEPTED);
+    // After the grace, A publishes only its new key, and B refuses the old one.
+    both(71);
+    assert_eq!(
+        send(4, old_id.clone(), old()).await,
+        (StatusCode::UNAUTHORIZED, Some("key_unavailable".to_owned()))
+    );
+    assert_eq!(
+        send(5, new_id.clone(), new_key).await.0,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        send(6, old_id.clone(), old()).await,
+        (StatusCode::UNAUTHORIZED, Some("key_unavailable".to_owned()))
+    );
+    assert_eq!(
+        received(&bn).await.len(),
+        5,
         "refused requests stored nothing"
     );
 }

@@ -190,6 +190,11 @@ const MEMORY_MAX: usize = 10_000;
 
 const MIN_REFETCH: Duration = Duration::from_secs(10);
 
+/// How long a fetched key is used before its actor is fetched again, whatever verifies with it:
+/// a key its actor stopped publishing (a rotated key after its grace period) is refused at most
+/// this long after.
+pub const KEY_MAX_AGE_SECS: i64 = 3600;
+
 impl KeyResolver {
     pub fn new(
         store: Arc<dyn Store>,
@@ -221,15 +226,19 @@ impl KeyResolver {
         if !self.partners.is_partner(&authority).await? {
             return Err(FederationError::NotPartner(authority));
         }
+        let now = self.clock.now();
+        // A key fetched too long ago is not used: its actor may have stopped publishing it.
+        let fresh = |k: &RemoteKey| k.fetched_at.plus_secs(KEY_MAX_AGE_SECS) > now;
         if !refresh {
             let memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((k, at)) = memory.get(key_id)
                 && at.elapsed() < MEMORY_TTL
+                && fresh(k)
             {
                 return Ok((k.clone(), true));
             }
         }
-        let cached = self.store.remote_key(key_id).await?;
+        let cached = self.store.remote_key(key_id).await?.filter(|k| fresh(k));
         if let Some(k) = &cached {
             self.remember(k);
         }
