@@ -23,6 +23,7 @@ on_both_backends!(
     actors_webfinger_and_nodeinfo,
     replicas_over_one_database_never_double_deliver,
     each_partner_is_rate_limited,
+    a_partner_listed_as_https_is_never_reached_over_http,
     rotated_out_keys_stop_verifying_after_the_grace,
     doctor_credentials_are_verified_everywhere_and_revocations_follow,
 );
@@ -929,6 +930,75 @@ async fn each_partner_is_rate_limited(b: Backend) {
         3,
         "refused requests stored nothing"
     );
+}
+
+/// How many times `node` answered `GET route`.
+async fn gets_served(node: &TestNode, route: &str) -> u64 {
+    let text = node
+        .http
+        .get(node.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("caremesh_http_requests_total{{method=\"GET\",route=\"{route}\"");
+    text.lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+async fn a_partner_listed_as_https_is_never_reached_over_http(b: Backend) {
+    let Some(a) = TestNode::spawn(b).await else {
+        return;
+    };
+    let Some(bn) = TestNode::spawn(b).await else {
+        return;
+    };
+    // A lists B as it is; B lists A under HTTPS, while A speaks plain HTTP.
+    a.add_partner(&bn).await;
+    let (authority, base_url) =
+        caremesh_federation::parse_partner(&format!("https://{}", a.authority())).unwrap();
+    assert_eq!(authority, a.authority());
+    bn.store
+        .add_partner(caremesh_store::Partner {
+            authority,
+            base_url,
+            added_at: bn.clock.now(),
+            source: "cli".into(),
+        })
+        .await
+        .unwrap();
+    bn.federation.partners.invalidate().await;
+    a.create_account(Role::Doctor, "dr.wang", "doctor password")
+        .await;
+    let act = note(&a, "dr.wang", 1, "over plain http").await;
+    publish(&a, &act, &[&bn]).await;
+    wait_for("the refused delivery to be parked", || async {
+        a.store.parked_entries(10).await.unwrap().len() == 1
+    })
+    .await;
+    let parked = a.store.parked_entries(10).await.unwrap();
+    let error = parked[0].last_error.as_deref().unwrap();
+    assert!(
+        error.contains("HTTP 403") && error.contains("not_a_partner"),
+        "{error}"
+    );
+    assert!(received(&bn).await.is_empty());
+    // B fetched nothing from A over HTTP: not its actor, not its key.
+    let actor = a.federation.urls.instance_actor();
+    assert!(bn.store.remote_actor(&actor).await.unwrap().is_none());
+    let (key_id, _) = instance_key(&a).await;
+    assert!(bn.store.remote_key(&key_id).await.unwrap().is_none());
+    assert_eq!(gets_served(&a, "/actor").await, 0);
+    // And will not.
+    let err = bn.federation.client.get_json(&actor).await.unwrap_err();
+    assert_eq!(err.code(), "not_a_partner");
+    let err = bn.federation.resolver.key(&key_id, true).await.unwrap_err();
+    assert_eq!(err.code(), "not_a_partner");
+    assert_eq!(gets_served(&a, "/actor").await, 0);
 }
 
 async fn rotated_out_keys_stop_verifying_after_the_grace(b: Backend) {

@@ -17,7 +17,7 @@ use url::Url;
 use crate::error::FederationError;
 use crate::keys::KeyRing;
 use crate::partners::Partners;
-use crate::urls::{authority_of, key_owner};
+use crate::urls::{authority_of, key_owner, origin_of};
 
 pub const ACTIVITY_JSON: &str = "application/activity+json";
 pub const LD_JSON: &str = "application/ld+json; profile=\"https://www.w3.org/ns/activitystreams\"";
@@ -221,10 +221,10 @@ impl KeyResolver {
     ) -> Result<(RemoteKey, bool), FederationError> {
         let owner = key_owner(key_id)
             .ok_or_else(|| FederationError::KeyUnavailable(format!("{key_id:?} is not a URL")))?;
-        let authority = authority_of(&owner)
+        let origin = origin_of(&owner)
             .ok_or_else(|| FederationError::KeyUnavailable(format!("{key_id:?} has no host")))?;
-        if !self.partners.is_partner(&authority).await? {
-            return Err(FederationError::NotPartner(authority));
+        if self.partners.for_url(&owner).await?.is_none() {
+            return Err(FederationError::NotPartner(origin));
         }
         let now = self.clock.now();
         // A key fetched too long ago is not used: its actor may have stopped publishing it.

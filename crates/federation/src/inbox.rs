@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::client::{KeyResolver, system_time};
 use crate::error::FederationError;
 use crate::partners::Partners;
-use crate::urls::{Urls, authority_of_str, key_owner};
+use crate::urls::{Urls, key_owner, origin_of, origin_of_str};
 
 pub use crate::activity::PROOF_REQUIRED;
 use crate::activity::{Parsed, is_actor_update};
@@ -53,8 +53,10 @@ pub struct VerifiedSender {
     pub key_id: String,
     /// The actor the key belongs to.
     pub actor_id: String,
-    /// The signer's node.
+    /// The signer's node, by name (`host` or `host:port`).
     pub authority: String,
+    /// The signer's node, by origin (`scheme://authority`), which ids on it must share.
+    pub origin: String,
 }
 
 pub struct Inbox {
@@ -112,13 +114,15 @@ impl Inbox {
         let owner = key_owner(&key_id).ok_or_else(|| {
             FederationError::BadSignature(format!("keyId {key_id:?} is not a URL"))
         })?;
-        let authority = crate::urls::authority_of(&owner).ok_or_else(|| {
+        let origin = origin_of(&owner).ok_or_else(|| {
             FederationError::BadSignature(format!("keyId {key_id:?} has no host"))
         })?;
-        // Before anything is fetched, parsed further or stored.
-        if !self.partners.is_partner(&authority).await? {
-            return Err(FederationError::NotPartner(authority));
-        }
+        // Before anything is fetched, parsed further or stored; scheme, host and port must be
+        // the partner's.
+        let Some(partner) = self.partners.for_url(&owner).await? else {
+            return Err(FederationError::NotPartner(origin));
+        };
+        let authority = partner.authority;
         self.limiter.check(&authority)?;
         let ours = self.urls.authority();
         match req.header("host") {
@@ -158,6 +162,7 @@ impl Inbox {
             key_id,
             actor_id: key.actor_id,
             authority,
+            origin,
         })
     }
 
@@ -197,16 +202,16 @@ impl Inbox {
         sender: &VerifiedSender,
     ) -> Result<(Parsed, IncomingActivity), FederationError> {
         let head = crate::activity::head(activity)?;
-        let actor_authority = authority_of_str(&head.actor).ok_or_else(|| {
+        let actor_origin = origin_of_str(&head.actor).ok_or_else(|| {
             FederationError::Malformed(format!("actor {:?} is not a URL", head.actor))
         })?;
-        if actor_authority != sender.authority {
+        if actor_origin != sender.origin {
             return Err(FederationError::ActorMismatch(format!(
                 "actor {} is not on the signer's node {}",
-                head.actor, sender.authority
+                head.actor, sender.origin
             )));
         }
-        if authority_of_str(&head.id).as_deref() != Some(actor_authority.as_str()) {
+        if origin_of_str(&head.id).as_deref() != Some(actor_origin.as_str()) {
             return Err(FederationError::ActorMismatch(format!(
                 "activity id {} is not on the actor's node",
                 head.id
