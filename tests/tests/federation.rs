@@ -23,6 +23,7 @@ on_both_backends!(
     actors_webfinger_and_nodeinfo,
     replicas_over_one_database_never_double_deliver,
     each_partner_is_rate_limited,
+    junk_naming_a_partners_key_does_not_cut_it_off,
     a_partner_listed_as_https_is_never_reached_over_http,
     rotated_out_keys_stop_verifying_after_the_grace,
     doctor_credentials_are_verified_everywhere_and_revocations_follow,
@@ -276,8 +277,13 @@ impl Raw {
     }
 
     async fn send(self, to: &TestNode) -> (StatusCode, Value) {
-        let mut req = to
-            .http
+        let http = to.http.clone();
+        self.send_with(to, &http).await
+    }
+
+    /// Sends through `http` (a client bound to another source address, say).
+    async fn send_with(self, to: &TestNode, http: &reqwest::Client) -> (StatusCode, Value) {
+        let mut req = http
             .request(
                 self.method.parse().unwrap(),
                 format!("http://{}{}", to.config.listen, self.path),
@@ -930,6 +936,74 @@ async fn each_partner_is_rate_limited(b: Backend) {
         3,
         "refused requests stored nothing"
     );
+}
+
+/// A client whose requests come from another loopback address than the nodes' own (which all
+/// send from 127.0.0.1).
+fn client_from(source: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(source.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn junk_naming_a_partners_key_does_not_cut_it_off(b: Backend) {
+    let Some(a) = TestNode::spawn(b).await else {
+        return;
+    };
+    let Some(bn) = TestNode::spawn_with(b, |c| {
+        c.federation.inbox_requests_per_minute = 3;
+        c.federation.inbox_unverified_requests_per_minute = 5;
+    })
+    .await
+    else {
+        return;
+    };
+    partners(&a, &bn).await;
+    a.create_account(Role::Doctor, "dr.wang", "doctor password")
+        .await;
+    // Someone else, from another address, floods B with requests naming A's key but signed
+    // with a key of their own.
+    let (key_id, _) = instance_key(&a).await;
+    let forger = KeyPair::from_seed(&[0x99; 32]);
+    let attacker = client_from("127.0.0.2");
+    let mut statuses = Vec::new();
+    for n in 0..9 {
+        let junk = serde_json::to_vec(&json!({
+            "id": a.federation.urls.activity(&format!("junk-{n}")),
+            "type": "Create",
+            "actor": a.federation.urls.instance_actor(),
+        }))
+        .unwrap();
+        let (status, body) = Raw::signed(&bn, &key_id, &forger, junk, system_time(bn.clock.now()))
+            .send_with(&bn, &attacker)
+            .await;
+        statuses.push((status.as_u16(), body["error"].as_str().map(str::to_owned)));
+    }
+    // The junk is refused, then limited by its address once over the unverified rate.
+    let refused = (401, Some("signature_invalid".to_owned()));
+    let limited = (429, Some("rate_limited".to_owned()));
+    assert_eq!(&statuses[..5], &vec![refused; 5][..], "{statuses:?}");
+    assert_eq!(&statuses[5..], &vec![limited; 4][..], "{statuses:?}");
+    assert!(received(&bn).await.is_empty(), "junk stored nothing");
+    // A's own deliveries still get through, within A's rate.
+    let mut sent = Vec::new();
+    for n in 0..3 {
+        let act = note(&a, "dr.wang", n, "after the flood").await;
+        sent.push(act["id"].as_str().unwrap().to_owned());
+        publish(&a, &act, &[&bn]).await;
+    }
+    wait_for("A's deliveries despite the flood", || async {
+        received(&bn).await.len() == 3
+    })
+    .await;
+    assert_eq!(received(&bn).await, sent);
+    wait_for("A's queue to drain", || async {
+        let q = &a.store.peer_queues().await.unwrap()[0];
+        q.pending == 0
+    })
+    .await;
+    assert!(a.store.parked_entries(10).await.unwrap().is_empty());
 }
 
 /// How many times `node` answered `GET route`.

@@ -195,6 +195,8 @@ const MIN_REFETCH: Duration = Duration::from_secs(10);
 /// this long after.
 pub const KEY_MAX_AGE_SECS: i64 = 3600;
 
+const MAX_TRACKED_FETCHES: usize = 10_000;
+
 impl KeyResolver {
     pub fn new(
         store: Arc<dyn Store>,
@@ -253,6 +255,12 @@ impl KeyResolver {
                 .get(owner.as_str())
                 .is_some_and(|t| t.elapsed() < MIN_REFETCH);
             if !recent {
+                if last.len() >= MAX_TRACKED_FETCHES {
+                    last.retain(|_, t| t.elapsed() < MIN_REFETCH);
+                }
+                if last.len() >= MAX_TRACKED_FETCHES {
+                    last.clear();
+                }
                 last.insert(owner.to_string(), Instant::now());
             }
             recent
