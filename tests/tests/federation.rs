@@ -23,6 +23,9 @@ on_both_backends!(
     actors_webfinger_and_nodeinfo,
     replicas_over_one_database_never_double_deliver,
     each_partner_is_rate_limited,
+    junk_naming_a_partners_key_does_not_cut_it_off,
+    a_partner_listed_as_https_is_never_reached_over_http,
+    rotated_out_keys_stop_verifying_after_the_grace,
     doctor_credentials_are_verified_everywhere_and_revocations_follow,
 );
 
@@ -274,8 +277,13 @@ impl Raw {
     }
 
     async fn send(self, to: &TestNode) -> (StatusCode, Value) {
-        let mut req = to
-            .http
+        let http = to.http.clone();
+        self.send_with(to, &http).await
+    }
+
+    /// Sends through `http` (a client bound to another source address, say).
+    async fn send_with(self, to: &TestNode, http: &reqwest::Client) -> (StatusCode, Value) {
+        let mut req = http
             .request(
                 self.method.parse().unwrap(),
                 format!("http://{}{}", to.config.listen, self.path),
@@ -926,6 +934,207 @@ async fn each_partner_is_rate_limited(b: Backend) {
     assert_eq!(
         received(&bn).await.len(),
         3,
+        "refused requests stored nothing"
+    );
+}
+
+/// A client whose requests come from another loopback address than the nodes' own (which all
+/// send from 127.0.0.1).
+fn client_from(source: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(source.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn junk_naming_a_partners_key_does_not_cut_it_off(b: Backend) {
+    let Some(a) = TestNode::spawn(b).await else {
+        return;
+    };
+    let Some(bn) = TestNode::spawn_with(b, |c| {
+        c.federation.inbox_requests_per_minute = 3;
+        c.federation.inbox_unverified_requests_per_minute = 5;
+    })
+    .await
+    else {
+        return;
+    };
+    partners(&a, &bn).await;
+    a.create_account(Role::Doctor, "dr.wang", "doctor password")
+        .await;
+    // Someone else, from another address, floods B with requests naming A's key but signed
+    // with a key of their own.
+    let (key_id, _) = instance_key(&a).await;
+    let forger = KeyPair::from_seed(&[0x99; 32]);
+    let attacker = client_from("127.0.0.2");
+    let mut statuses = Vec::new();
+    for n in 0..9 {
+        let junk = serde_json::to_vec(&json!({
+            "id": a.federation.urls.activity(&format!("junk-{n}")),
+            "type": "Create",
+            "actor": a.federation.urls.instance_actor(),
+        }))
+        .unwrap();
+        let (status, body) = Raw::signed(&bn, &key_id, &forger, junk, system_time(bn.clock.now()))
+            .send_with(&bn, &attacker)
+            .await;
+        statuses.push((status.as_u16(), body["error"].as_str().map(str::to_owned)));
+    }
+    // The junk is refused, then limited by its address once over the unverified rate.
+    let refused = (401, Some("signature_invalid".to_owned()));
+    let limited = (429, Some("rate_limited".to_owned()));
+    assert_eq!(&statuses[..5], &vec![refused; 5][..], "{statuses:?}");
+    assert_eq!(&statuses[5..], &vec![limited; 4][..], "{statuses:?}");
+    assert!(received(&bn).await.is_empty(), "junk stored nothing");
+    // A's own deliveries still get through, within A's rate.
+    let mut sent = Vec::new();
+    for n in 0..3 {
+        let act = note(&a, "dr.wang", n, "after the flood").await;
+        sent.push(act["id"].as_str().unwrap().to_owned());
+        publish(&a, &act, &[&bn]).await;
+    }
+    wait_for("A's deliveries despite the flood", || async {
+        received(&bn).await.len() == 3
+    })
+    .await;
+    assert_eq!(received(&bn).await, sent);
+    wait_for("A's queue to drain", || async {
+        let q = &a.store.peer_queues().await.unwrap()[0];
+        q.pending == 0
+    })
+    .await;
+    assert!(a.store.parked_entries(10).await.unwrap().is_empty());
+}
+
+/// How many times `node` answered `GET route`.
+async fn gets_served(node: &TestNode, route: &str) -> u64 {
+    let text = node
+        .http
+        .get(node.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("caremesh_http_requests_total{{method=\"GET\",route=\"{route}\"");
+    text.lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+async fn a_partner_listed_as_https_is_never_reached_over_http(b: Backend) {
+    let Some(a) = TestNode::spawn(b).await else {
+        return;
+    };
+    let Some(bn) = TestNode::spawn(b).await else {
+        return;
+    };
+    // A lists B as it is; B lists A under HTTPS, while A speaks plain HTTP.
+    a.add_partner(&bn).await;
+    let (authority, base_url) =
+        caremesh_federation::parse_partner(&format!("https://{}", a.authority())).unwrap();
+    assert_eq!(authority, a.authority());
+    bn.store
+        .add_partner(caremesh_store::Partner {
+            authority,
+            base_url,
+            added_at: bn.clock.now(),
+            source: "cli".into(),
+        })
+        .await
+        .unwrap();
+    bn.federation.partners.invalidate().await;
+    a.create_account(Role::Doctor, "dr.wang", "doctor password")
+        .await;
+    let act = note(&a, "dr.wang", 1, "over plain http").await;
+    publish(&a, &act, &[&bn]).await;
+    wait_for("the refused delivery to be parked", || async {
+        a.store.parked_entries(10).await.unwrap().len() == 1
+    })
+    .await;
+    let parked = a.store.parked_entries(10).await.unwrap();
+    let error = parked[0].last_error.as_deref().unwrap();
+    assert!(
+        error.contains("HTTP 403") && error.contains("not_a_partner"),
+        "{error}"
+    );
+    assert!(received(&bn).await.is_empty());
+    // B fetched nothing from A over HTTP: not its actor, not its key.
+    let actor = a.federation.urls.instance_actor();
+    assert!(bn.store.remote_actor(&actor).await.unwrap().is_none());
+    let (key_id, _) = instance_key(&a).await;
+    assert!(bn.store.remote_key(&key_id).await.unwrap().is_none());
+    assert_eq!(gets_served(&a, "/actor").await, 0);
+    // And will not.
+    let err = bn.federation.client.get_json(&actor).await.unwrap_err();
+    assert_eq!(err.code(), "not_a_partner");
+    let err = bn.federation.resolver.key(&key_id, true).await.unwrap_err();
+    assert_eq!(err.code(), "not_a_partner");
+    assert_eq!(gets_served(&a, "/actor").await, 0);
+}
+
+async fn rotated_out_keys_stop_verifying_after_the_grace(b: Backend) {
+    let Some(a) = TestNode::spawn(b).await else {
+        return;
+    };
+    let Some(bn) = TestNode::spawn(b).await else {
+        return;
+    };
+    partners(&a, &bn).await;
+    a.create_account(Role::Doctor, "dr.wang", "doctor password")
+        .await;
+    let (old_id, old_key) = instance_key(&a).await;
+    publish(&a, &note(&a, "dr.wang", 1, "before rotation").await, &[&bn]).await;
+    wait_for("first delivery", || async {
+        received(&bn).await.len() == 1
+    })
+    .await;
+    let new_id = a.federation.rotate_instance_key().await.unwrap();
+    wait_for("the Update announcing the new key", || async {
+        received(&bn).await.len() == 2
+    })
+    .await;
+    let (_, new_key) = instance_key(&a).await;
+    let both = |hours: i64| {
+        a.clock.advance_secs(hours * 3600);
+        bn.clock.advance_secs(hours * 3600);
+    };
+    let send = |n: usize, key_id: String, key: KeyPair| {
+        let (a, bn) = (&a, &bn);
+        async move {
+            let act = note(a, "dr.wang", n, "signed with one key or the other").await;
+            let body = serde_json::to_vec(&act).unwrap();
+            let (status, body) = Raw::signed(bn, &key_id, &key, body, system_time(bn.clock.now()))
+                .send(bn)
+                .await;
+            (status, body["error"].as_str().map(str::to_owned))
+        }
+    };
+    let old = || KeyPair::from_seed(&old_key.seed());
+    // During the grace, the old key verifies, also once B's copy of it is old enough to be
+    // fetched again (A still publishes it).
+    assert_eq!(send(2, old_id.clone(), old()).await.0, StatusCode::ACCEPTED);
+    both(2);
+    assert_eq!(send(3, old_id.clone(), old()).await.0, StatusCode::ACCEPTED);
+    // After the grace, A publishes only its new key, and B refuses the old one.
+    both(71);
+    assert_eq!(
+        send(4, old_id.clone(), old()).await,
+        (StatusCode::UNAUTHORIZED, Some("key_unavailable".to_owned()))
+    );
+    assert_eq!(
+        send(5, new_id.clone(), new_key).await.0,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        send(6, old_id.clone(), old()).await,
+        (StatusCode::UNAUTHORIZED, Some("key_unavailable".to_owned()))
+    );
+    assert_eq!(
+        received(&bn).await.len(),
+        5,
         "refused requests stored nothing"
     );
 }

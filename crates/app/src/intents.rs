@@ -78,17 +78,17 @@ pub(crate) async fn for_members_but(
     if group.remote_actor_id.is_some() {
         return Ok(Vec::new());
     }
-    let node = caremesh_federation::urls::authority_of_str(departing);
+    use caremesh_federation::urls::same_node;
     let others = app
         .store
         .remote_member_actors(group.id)
         .await?
         .into_iter()
-        .any(|a| a != departing && caremesh_federation::urls::authority_of_str(&a) == node);
+        .any(|a| a != departing && same_node(&a, departing));
     let peers: Vec<Partner> = crate::outbound::member_nodes(app, group, None)
         .await?
         .into_iter()
-        .filter(|p| others || Some(&p.authority) != node.as_ref())
+        .filter(|p| others || !same_node(&p.base_url, departing))
         .collect();
     intent.entries(app, &peers)
 }

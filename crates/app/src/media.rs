@@ -329,14 +329,14 @@ pub async fn download(app: &App, ctx: &GroupAccess, aid: &str) -> AppResult<(Att
     Ok((a, bytes))
 }
 
-/// A file of a group's post, for a node its content goes to (`authority`, from the request's
-/// signature, which the caller has checked): for a group hosted here, nodes with an active
+/// A file of a group's post, for a node its content goes to (`origin`, `scheme://authority`
+/// from the request's signature, which the caller has checked): for a group hosted here, nodes with an active
 /// member; for a mirrored group, its host. Anyone else, and any other file: `NotFound`.
 pub async fn file_for_node(
     app: &App,
     group_url: &str,
     sha256: &str,
-    authority: &str,
+    origin: &str,
 ) -> AppResult<(Attachment, Vec<u8>)> {
     let not_found = || AppError::NotFound("file");
     let group = match app.federation.local_group_id(group_url) {
@@ -350,7 +350,7 @@ pub async fn file_for_node(
     let Some(group) = group else {
         return Err(not_found());
     };
-    if !crate::outbound::may_fetch_media(app, &group, authority).await {
+    if !crate::outbound::may_fetch_media(app, &group, origin).await {
         return Err(not_found());
     }
     let file = app

@@ -23,9 +23,9 @@ pub fn max_activity_bytes(app: &App) -> usize {
 }
 
 /// Checks a signed request from a partner node (a GET of an actor or a file); answers the
-/// signer's node.
+/// signer's node by origin (`scheme://authority`).
 pub async fn verify_signed(app: &App, req: &InboundRequest<'_>) -> AppResult<String> {
-    Ok(app.federation.inbox.verify_request(req).await?.authority)
+    Ok(app.federation.inbox.verify_request(req).await?.origin)
 }
 
 /// The node's own actor: public, since other nodes need its key to check this node's

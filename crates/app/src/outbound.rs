@@ -9,7 +9,7 @@ use caremesh_domain::{Role, Timestamp};
 use caremesh_federation::entries_for;
 use caremesh_federation::group_sync::{LIBRARY, POST_STATE, state_id};
 use caremesh_federation::groups::NoteDraft;
-use caremesh_federation::urls::authority_of_str;
+use caremesh_federation::urls::{origin_of_str, same_node};
 use caremesh_store::{
     DeletedBy, FeedSort, Group, NewOutboxEntry, Partner, Post, Pseudonym, ReplySort, StoreError,
     User,
@@ -200,18 +200,16 @@ pub(crate) async fn member_nodes(
     group: &Group,
     skip: Option<&str>,
 ) -> AppResult<Vec<Partner>> {
-    let mut nodes: Vec<String> = Vec::new();
+    let mut peers: Vec<Partner> = Vec::new();
     for actor in app.store.remote_member_actors(group.id).await? {
-        if let Some(a) = authority_of_str(&actor)
-            && Some(a.as_str()) != skip
-            && !nodes.contains(&a)
+        let Ok(url) = url::Url::parse(&actor) else {
+            continue;
+        };
+        // The partner the member's actor is on: same scheme, host and port.
+        if let Some(p) = app.federation.partners.for_url(&url).await?
+            && Some(p.authority.as_str()) != skip
+            && !peers.iter().any(|q| q.authority == p.authority)
         {
-            nodes.push(a);
-        }
-    }
-    let mut peers = Vec::with_capacity(nodes.len());
-    for n in nodes {
-        if let Some(p) = app.federation.partners.get(&n).await? {
             peers.push(p);
         }
     }
@@ -319,15 +317,15 @@ pub(crate) async fn post_state_update(
 /// and the group's decisions about them, as the other members' nodes got them: the authors'
 /// activities, unchanged, forwarded by the group.
 pub(crate) async fn backfill_node(app: &App, group: &Group, actor: &str) -> AppResult<()> {
-    let Some(node) = authority_of_str(actor) else {
+    if origin_of_str(actor).is_none() {
         return Ok(());
-    };
+    }
     let others = app
         .store
         .remote_member_actors(group.id)
         .await?
         .into_iter()
-        .filter(|a| a != actor && authority_of_str(a).as_deref() == Some(node.as_str()))
+        .filter(|a| a != actor && same_node(a, actor))
         .count();
     if others > 0 || group.remote_actor_id.is_some() {
         return Ok(());
@@ -541,12 +539,15 @@ pub(crate) async fn rename_entries(
     ))
 }
 
-/// Whether the node `authority` may fetch the files of `group` from this node.
-pub(crate) async fn may_fetch_media(app: &App, group: &Group, authority: &str) -> bool {
+/// Whether the node `origin` (`scheme://authority`) may fetch the files of `group` from this
+/// node.
+pub(crate) async fn may_fetch_media(app: &App, group: &Group, origin: &str) -> bool {
     match &group.remote_actor_id {
-        Some(host) => authority_of_str(host).as_deref() == Some(authority),
-        None => member_nodes(app, group, None)
-            .await
-            .is_ok_and(|nodes| nodes.iter().any(|p| p.authority == authority)),
+        Some(host) => origin_of_str(host).as_deref() == Some(origin),
+        None => member_nodes(app, group, None).await.is_ok_and(|nodes| {
+            nodes
+                .iter()
+                .any(|p| origin_of_str(&p.base_url).as_deref() == Some(origin))
+        }),
     }
 }

@@ -7,7 +7,7 @@ use caremesh_domain::{
 };
 use caremesh_federation::activity::AS;
 use caremesh_federation::entries_for;
-use caremesh_federation::urls::authority_of_str;
+use caremesh_federation::urls::origin_of_str;
 use caremesh_store::{Group, GroupInvite, GroupSettings, Member, Partner, Pseudonym, User};
 use serde_json::{Value, json};
 
@@ -138,11 +138,15 @@ pub(crate) fn mirror_settings(doc: &Value) -> (GroupSettings, Option<u32>) {
 
 /// The partner hospital a group's address belongs to, or why there is none.
 pub async fn partner_of(app: &App, group_url: &str) -> AppResult<Partner> {
-    let authority = authority_of_str(group_url)
+    let url = url::Url::parse(group_url)
+        .ok()
+        .filter(|u| origin_of_str(u.as_str()).is_some())
         .ok_or_else(|| AppError::invalid("group: not a group's address"))?;
-    app.federation.partners.get(&authority).await?.ok_or_else(|| {
+    // The partner's scheme, host and port: a partner listed as HTTPS is never reached over HTTP.
+    app.federation.partners.for_url(&url).await?.ok_or_else(|| {
+        let origin = origin_of_str(group_url).unwrap_or_default();
         AppError::forbidden(format!(
-            "{authority} is not a partner hospital of this one; ask your hospital's administrator"
+            "{origin} is not a partner hospital of this one; ask your hospital's administrator"
         ))
     })
 }

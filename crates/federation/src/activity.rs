@@ -11,7 +11,7 @@ use caremesh_store::ObjectChange;
 use serde_json::{Value, json};
 
 use crate::error::FederationError;
-use crate::urls::authority_of_str;
+use crate::urls::same_node;
 
 pub const AS: &str = "https://www.w3.org/ns/activitystreams";
 pub const DATA_INTEGRITY: &str = "https://w3id.org/security/data-integrity/v2";
@@ -328,7 +328,7 @@ fn parse_note(o: &Value, actor: &str, kind: &str) -> Result<Note, FederationErro
             "object {id} is not attributed to {actor}"
         )));
     }
-    if authority_of_str(id) != authority_of_str(actor) {
+    if !same_node(id, actor) {
         return Err(FederationError::ActorMismatch(format!(
             "object {id} is not on its author's node"
         )));
@@ -510,7 +510,7 @@ fn parse_kind(a: &Value, head: &Head, outer: bool) -> Result<Activity, Federatio
                     "object {id} is not attributed to {actor}"
                 )));
             }
-            if authority_of_str(id) != authority_of_str(actor) {
+            if !same_node(id, actor) {
                 return Err(FederationError::ActorMismatch(format!(
                     "object {id} is not on its author's node"
                 )));
@@ -524,7 +524,7 @@ fn parse_kind(a: &Value, head: &Head, outer: bool) -> Result<Activity, Federatio
         "Delete" => {
             let object_id =
                 str_or_id(object).ok_or_else(|| malformed("a Delete names its object"))?;
-            if authority_of_str(&object_id) != authority_of_str(actor) {
+            if !same_node(&object_id, actor) {
                 return Err(FederationError::ActorMismatch(format!(
                     "{actor} cannot delete {object_id}"
                 )));

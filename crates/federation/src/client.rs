@@ -17,7 +17,7 @@ use url::Url;
 use crate::error::FederationError;
 use crate::keys::KeyRing;
 use crate::partners::Partners;
-use crate::urls::{authority_of, key_owner};
+use crate::urls::{authority_of, key_owner, origin_of};
 
 pub const ACTIVITY_JSON: &str = "application/activity+json";
 pub const LD_JSON: &str = "application/ld+json; profile=\"https://www.w3.org/ns/activitystreams\"";
@@ -190,6 +190,13 @@ const MEMORY_MAX: usize = 10_000;
 
 const MIN_REFETCH: Duration = Duration::from_secs(10);
 
+/// How long a fetched key is used before its actor is fetched again, whatever verifies with it:
+/// a key its actor stopped publishing (a rotated key after its grace period) is refused at most
+/// this long after.
+pub const KEY_MAX_AGE_SECS: i64 = 3600;
+
+const MAX_TRACKED_FETCHES: usize = 10_000;
+
 impl KeyResolver {
     pub fn new(
         store: Arc<dyn Store>,
@@ -216,20 +223,24 @@ impl KeyResolver {
     ) -> Result<(RemoteKey, bool), FederationError> {
         let owner = key_owner(key_id)
             .ok_or_else(|| FederationError::KeyUnavailable(format!("{key_id:?} is not a URL")))?;
-        let authority = authority_of(&owner)
+        let origin = origin_of(&owner)
             .ok_or_else(|| FederationError::KeyUnavailable(format!("{key_id:?} has no host")))?;
-        if !self.partners.is_partner(&authority).await? {
-            return Err(FederationError::NotPartner(authority));
+        if self.partners.for_url(&owner).await?.is_none() {
+            return Err(FederationError::NotPartner(origin));
         }
+        let now = self.clock.now();
+        // A key fetched too long ago is not used: its actor may have stopped publishing it.
+        let fresh = |k: &RemoteKey| k.fetched_at.plus_secs(KEY_MAX_AGE_SECS) > now;
         if !refresh {
             let memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((k, at)) = memory.get(key_id)
                 && at.elapsed() < MEMORY_TTL
+                && fresh(k)
             {
                 return Ok((k.clone(), true));
             }
         }
-        let cached = self.store.remote_key(key_id).await?;
+        let cached = self.store.remote_key(key_id).await?.filter(|k| fresh(k));
         if let Some(k) = &cached {
             self.remember(k);
         }
@@ -244,6 +255,12 @@ impl KeyResolver {
                 .get(owner.as_str())
                 .is_some_and(|t| t.elapsed() < MIN_REFETCH);
             if !recent {
+                if last.len() >= MAX_TRACKED_FETCHES {
+                    last.retain(|_, t| t.elapsed() < MIN_REFETCH);
+                }
+                if last.len() >= MAX_TRACKED_FETCHES {
+                    last.clear();
+                }
                 last.insert(owner.to_string(), Instant::now());
             }
             recent

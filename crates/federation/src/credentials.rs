@@ -18,7 +18,7 @@ use crate::Federation;
 use crate::client::{KeyResolver, system_time};
 use crate::error::FederationError;
 use crate::keys::KeyRing;
-use crate::urls::{Urls, authority_of_str, key_owner};
+use crate::urls::{Urls, key_owner, same_node};
 
 /// How long a checked remote credential is shown without checking it again. A new version of the
 /// doctor's actor (after their hospital's `Update`) is checked at once.
@@ -158,8 +158,7 @@ async fn check(
     let issuer = cred["issuer"]["id"]
         .as_str()
         .ok_or_else(|| bad("no issuer"))?;
-    if authority_of_str(issuer).is_none() || authority_of_str(issuer) != authority_of_str(actor_id)
-    {
+    if !same_node(issuer, actor_id) {
         return Err(bad("a hospital vouches only for its own doctors"));
     }
     let method = proof_verification_method(cred)

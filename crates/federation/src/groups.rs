@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 
 use crate::error::FederationError;
 use crate::outbox::entries_for;
-use crate::urls::authority_of_str;
 use crate::{Federation, actors};
 
 const AS: &str = "https://www.w3.org/ns/activitystreams";
@@ -92,13 +91,9 @@ impl Federation {
         }))
     }
 
+    /// The partner node `url` is on (scheme, host and port).
     pub async fn partner_of(&self, url: &str) -> Result<Partner, FederationError> {
-        let authority = authority_of_str(url)
-            .ok_or_else(|| FederationError::Malformed(format!("{url} is not a URL")))?;
-        self.partners
-            .get(&authority)
-            .await?
-            .ok_or(FederationError::NotPartner(authority))
+        self.partners.partner_at(url).await
     }
 
     pub fn object_url(&self, post_public_id: &str) -> String {

@@ -1,10 +1,11 @@
 //! Inbound activities. The order of checks is part of the protocol (`spec/federation.md`):
-//! signature present → signer's node is a partner → rate limit → addressed to this host → key →
-//! signature, date window and body digest → activity's actor on the signer's node → integrity
-//! proofs → stored once, in one transaction (batched with concurrent deliveries).
-//! Any refusal stores nothing.
+//! source address within the unverified rate → signature present → signer's node is a partner →
+//! addressed to this host → key → signature, date window and body digest → partner within its
+//! rate → activity's actor on the signer's node → integrity proofs → stored once, in one
+//! transaction (batched with concurrent deliveries). Any refusal stores nothing.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::client::{KeyResolver, system_time};
 use crate::error::FederationError;
 use crate::partners::Partners;
-use crate::urls::{Urls, authority_of_str, key_owner};
+use crate::urls::{Urls, key_owner, origin_of, origin_of_str};
 
 pub use crate::activity::PROOF_REQUIRED;
 use crate::activity::{Parsed, is_actor_update};
@@ -27,7 +28,10 @@ use crate::activity::{Parsed, is_actor_update};
 #[derive(Clone, Debug)]
 pub struct InboxSettings {
     pub max_skew_secs: u64,
+    /// Verified requests per partner node.
     pub requests_per_minute: u32,
+    /// Requests per source address whose signature has not (yet) verified.
+    pub unverified_requests_per_minute: u32,
 }
 
 /// A request as the web layer received it.
@@ -36,6 +40,8 @@ pub struct InboundRequest<'a> {
     pub path_and_query: &'a str,
     pub headers: Vec<(String, String)>,
     pub body: &'a [u8],
+    /// The client's address (behind trusted proxies, the one they forwarded), if known.
+    pub client_ip: Option<IpAddr>,
 }
 
 impl InboundRequest<'_> {
@@ -53,8 +59,10 @@ pub struct VerifiedSender {
     pub key_id: String,
     /// The actor the key belongs to.
     pub actor_id: String,
-    /// The signer's node.
+    /// The signer's node, by name (`host` or `host:port`).
     pub authority: String,
+    /// The signer's node, by origin (`scheme://authority`), which ids on it must share.
+    pub origin: String,
 }
 
 pub struct Inbox {
@@ -63,7 +71,10 @@ pub struct Inbox {
     clock: Arc<dyn Clock>,
     urls: Urls,
     settings: InboxSettings,
+    /// Verified requests, per partner.
     limiter: PeerLimiter,
+    /// Requests not verified yet, per source address.
+    unverified: PeerLimiter,
     ingestor: Ingestor,
 }
 
@@ -91,6 +102,7 @@ impl Inbox {
     ) -> Self {
         Self {
             limiter: PeerLimiter::new(settings.requests_per_minute),
+            unverified: PeerLimiter::new(settings.unverified_requests_per_minute),
             ingestor: Ingestor::start(store),
             resolver,
             partners,
@@ -101,7 +113,34 @@ impl Inbox {
     }
 
     /// Checks a signed request (POST or GET) and says who signed it.
+    ///
+    /// Until its signature verifies, a request is charged to its source address
+    /// (`unverified_requests_per_minute`), never to the partner its `keyId` names: anyone can
+    /// write a partner's key id. A request that verifies gets its charge back and is charged to
+    /// its partner (`requests_per_minute`) instead.
     pub async fn verify_request(
+        &self,
+        req: &InboundRequest<'_>,
+    ) -> Result<VerifiedSender, FederationError> {
+        let source = source_of(req.client_ip);
+        self.unverified.check(&source)?;
+        match self.verify_signature(req).await {
+            Ok(sender) => {
+                self.unverified.refund(&source);
+                self.limiter.check(&sender.authority)?;
+                Ok(sender)
+            }
+            Err(e) => {
+                if e.status() >= 500 {
+                    // This node's failure, not the sender's.
+                    self.unverified.refund(&source);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn verify_signature(
         &self,
         req: &InboundRequest<'_>,
     ) -> Result<VerifiedSender, FederationError> {
@@ -112,14 +151,15 @@ impl Inbox {
         let owner = key_owner(&key_id).ok_or_else(|| {
             FederationError::BadSignature(format!("keyId {key_id:?} is not a URL"))
         })?;
-        let authority = crate::urls::authority_of(&owner).ok_or_else(|| {
+        let origin = origin_of(&owner).ok_or_else(|| {
             FederationError::BadSignature(format!("keyId {key_id:?} has no host"))
         })?;
-        // Before anything is fetched, parsed further or stored.
-        if !self.partners.is_partner(&authority).await? {
-            return Err(FederationError::NotPartner(authority));
-        }
-        self.limiter.check(&authority)?;
+        // Before anything is fetched, parsed further or stored; scheme, host and port must be
+        // the partner's.
+        let Some(partner) = self.partners.for_url(&owner).await? else {
+            return Err(FederationError::NotPartner(origin));
+        };
+        let authority = partner.authority;
         let ours = self.urls.authority();
         match req.header("host") {
             Some(h) if h.eq_ignore_ascii_case(&ours) => {}
@@ -158,6 +198,7 @@ impl Inbox {
             key_id,
             actor_id: key.actor_id,
             authority,
+            origin,
         })
     }
 
@@ -197,16 +238,16 @@ impl Inbox {
         sender: &VerifiedSender,
     ) -> Result<(Parsed, IncomingActivity), FederationError> {
         let head = crate::activity::head(activity)?;
-        let actor_authority = authority_of_str(&head.actor).ok_or_else(|| {
+        let actor_origin = origin_of_str(&head.actor).ok_or_else(|| {
             FederationError::Malformed(format!("actor {:?} is not a URL", head.actor))
         })?;
-        if actor_authority != sender.authority {
+        if actor_origin != sender.origin {
             return Err(FederationError::ActorMismatch(format!(
                 "actor {} is not on the signer's node {}",
-                head.actor, sender.authority
+                head.actor, sender.origin
             )));
         }
-        if authority_of_str(&head.id).as_deref() != Some(actor_authority.as_str()) {
+        if origin_of_str(&head.id).as_deref() != Some(actor_origin.as_str()) {
             return Err(FederationError::ActorMismatch(format!(
                 "activity id {} is not on the actor's node",
                 head.id
@@ -276,25 +317,67 @@ impl Inbox {
     }
 }
 
-/// A token bucket per peer node.
+/// How a request's source is named for its rate: an IPv4 address, or the /64 an IPv6 address is
+/// in (one client usually holds a whole /64).
+fn source_of(ip: Option<IpAddr>) -> String {
+    match ip.map(|ip| ip.to_canonical()) {
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        None => "unknown address".into(),
+    }
+}
+
+/// How many peers or addresses a limiter tracks at most: its memory stays bounded whatever keys
+/// a flood uses.
+const MAX_TRACKED: usize = 10_000;
+
+/// A token bucket per peer node, or per source address.
 struct PeerLimiter {
     per_minute: u32,
+    max_tracked: usize,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
 }
 
 impl PeerLimiter {
     fn new(per_minute: u32) -> Self {
+        Self::bounded(per_minute, MAX_TRACKED)
+    }
+
+    fn bounded(per_minute: u32, max_tracked: usize) -> Self {
         Self {
             per_minute: per_minute.max(1),
+            max_tracked: max_tracked.max(1),
             buckets: Mutex::new(HashMap::new()),
         }
     }
 
+    fn capacity(&self) -> f64 {
+        f64::from(self.per_minute)
+    }
+
     fn check(&self, peer: &str) -> Result<(), FederationError> {
-        let capacity = f64::from(self.per_minute);
+        let capacity = self.capacity();
         let rate = capacity / 60.0;
         let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
+        if !map.contains_key(peer) && map.len() >= self.max_tracked {
+            // A bucket that has filled up again is the same as no bucket: forget those first,
+            // then, if every one is in use, the one seen longest ago.
+            map.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < capacity
+            });
+            if map.len() >= self.max_tracked
+                && let Some(oldest) = map
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(k, _)| k.clone())
+            {
+                map.remove(&oldest);
+            }
+        }
         let (tokens, at) = map.entry(peer.to_owned()).or_insert((capacity, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(capacity);
         *at = now;
@@ -303,6 +386,20 @@ impl PeerLimiter {
         }
         *tokens -= 1.0;
         Ok(())
+    }
+
+    /// Gives back what [`PeerLimiter::check`] took.
+    fn refund(&self, peer: &str) {
+        let capacity = self.capacity();
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((tokens, _)) = map.get_mut(peer) {
+            *tokens = (*tokens + 1.0).min(capacity);
+        }
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.buckets.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
 
@@ -359,5 +456,45 @@ impl Ingestor {
         rx.await
             .map_err(|_| FederationError::Crypto("the ingest task stopped".into()))?
             .map_err(|e| FederationError::Store(caremesh_store::StoreError::NotReady(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn limiter_memory_stays_bounded() {
+        let limiter = PeerLimiter::bounded(2, 100);
+        for n in 0..5_000u32 {
+            let _ = limiter.check(&format!("10.{}.{}.{}", n >> 16, (n >> 8) & 255, n & 255));
+            assert!(limiter.tracked() <= 100);
+        }
+        // A source it still tracks keeps its rate.
+        limiter.check("192.0.2.1").unwrap();
+        limiter.check("192.0.2.1").unwrap();
+        assert_eq!(
+            limiter.check("192.0.2.1").unwrap_err().code(),
+            "rate_limited"
+        );
+        // What is given back can be used again.
+        limiter.refund("192.0.2.1");
+        limiter.check("192.0.2.1").unwrap();
+    }
+
+    #[test]
+    fn sources_are_addresses_or_ipv6_prefixes() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(source_of(ip("192.0.2.7")), "192.0.2.7");
+        assert_eq!(source_of(ip("::ffff:192.0.2.7")), "192.0.2.7");
+        assert_eq!(
+            source_of(ip("2001:db8:1:2:aaaa::1")),
+            source_of(ip("2001:db8:1:2:bbbb::9"))
+        );
+        assert_ne!(
+            source_of(ip("2001:db8:1:2::1")),
+            source_of(ip("2001:db8:1:3::1"))
+        );
     }
 }

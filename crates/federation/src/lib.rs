@@ -64,6 +64,7 @@ impl Default for FederationSettings {
             inbox: InboxSettings {
                 max_skew_secs: 300,
                 requests_per_minute: 6000,
+                unverified_requests_per_minute: 600,
             },
             delivery: DeliverySettings {
                 concurrency: 16,

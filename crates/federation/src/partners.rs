@@ -13,7 +13,7 @@ use tokio::sync::RwLock;
 use url::Url;
 
 use crate::error::FederationError;
-use crate::urls::authority_of;
+use crate::urls::{authority_of, origin_of, origin_of_str};
 
 /// How long the list is cached before it is read again (the admin CLI changes it from another
 /// process).
@@ -43,6 +43,15 @@ pub fn parse_partner(input: &str) -> Result<(String, String), FederationError> {
         url.set_path(&p);
     }
     Ok((authority, url.to_string()))
+}
+
+/// Whether `url` is on the partner node whose base URL is `base_url`: the same scheme, host and
+/// port. The path does not matter (ids live anywhere on the node).
+pub fn is_on_partner(base_url: &str, url: &Url) -> bool {
+    match (origin_of_str(base_url), origin_of(url)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
 }
 
 type PartnerMap = Arc<BTreeMap<String, Partner>>;
@@ -126,15 +135,39 @@ impl Partners {
         Ok(self.snapshot().await?.values().cloned().collect())
     }
 
-    /// Refuses any URL that is not on a partner node. Called before every fetch and delivery.
+    /// The partner whose node `url` is on: same scheme, host and port as the partner's base URL.
+    /// A partner listed as `https://x` is not `http://x`, nor `https://x:8443`.
+    pub async fn for_url(&self, url: &Url) -> Result<Option<Partner>, FederationError> {
+        let Some(authority) = authority_of(url) else {
+            return Ok(None);
+        };
+        Ok(self
+            .get(&authority)
+            .await?
+            .filter(|p| is_on_partner(&p.base_url, url)))
+    }
+
+    /// Like [`Partners::for_url`], for a URL given as text; refuses it when it is not on a partner.
+    pub async fn partner_at(&self, url: &str) -> Result<Partner, FederationError> {
+        let parsed = Url::parse(url)
+            .map_err(|_| FederationError::Malformed(format!("{url:?} is not a URL")))?;
+        self.partner_of_url(&parsed).await
+    }
+
+    async fn partner_of_url(&self, url: &Url) -> Result<Partner, FederationError> {
+        let origin = origin_of(url)
+            .ok_or_else(|| FederationError::Malformed(format!("{url} is not an http(s) URL")))?;
+        self.for_url(url)
+            .await?
+            .ok_or(FederationError::NotPartner(origin))
+    }
+
+    /// Refuses any URL that is not on a partner node (scheme, host and port). Called before
+    /// every fetch and delivery.
     pub async fn check_url(&self, url: &str) -> Result<Url, FederationError> {
         let parsed = Url::parse(url)
             .map_err(|_| FederationError::Malformed(format!("{url:?} is not a URL")))?;
-        let authority = authority_of(&parsed)
-            .ok_or_else(|| FederationError::Malformed(format!("{url:?} is not an http(s) URL")))?;
-        if !self.is_partner(&authority).await? {
-            return Err(FederationError::NotPartner(authority));
-        }
+        self.partner_of_url(&parsed).await?;
         Ok(parsed)
     }
 }
@@ -143,6 +176,34 @@ impl Partners {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn on(partner: &str, url: &str) -> bool {
+        let (_, base_url) = parse_partner(partner).unwrap();
+        is_on_partner(&base_url, &Url::parse(url).unwrap())
+    }
+
+    #[test]
+    fn partners_match_on_scheme_host_and_port() {
+        // The same scheme, host and port: accepted, whatever the path.
+        assert!(on("https://b.example", "https://b.example/actor"));
+        assert!(on(
+            "b.example",
+            "https://B.example:443/users/dr.li#main-key"
+        ));
+        assert!(on("http://127.0.0.1:9000", "http://127.0.0.1:9000/inbox"));
+        // Never downgraded: a partner listed as HTTPS is not reached, or believed, over HTTP.
+        assert!(!on("https://b.example", "http://b.example/actor"));
+        assert!(!on("b.example", "http://b.example:443/actor"));
+        assert!(!on("https://127.0.0.1:9000", "http://127.0.0.1:9000/actor"));
+        // Nor upgraded: an HTTP partner's address over HTTPS is another node.
+        assert!(!on("http://127.0.0.1:9000", "https://127.0.0.1:9000/actor"));
+        // The same host on another port is another node.
+        assert!(!on("https://b.example", "https://b.example:8443/actor"));
+        assert!(!on("http://127.0.0.1:9000", "http://127.0.0.1:9001/actor"));
+        // Other hosts and other schemes.
+        assert!(!on("https://b.example", "https://c.example/actor"));
+        assert!(!on("https://b.example", "ftp://b.example/actor"));
+    }
 
     #[test]
     fn partners_parse_from_domains_and_urls() {

@@ -111,6 +111,27 @@ pub fn authority_of_str(url: &str) -> Option<String> {
     Url::parse(url).ok().as_ref().and_then(authority_of)
 }
 
+/// `scheme://authority`: what identifies a node. Two URLs are on the same node only when their
+/// origins are equal: `https://b.example` and `http://b.example` are different nodes, so that
+/// nothing a partner listed as HTTPS says is ever taken, or fetched, over plain HTTP.
+pub fn origin_of(url: &Url) -> Option<String> {
+    authority_of(url).map(|a| format!("{}://{a}", url.scheme()))
+}
+
+/// The origin of a URL given as text.
+pub fn origin_of_str(url: &str) -> Option<String> {
+    Url::parse(url).ok().as_ref().and_then(origin_of)
+}
+
+/// Whether two ids are on the same node: same scheme, host and port (never true when either is
+/// not an http(s) URL).
+pub fn same_node(a: &str, b: &str) -> bool {
+    match (origin_of_str(a), origin_of_str(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -142,5 +163,39 @@ mod tests {
             Some("b.example".into())
         );
         assert_eq!(authority_of_str("ftp://b.example/"), None);
+    }
+
+    #[test]
+    fn origins_keep_the_scheme() {
+        assert_eq!(
+            origin_of_str("https://B.example:443/x"),
+            Some("https://b.example".into())
+        );
+        assert_eq!(
+            origin_of_str("http://127.0.0.1:9000/actor#main-key"),
+            Some("http://127.0.0.1:9000".into())
+        );
+        assert_ne!(
+            origin_of_str("https://b.example/actor"),
+            origin_of_str("http://b.example/actor")
+        );
+        assert_ne!(
+            origin_of_str("https://b.example/actor"),
+            origin_of_str("https://b.example:8443/actor")
+        );
+        assert_eq!(origin_of_str("ftp://b.example/"), None);
+        assert!(same_node(
+            "https://b.example/actor",
+            "https://B.example:443/objects/1"
+        ));
+        assert!(!same_node(
+            "https://b.example/actor",
+            "http://b.example/objects/1"
+        ));
+        assert!(!same_node(
+            "https://b.example/actor",
+            "https://b.example:8443/x"
+        ));
+        assert!(!same_node("not a url", "not a url"));
     }
 }

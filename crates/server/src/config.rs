@@ -100,8 +100,12 @@ pub struct FederationConfig {
     pub max_activity_bytes: usize,
     /// Signatures dated more than this many seconds in the past or the future are refused.
     pub signature_max_skew_secs: u32,
-    /// Requests accepted per minute from one partner node before 429.
+    /// Requests whose signature verified accepted per minute from one partner node before 429.
     pub inbox_requests_per_minute: u32,
+    /// Requests per minute from one source address (IPv4 address or IPv6 /64) that have not
+    /// verified (yet) before 429: every request is charged here until its signature verifies,
+    /// then gets its charge back and is charged to its partner instead.
+    pub inbox_unverified_requests_per_minute: u32,
     /// Hours a rotated key stays published and verifying.
     pub key_grace_hours: u32,
     /// Timeout of one request to a partner, in seconds.
@@ -135,6 +139,7 @@ impl Default for FederationConfig {
             max_activity_bytes: 256 * 1024,
             signature_max_skew_secs: 300,
             inbox_requests_per_minute: 6000,
+            inbox_unverified_requests_per_minute: 600,
             key_grace_hours: 72,
             request_timeout_secs: 10,
             delivery: DeliveryConfig::default(),
@@ -383,6 +388,12 @@ impl Config {
         if f.inbox_requests_per_minute == 0 {
             return Err(invalid(
                 "federation.inbox_requests_per_minute",
+                "must be at least 1",
+            ));
+        }
+        if f.inbox_unverified_requests_per_minute == 0 {
+            return Err(invalid(
+                "federation.inbox_unverified_requests_per_minute",
                 "must be at least 1",
             ));
         }

@@ -233,6 +233,7 @@ pub fn federation_settings(config: &Config) -> FederationSettings {
         inbox: InboxSettings {
             max_skew_secs: u64::from(f.signature_max_skew_secs),
             requests_per_minute: f.inbox_requests_per_minute,
+            unverified_requests_per_minute: f.inbox_unverified_requests_per_minute,
         },
         delivery: DeliverySettings {
             concurrency: d.concurrency as usize,

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, ClientIp};
 use crate::state::AppState;
 
 pub fn router(max_activity_bytes: usize) -> Router<AppState> {
@@ -40,12 +40,13 @@ pub fn router(max_activity_bytes: usize) -> Router<AppState> {
 /// served.
 async fn group_actor(
     State(state): State<AppState>,
+    ip: ClientIp,
     method: Method,
     uri: OriginalUri,
     headers: HeaderMap,
     ApiPath(pid): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    node::verify_signed(&state.app, &inbound(&method, &uri, &headers, b"")).await?;
+    node::verify_signed(&state.app, &inbound(&method, &uri, &headers, b"", ip)).await?;
     Ok(activity_json(
         caremesh_app::groups::actor_document(&state.app, &pid).await?,
     ))
@@ -54,12 +55,13 @@ async fn group_actor(
 /// A patient's per-group pseudonym, for partner nodes (signed GET).
 async fn pseudonym_actor(
     State(state): State<AppState>,
+    ip: ClientIp,
     method: Method,
     uri: OriginalUri,
     headers: HeaderMap,
     ApiPath(pid): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    node::verify_signed(&state.app, &inbound(&method, &uri, &headers, b"")).await?;
+    node::verify_signed(&state.app, &inbound(&method, &uri, &headers, b"", ip)).await?;
     Ok(activity_json(
         caremesh_app::groups::pseudonym_document(&state.app, &pid).await?,
     ))
@@ -76,13 +78,15 @@ struct FileQuery {
 /// hosted here, nodes with an active member; for a mirrored group, its host. Anyone else: 404.
 async fn group_file(
     State(state): State<AppState>,
+    ip: ClientIp,
     method: Method,
     uri: OriginalUri,
     headers: HeaderMap,
     ApiPath(sha256): ApiPath<String>,
     axum::extract::Query(q): axum::extract::Query<FileQuery>,
 ) -> Result<Response, ApiError> {
-    let sender = node::verify_signed(&state.app, &inbound(&method, &uri, &headers, b"")).await?;
+    let sender =
+        node::verify_signed(&state.app, &inbound(&method, &uri, &headers, b"", ip)).await?;
     let (file, bytes) =
         caremesh_app::media::file_for_node(&state.app, &q.group, &sha256, &sender).await?;
     let mut resp = bytes.into_response();
@@ -171,6 +175,7 @@ fn inbound<'a>(
     uri: &'a OriginalUri,
     headers: &HeaderMap,
     body: &'a [u8],
+    ClientIp(client_ip): ClientIp,
 ) -> InboundRequest<'a> {
     InboundRequest {
         method: method.as_str(),
@@ -180,18 +185,20 @@ fn inbound<'a>(
             .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect(),
         body,
+        client_ip,
     }
 }
 
 /// People's actors are served only to partner nodes, on a signed GET. Patients have none.
 async fn person_actor(
     State(state): State<AppState>,
+    ip: ClientIp,
     method: Method,
     uri: OriginalUri,
     headers: HeaderMap,
     ApiPath(username): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let request = inbound(&method, &uri, &headers, b"");
+    let request = inbound(&method, &uri, &headers, b"", ip);
     let doc = node::person_actor(&state.app, &request, &username).await?;
     Ok(activity_json(doc))
 }
@@ -249,6 +256,7 @@ async fn nodeinfo(State(state): State<AppState>) -> Response {
 /// once. 202 for a new activity and for a duplicate alike.
 async fn inbox(
     State(state): State<AppState>,
+    ip: ClientIp,
     uri: OriginalUri,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -278,7 +286,7 @@ async fn inbox(
     // no database transaction is abandoned half-way.
     let app = state.app.clone();
     let received = tokio::spawn(async move {
-        let request = inbound(&parts.method, &uri, &parts.headers, &bytes);
+        let request = inbound(&parts.method, &uri, &parts.headers, &bytes, ip);
         caremesh_app::inbound::receive(&app, &request).await
     })
     .await

@@ -2,7 +2,7 @@
 //! host, from the host by members' nodes), checked against the SHA-256 their author signed and
 //! against the kinds a group may hold, and kept.
 
-use caremesh_federation::urls::authority_of_str;
+use caremesh_federation::urls::same_node;
 use caremesh_store::{Attachment, Group, RemoteAttachment};
 use serde_json::Value;
 use sha2::Digest as _;
@@ -46,7 +46,7 @@ pub(super) async fn fetch_note_files(
         let source = match &group.remote_actor_id {
             // Hosted here: from the author's node, where the author's signed object says.
             None => match a["url"].as_str() {
-                Some(u) if authority_of_str(u) == authority_of_str(author) => u.to_owned(),
+                Some(u) if same_node(u, author) => u.to_owned(),
                 _ => continue,
             },
             // Mirrored: from the group's host.

@@ -96,8 +96,8 @@ pub(super) async fn announced(app: &App, raw: &Value, a: &Announce, from: &str) 
         return Ok(());
     };
     let inner = &a.inner_raw;
-    let own = caremesh_federation::urls::authority_of_str(&a.inner_head.id)
-        == Some(app.federation.urls.authority());
+    let own =
+        caremesh_federation::urls::same_node(&a.inner_head.id, app.federation.urls.base().as_str());
     match &a.inner {
         Activity::Create(c) if !own && c.note.context.as_deref() == Some(a.group.as_str()) => {
             store_post_from(app, &group, raw, inner, Vec::new()).await?;

@@ -161,6 +161,7 @@ async fn bench(backend: Backend, n: usize, runs: usize) {
     };
     let Some(receiver) = TestNode::spawn_with(backend, |c| {
         c.federation.inbox_requests_per_minute = 10_000_000;
+        c.federation.inbox_unverified_requests_per_minute = 10_000_000;
         c.log.level = "warn".into();
     })
     .await
