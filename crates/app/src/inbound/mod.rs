@@ -176,8 +176,7 @@ async fn authorize(app: &App, parsed: &Parsed) -> AppResult<()> {
     let Some(group) = hosted_group(app, group_url).await? else {
         // A group hosted elsewhere: its posts come to this node from its host (the host's own
         // members' directly, the others' in an `Announce`), never from another member's node.
-        let host = caremesh_federation::urls::authority_of_str(group_url);
-        if host.is_none() || host != caremesh_federation::urls::authority_of_str(actor) {
+        if !caremesh_federation::urls::same_node(group_url, actor) {
             return Err(refused(format!(
                 "{actor} is not of the node that hosts {group_url}; its host sends its posts"
             )));
