@@ -1,7 +1,8 @@
 //! What an outside review of running nodes broke, each on real nodes over loopback and on both
 //! backends: a banned doctor editing a post by naming another group (or none) or by sending the
 //! edit past the host to a member's node; partners telling patients' names from unknown ones by
-//! the answer to `/users/{name}`.
+//! the answer to `/users/{name}`; clients that open connections and send nothing, or stop
+//! half-way through their headers or a body.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -260,4 +261,84 @@ async fn patients_and_unknown_names_look_the_same_to_partners(b: Backend) {
     assert_eq!(wf("patient.zhao").await, unknown);
     assert_eq!(wf("dr.gone").await, unknown);
     assert_eq!(wf("dr.wang").await.0, 200);
+}
+
+/// Opens a connection to `node` and sends `bytes`, then nothing more.
+async fn stalled(node: &TestNode, bytes: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(node.config.listen)
+        .await
+        .unwrap();
+    s.write_all(bytes).await.unwrap();
+    s
+}
+
+/// Whether the node ends the connection (or answers and ends it) within `secs`.
+async fn closed_within(mut s: tokio::net::TcpStream, secs: u64) -> bool {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Slow or silent clients cannot hold the node's connections: headers not sent in time and bodies
+/// that stop are cut off, and at most `http.max_connections` are served at once while the rest
+/// wait, so the node keeps answering everyone else.
+#[tokio::test]
+async fn silent_and_half_sent_requests_are_cut_off_and_connections_are_bounded() {
+    let Some(node) = TestNode::spawn_with(Backend::Sqlite, |c| {
+        c.http.max_connections = 8;
+        c.http.header_read_timeout_secs = 2;
+        c.http.body_idle_timeout_secs = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    // Eight clients: silent ones, one that stops in the middle of its headers, one in its body.
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        held.push(stalled(&node, b"").await);
+    }
+    held.push(stalled(&node, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await);
+    held.push(
+        stalled(
+            &node,
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"username\":",
+        )
+        .await,
+    );
+    // They hold every connection the node serves: the next client waits, and is answered once
+    // they are cut off.
+    let http = reqwest::Client::new();
+    let waiting = tokio::spawn({
+        let url = node.url("/healthz");
+        async move {
+            let started = std::time::Instant::now();
+            let status = http.get(url).send().await.unwrap().status();
+            (status, started.elapsed())
+        }
+    });
+    let mut closed = Vec::new();
+    for s in held {
+        closed.push(tokio::spawn(closed_within(s, 10)));
+    }
+    for c in closed {
+        assert!(c.await.unwrap(), "a stalled connection was left open");
+    }
+    let (status, waited) = waiting.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        waited >= std::time::Duration::from_millis(500),
+        "the ninth client was served while eight connections were held ({waited:?})"
+    );
+    // And the node answers as before.
+    let ok = node.http.get(node.url("/healthz")).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
 }

@@ -68,6 +68,14 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Reverse proxies whose `X-Forwarded-For` header is believed (for rate limits and logs).
     pub trusted_proxies: Vec<IpAddr>,
+    /// Open connections served at once; further clients wait in the listen backlog.
+    pub max_connections: u32,
+    /// Seconds a client has to send a request's headers (from connecting, or after the previous
+    /// answer on a kept-alive connection); then the connection is closed.
+    pub header_read_timeout_secs: u32,
+    /// Seconds a request body may go without sending anything before the request is dropped
+    /// (a slow phone network keeps sending; a stalled client does not).
+    pub body_idle_timeout_secs: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -228,6 +236,9 @@ impl Default for HttpConfig {
         Self {
             max_body_bytes: 1024 * 1024,
             trusted_proxies: Vec::new(),
+            max_connections: 1024,
+            header_read_timeout_secs: 15,
+            body_idle_timeout_secs: 30,
         }
     }
 }
@@ -350,6 +361,24 @@ impl Config {
             return Err(invalid(
                 "http.max_body_bytes",
                 "must be between 1024 and 268435456",
+            ));
+        }
+        if !(8..=1_000_000).contains(&self.http.max_connections) {
+            return Err(invalid(
+                "http.max_connections",
+                "must be between 8 and 1000000",
+            ));
+        }
+        if !(1..=600).contains(&self.http.header_read_timeout_secs) {
+            return Err(invalid(
+                "http.header_read_timeout_secs",
+                "must be between 1 and 600",
+            ));
+        }
+        if !(1..=3600).contains(&self.http.body_idle_timeout_secs) {
+            return Err(invalid(
+                "http.body_idle_timeout_secs",
+                "must be between 1 and 3600",
             ));
         }
         if self.auth.session_ttl_minutes == 0 {
@@ -591,6 +620,21 @@ mod tests {
             ("CAREMESH_LOG__FORMAT", "yaml", "format"),
             ("CAREMESH_LOG__LEVEL", "[[", "log.level"),
             ("CAREMESH_HTTP__MAX_BODY_BYTES", "10", "http.max_body_bytes"),
+            (
+                "CAREMESH_HTTP__MAX_CONNECTIONS",
+                "2",
+                "http.max_connections",
+            ),
+            (
+                "CAREMESH_HTTP__HEADER_READ_TIMEOUT_SECS",
+                "0",
+                "http.header_read_timeout_secs",
+            ),
+            (
+                "CAREMESH_HTTP__BODY_IDLE_TIMEOUT_SECS",
+                "0",
+                "http.body_idle_timeout_secs",
+            ),
             (
                 "CAREMESH_MEDIA__MAX_FILE_BYTES",
                 "1",

@@ -6,10 +6,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod http;
 pub mod telemetry;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -347,18 +347,21 @@ pub async fn serve_with(
         "caremesh node listening"
     );
     let housekeeping = tokio::spawn(housekeeping(store, clock));
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("the HTTP server failed");
+    http::serve(listener, app, http_limits(&config), shutdown).await;
     housekeeping.abort();
     replay.abort();
     delivery.abort();
     tracing::info!("caremesh node stopped");
-    result
+    Ok(())
+}
+
+/// The connection limits of the HTTP server, from the configuration.
+pub fn http_limits(config: &Config) -> http::Limits {
+    http::Limits {
+        max_connections: usize::try_from(config.http.max_connections).unwrap_or(usize::MAX),
+        header_read_timeout: Duration::from_secs(config.http.header_read_timeout_secs.into()),
+        body_idle_timeout: Duration::from_secs(config.http.body_idle_timeout_secs.into()),
+    }
 }
 
 /// Periodic clean-up: expired sessions.
