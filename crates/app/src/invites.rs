@@ -56,6 +56,12 @@ pub fn check_limits(valid_hours: Option<i64>, max_uses: Option<u32>) -> AppResul
 /// A moderator creates an invite link for the group.
 pub async fn create(app: &App, ctx: &GroupAccess, new: NewInvite) -> AppResult<GroupInvite> {
     ctx.moderate()?;
+    if ctx.group.remote_actor_id.is_some() {
+        return Err(AppError::forbidden_code(
+            "hosted_elsewhere",
+            "this group is hosted by another hospital: its invite links are made there",
+        ));
+    }
     let label = match new.label {
         None => None,
         Some(l) => Some(clean_line("label", &l, limits::INVITE_LABEL)?),
@@ -280,6 +286,40 @@ mod tests {
         }
         let after = list(&n.app, &ctx, None, 50).await.unwrap();
         assert_eq!(after.len(), before + 1, "refused links are not stored");
+    }
+
+    #[tokio::test]
+    async fn the_copy_of_a_group_hosted_elsewhere_has_no_links_of_this_node() {
+        let n = node().await;
+        let admin = n.user("admin", Role::Admin).await;
+        let mirror = n
+            .app
+            .store
+            .upsert_mirror_group(
+                "http://127.0.0.2:9/groups/g1",
+                "m1",
+                caremesh_store::GroupSettings {
+                    name: "Heart failure".into(),
+                    condition: "Heart failure".into(),
+                    condition_code: None,
+                    city: "Tangshan".into(),
+                    language: caremesh_domain::Language::ZhCn,
+                    description: String::new(),
+                    rules: String::new(),
+                    member_list: caremesh_domain::MemberListVisibility::Moderators,
+                },
+                n.app.now(),
+            )
+            .await
+            .unwrap();
+        // An administrator may manage any group of this node, but not admit members to one
+        // hosted elsewhere: only its host does.
+        let ctx = n.access(&admin, &mirror).await;
+        let e = create(&n.app, &ctx, NewInvite::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "hosted_elsewhere");
+        assert!(list(&n.app, &ctx, None, 50).await.unwrap().is_empty());
     }
 
     #[tokio::test]

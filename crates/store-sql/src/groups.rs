@@ -160,7 +160,7 @@ macro_rules! impl_group_store {
             }
 
             #[allow(clippy::too_many_arguments)]
-            async fn log_action(
+            pub(super) async fn log_action(
                 conn: &mut Conn,
                 group_id: i64,
                 by: impl Into<Acting>,
@@ -1042,6 +1042,14 @@ macro_rules! impl_group_store {
                         .map_err(db_err)?
                         .ok_or(StoreError::NotFound("invite"))?;
                     let invite = group_invite_from_row(&row)?;
+                    // Only a group's host admits its members; a link made here for the copy of a
+                    // group hosted elsewhere admits nobody.
+                    if load_group(&mut tx, invite.group_id).await?.remote_actor_id.is_some() {
+                        return Err(StoreError::conflict(
+                            "hosted_elsewhere",
+                            "this group is hosted by another hospital: only its host admits members",
+                        ));
+                    }
                     if invite.state(now) != caremesh_store::InviteState::Usable {
                         return Err(StoreError::conflict(
                             "invite_unusable",
@@ -1089,6 +1097,19 @@ macro_rules! impl_group_store {
                             .await?
                         }
                     };
+                    // Every admission is in the moderation log: here, who joined with which link.
+                    let detail = format!("invite {}", invite.id);
+                    log_action(
+                        &mut tx,
+                        invite.group_id,
+                        user,
+                        "join_by_invite",
+                        Some(member_id),
+                        None,
+                        Some(&detail),
+                        now,
+                    )
+                    .await?;
                     let member = load_member(&mut tx, invite.group_id, member_id).await?;
                     let group = load_group(&mut tx, invite.group_id).await?;
                     tx.commit().await.map_err(db_err)?;

@@ -18,7 +18,7 @@ macro_rules! impl_remote_group_store {
             use super::group_sql::{
                 ATTACHMENT_COLUMNS, MEMBER_SELECT, Marker, attachment_from_row, conflict_on_unique,
                 count_place, mark_helpful, storage_full, take_storage, deleted_conflict, free_place,
-                group_from_row, tombstone,
+                group_from_row, log_action, tombstone,
                 load_member, load_post, member_from_row, member_of_user, post_facts, set_state,
                 take_place, to_i32,
             };
@@ -174,6 +174,21 @@ macro_rules! impl_remote_group_store {
                     };
                     if state == MemberState::Active {
                         enqueue_in(&mut tx, &on_accept, now).await?;
+                    }
+                    // Every admission is in the moderation log: here, who joined with which link.
+                    if let Some(id) = invite_id {
+                        let detail = format!("invite {id}");
+                        log_action(
+                            &mut tx,
+                            group_id,
+                            caremesh_store::Acting::Member(member_id),
+                            "join_by_invite",
+                            Some(member_id),
+                            None,
+                            Some(&detail),
+                            now,
+                        )
+                        .await?;
                     }
                     let m = load_member(&mut tx, group_id, member_id).await?;
                     tx.commit().await.map_err(db_err)?;

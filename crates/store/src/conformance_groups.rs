@@ -260,6 +260,15 @@ pub async fn invite_join_uses_and_refusals_change_nothing(s: S) {
     assert_eq!((m.role, m.state), (GroupRole::Member, MemberState::Active));
     let used = s.group_invite_by_id(g, inv.id).await.unwrap();
     assert_eq!((used.uses, used.state(t(1))), (1, InviteState::UsedUp));
+    // Every admission is in the moderation log, with the link it came by.
+    let log = s.moderation_log(g, None, 10).await.unwrap();
+    assert_eq!(log[0].action, "join_by_invite");
+    assert_eq!(log[0].moderator, Some(p));
+    assert_eq!(log[0].target_member_id, Some(m.id));
+    assert_eq!(
+        log[0].detail.as_deref(),
+        Some(format!("invite {}", inv.id).as_str())
+    );
     let err = s.join_by_invite("one-use", q, 500, t(2)).await.unwrap_err();
     assert_eq!(err.conflict_code(), Some("invite_unusable"));
     assert_eq!(s.membership(g, q).await.unwrap(), None);
@@ -470,8 +479,12 @@ pub async fn leave_remove_ban_unban(s: S) {
     join(&s, c.g, "tok", c.p2).await;
     let log = s.moderation_log(c.g, None, 10).await.unwrap();
     let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
-    assert_eq!(actions[..3], ["unban", "ban", "remove_member"]);
-    assert_eq!(log[1].detail.as_deref(), Some("again"));
+    assert_eq!(
+        actions[..4],
+        ["join_by_invite", "unban", "ban", "remove_member"],
+        "coming back by the link is logged too"
+    );
+    assert_eq!(log[2].detail.as_deref(), Some("again"));
 }
 
 pub async fn roles_are_appointed_and_logged(s: S) {
@@ -503,15 +516,30 @@ pub async fn roles_are_appointed_and_logged(s: S) {
         .await
         .unwrap();
     let log = s.moderation_log(c.g, None, 10).await.unwrap();
-    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    let actions: Vec<&str> = log
+        .iter()
+        .map(|e| e.action.as_str())
+        .filter(|a| *a != "join_by_invite")
+        .collect();
     assert_eq!(
         actions,
         ["dismiss_moderator", "appoint_doctor", "appoint_moderator"]
     );
+    assert_eq!(
+        log.iter().filter(|e| e.action == "join_by_invite").count(),
+        4,
+        "each of the four who joined by the link"
+    );
     assert_eq!(log[0].detail.as_deref(), Some("moderator -> member"));
     // Paging the log: ids below the cursor.
     let rest = s.moderation_log(c.g, Some(log[0].id), 10).await.unwrap();
-    assert_eq!(rest.len(), 2);
+    assert_eq!(rest.len(), log.len() - 1);
+    assert_eq!(rest[0].id, log[1].id);
+    let page = s.moderation_log(c.g, Some(log[0].id), 2).await.unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [log[1].id, log[2].id]
+    );
 }
 
 pub async fn feed_orders_pinned_first_and_pages_without_gaps(s: S) {

@@ -169,6 +169,9 @@ pub async fn remote_follow_with_invite_and_leaving(s: S) {
     assert_eq!(m.state, MemberState::Active);
     assert_eq!(m.display_name, "小李");
     assert_eq!(pending_count(&s).await, 1, "the Accept is queued with it");
+    let log = s.moderation_log(g, None, 10).await.unwrap();
+    assert_eq!(log[0].action, "join_by_invite", "the admission is logged");
+    assert_eq!(log[0].target_member_id, Some(m.id));
     // The invite is used up: the next actor waits for a moderator... but a used-up token is refused.
     let err = s
         .remote_follow(
@@ -208,6 +211,17 @@ async fn mirror(s: &S) -> i64 {
 
 pub async fn mirror_join_as_pseudonym_or_as_oneself(s: S) {
     let g = mirror(&s).await;
+    // A link made here for the copy of a group hosted elsewhere admits nobody: only the host
+    // admits its members.
+    let admin = user(&s, "admin", Role::Admin).await;
+    s.create_group_invite(local_link(g, admin)).await.unwrap();
+    let err = s
+        .join_by_invite("local-link", admin, 500, t(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.conflict_code(), Some("hosted_elsewhere"));
+    assert_eq!(s.membership(g, admin).await.unwrap(), None);
+    assert_eq!(s.group_invite_by_token("local-link").await.unwrap().uses, 0);
     // Refreshing the mirror keeps its id.
     let again = s
         .upsert_mirror_group(
@@ -698,4 +712,16 @@ pub async fn a_mirrored_library_is_replaced_whole(s: S) {
         .await
         .unwrap_err();
     assert_eq!(err.conflict_code(), Some("hosted_here"));
+}
+
+fn local_link(group_id: i64, by: UserId) -> crate::NewGroupInvite {
+    crate::NewGroupInvite {
+        group_id,
+        token: "local-link".into(),
+        label: None,
+        created_by: by,
+        created_at: T0,
+        expires_at: None,
+        max_uses: None,
+    }
 }

@@ -336,7 +336,7 @@ pub struct ModerationEntry {
     pub group_id: i64,
     pub moderator: Option<UserId>,
     pub moderator_name: Option<String>,
-    /// `approve_join`, `reject_join`, `remove_member`, `ban`, `unban`, `appoint_moderator`,
+    /// `join_by_invite` (the member is the one who acted), `approve_join`, `reject_join`, `remove_member`, `ban`, `unban`, `appoint_moderator`,
     /// `dismiss_moderator`, `appoint_doctor`, `dismiss_doctor`, `remove_post`, `dismiss_report`,
     /// `update_settings`.
     pub action: String,
