@@ -1,7 +1,7 @@
 //! What an outside review of running nodes broke, each on real nodes over loopback and on both
 //! backends: a banned doctor editing a post by naming another group (or none) or by sending the
 //! edit past the host to a member's node; partners telling patients' names from unknown ones by
-//! the answer to `/users/{name}`; clients that open connections and send nothing, or stop
+//! the answer to `/users/{name}`; a host's own patients crossing under their sign-up name; clients that open connections and send nothing, or stop
 //! half-way through their headers or a body.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,12 +10,13 @@ mod common;
 use caremesh_domain::{Clock, Role};
 use caremesh_testkit::{Backend, TestNode, on_both_backends, wait_for};
 use common::mesh::{find, invite, join_remote, mesh, node};
-use common::{expect, get, post};
+use common::{call, expect, get, post};
 use serde_json::{Value, json};
 
 on_both_backends!(
     a_banned_doctor_cannot_edit_through_another_group_or_past_the_host,
     patients_and_unknown_names_look_the_same_to_partners,
+    the_hosts_own_patients_cross_under_a_neutral_name_and_renames_follow,
 );
 
 /// The member id of `name` in a group of `node`.
@@ -341,4 +342,80 @@ async fn silent_and_half_sent_requests_are_cut_off_and_connections_are_bounded()
     // And the node answers as before.
     let ok = node.http.get(node.url("/healthz")).send().await.unwrap();
     assert_eq!(ok.status(), 200);
+}
+
+/// A patient of the host who chose no name for the group crosses to the other nodes under a
+/// neutral one, never their account's (perhaps real) name; a name they choose later reaches the
+/// posts the other nodes already store.
+async fn the_hosts_own_patients_cross_under_a_neutral_name_and_renames_follow(b: Backend) {
+    let Some(a) = node(b, "Hospital A").await else {
+        return;
+    };
+    let Some(host) = node(b, "Hospital B").await else {
+        return;
+    };
+    mesh(&[&a, &host]).await;
+    let li = host.account_with_token(Role::Doctor, "dr.li").await;
+    let g = common::create_group(&host, &li, "心衰康复 · 唐山").await;
+    let g_url = host.federation.urls.group(&g);
+    let token = invite(&host, &li, &g).await;
+    // B's own patient, whose account name is what they signed up with.
+    let zhao = host.account_with_token(Role::Patient, "zhao.real").await;
+    expect(
+        post(
+            &host,
+            &zhao,
+            &format!("/api/v1/group-invites/{token}/accept"),
+            json!({}),
+        )
+        .await,
+        201,
+    );
+    let pa = a.account_with_token(Role::Patient, "wang.xiaoli").await;
+    let a_g = join_remote(&a, &pa, &g_url, "小李", &token).await;
+    expect(
+        post(
+            &host,
+            &zhao,
+            &format!("/api/v1/groups/{g}/posts"),
+            json!({ "kind": "question", "body": "我是本院的病人" }),
+        )
+        .await,
+        201,
+    );
+    wait_for("the post on A", || async {
+        !find(&a, &pa, &a_g, "我是本院的病人").await.is_null()
+    })
+    .await;
+    let on_a = find(&a, &pa, &a_g, "我是本院的病人").await;
+    let shown = on_a["author"]["name"].as_str().unwrap().to_owned();
+    assert!(shown.starts_with("病友 "), "{on_a}");
+    assert!(
+        !shown.contains("zhao"),
+        "the account's name stays home: {on_a}"
+    );
+    // Nothing A stores names the account.
+    for r in a.store.received_activities(0, 10_000).await.unwrap() {
+        assert!(!r.payload.contains("zhao.real"), "{}", r.payload);
+    }
+    // The host's page shows the host's own members as before.
+    let on_b = find(&host, &li, &g, "我是本院的病人").await;
+    assert_eq!(on_b["author"]["name"], "zhao.real (display)");
+
+    // The patient chooses a name: A shows it on the post it already has.
+    expect(
+        call(
+            &host,
+            Some(&zhao),
+            reqwest::Method::PUT,
+            &format!("/api/v1/groups/{g}/me"),
+            Some(json!({ "display_name": "老赵" })),
+        )
+        .await,
+        200,
+    );
+    wait_for("the new name on A", || async {
+        find(&a, &pa, &a_g, "我是本院的病人").await["author"]["name"] == "老赵"
+    })
+    .await;
 }

@@ -71,22 +71,41 @@ pub(crate) async fn author_actor(app: &App, user: &User, group: &Group) -> AppRe
     if user.role != Role::Patient {
         return Ok(app.federation.urls.person(&user.username));
     }
+    let public_id = crate::new_public_id()?;
+    // A new pseudonym takes the name the patient chose for the group; one who chose none (whose
+    // name there is still their account's, perhaps their real name) crosses under a neutral one.
+    let display_name = match app.store.membership(group.id, user.id).await? {
+        Some(m) if m.display_name != user.display_name => m.display_name,
+        _ => neutral_name(group.settings.language, &public_id),
+    };
     let p = app
         .store
         .ensure_pseudonym(Pseudonym {
             id: 0,
-            public_id: crate::new_public_id()?,
+            public_id,
             user_id: user.id,
             group_id: group.id,
-            // A new pseudonym takes the name the patient shows in the group.
-            display_name: match app.store.membership(group.id, user.id).await? {
-                Some(m) => m.display_name,
-                None => user.display_name.clone(),
-            },
+            display_name,
             created_at: app.clock.now(),
         })
         .await?;
     Ok(app.federation.urls.pseudonym(&p.public_id))
+}
+
+/// The name a patient who chose none shows on other nodes: "病友" or "Member" and four
+/// characters of the pseudonym's random id, so that two such patients can be told apart and
+/// nothing links the name to the person or to their other groups.
+pub(crate) fn neutral_name(language: caremesh_domain::Language, public_id: &str) -> String {
+    let tag: String = public_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(4)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    match language {
+        caremesh_domain::Language::En => format!("Member {tag}"),
+        _ => format!("病友 {tag}"),
+    }
 }
 
 /// The actor an account is a member as, in a group hosted elsewhere: its pseudonym there
@@ -511,17 +530,15 @@ pub(crate) async fn helpful_entries(
     ))
 }
 
-/// A patient chose a new name for a group hosted elsewhere: the host is told with an `Update`
-/// of the pseudonym, fetches it again and shows the new name (and forwards the `Update` to its
-/// other members' nodes, which do the same).
+/// A patient who has a pseudonym in the group chose a new name: the other nodes are told with an
+/// `Update` of the pseudonym, fetch it again and show the new name on the posts they store. In a
+/// group hosted elsewhere the host is told (and forwards the `Update` to its other members'
+/// nodes); in a group hosted here, every node with a member.
 pub(crate) async fn rename_entries(
     app: &App,
     group: &Group,
     user: &User,
 ) -> AppResult<Vec<NewOutboxEntry>> {
-    let Some(group_url) = &group.remote_actor_id else {
-        return Ok(Vec::new());
-    };
     let Some(p) = app.store.pseudonym_of(user.id, group.id).await? else {
         return Ok(Vec::new());
     };
@@ -533,10 +550,13 @@ pub(crate) async fn rename_entries(
         "actor": actor,
         "object": actor,
     });
-    Ok(entries_for(
-        &update,
-        &[app.federation.partner_of(group_url).await?],
-    ))
+    // To the host of a group hosted elsewhere (it forwards the rename); from the host, to every
+    // node with a member, which renames the posts it stores.
+    let to = match &group.remote_actor_id {
+        Some(group_url) => vec![app.federation.partner_of(group_url).await?],
+        None => member_nodes(app, group, None).await?,
+    };
+    Ok(entries_for(&update, &to))
 }
 
 /// Whether the node `origin` (`scheme://authority`) may fetch the files of `group` from this
