@@ -434,6 +434,19 @@ async fn activities_that_arrive_out_of_order_converge(b: Backend) {
         .await,
         201,
     );
+    // The host's own patient shows the same name on every node once they have chosen one (until
+    // then other nodes see a neutral name, never the account's).
+    expect(
+        call(
+            &host,
+            Some(&local),
+            Method::PUT,
+            &format!("/api/v1/groups/{g}/me"),
+            Some(json!({ "display_name": "老周" })),
+        )
+        .await,
+        200,
+    );
     let pa = a.account_with_token(Role::Patient, "chen.jie").await;
     let mirror = join_remote(&a, &pa, &g_url, "陈阿姨", &token).await;
 
