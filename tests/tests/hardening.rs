@@ -17,6 +17,7 @@ on_both_backends!(
     a_banned_doctor_cannot_edit_through_another_group_or_past_the_host,
     patients_and_unknown_names_look_the_same_to_partners,
     the_hosts_own_patients_cross_under_a_neutral_name_and_renames_follow,
+    a_key_id_naming_any_path_of_a_partner_fetches_nothing,
 );
 
 /// The member id of `name` in a group of `node`.
@@ -418,4 +419,93 @@ async fn the_hosts_own_patients_cross_under_a_neutral_name_and_renames_follow(b:
         find(&a, &pa, &a_g, "我是本院的病人").await["author"]["name"] == "老赵"
     })
     .await;
+}
+
+/// GET requests `node` served on `route`, by its metrics.
+async fn gets_of(node: &TestNode, route: &str) -> u64 {
+    let text = node
+        .http
+        .get(node.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("caremesh_http_requests_total{{method=\"GET\",route=\"{route}\"");
+    text.lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Anybody may send the inbox a request whose `keyId` names a partner: the node fetches keys
+/// only from the addresses of actors, so such a request cannot make it send a signed GET to any
+/// other path of the partner (its API, its files).
+async fn a_key_id_naming_any_path_of_a_partner_fetches_nothing(b: Backend) {
+    let Some(a) = TestNode::spawn(b).await else {
+        return;
+    };
+    let Some(bn) = TestNode::spawn(b).await else {
+        return;
+    };
+    a.add_partner(&bn).await;
+    bn.add_partner(&a).await;
+    let stranger = caremesh_protocol::KeyPair::from_seed(&[9u8; 32]);
+    let body = serde_json::to_vec(&json!({
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": a.url("/activities/forged-1"),
+        "type": "Like",
+        "actor": a.url("/actor"),
+        "object": a.url("/objects/x"),
+    }))
+    .unwrap();
+    for (path, route) in [
+        ("/api/v1/admin/accounts", "/api/v1/admin/accounts"),
+        ("/users/dr.wang/inbox", "/users/{username}/inbox"),
+        ("/media/0000", "/media/{sha256}"),
+    ] {
+        let key_id = format!("{}#main-key", a.url(path));
+        let headers = caremesh_protocol::httpsig::signed_request_headers(
+            "POST",
+            "/inbox",
+            &bn.authority(),
+            &body,
+            caremesh_federation::client::system_time(bn.clock.now()),
+            &key_id,
+            &stranger,
+        )
+        .unwrap();
+        let mut req = bn
+            .http
+            .post(bn.url("/inbox"))
+            .header("content-type", "application/activity+json");
+        for (k, v) in headers {
+            if k != "Host" {
+                req = req.header(k, v);
+            }
+        }
+        let resp = req.body(body.clone()).send().await.unwrap();
+        assert_eq!(resp.status(), 401, "{path}");
+        let answer: Value = resp.json().await.unwrap();
+        assert_eq!(answer["error"], "key_unavailable", "{path}: {answer}");
+        assert_eq!(gets_of(&a, route).await, 0, "B sent a GET of {path} to A");
+    }
+    // A real key is fetched as before: B still verifies A's deliveries.
+    let (status, body) = a
+        .deliver_raw(
+            &bn,
+            serde_json::to_string(&json!({
+                "@context": "https://www.w3.org/ns/activitystreams",
+                "id": a.url("/activities/real-1"),
+                "type": "Like",
+                "actor": a.url("/actor"),
+                "object": bn.url("/objects/none"),
+            }))
+            .unwrap()
+            .as_bytes(),
+        )
+        .await;
+    assert_ne!(status, 401, "{body}");
+    assert!(gets_of(&a, "/actor").await >= 1);
 }

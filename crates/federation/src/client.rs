@@ -225,8 +225,13 @@ impl KeyResolver {
             .ok_or_else(|| FederationError::KeyUnavailable(format!("{key_id:?} is not a URL")))?;
         let origin = origin_of(&owner)
             .ok_or_else(|| FederationError::KeyUnavailable(format!("{key_id:?} has no host")))?;
-        if self.partners.for_url(&owner).await?.is_none() {
+        let Some(partner) = self.partners.for_url(&owner).await? else {
             return Err(FederationError::NotPartner(origin));
+        };
+        if !crate::urls::is_actor_url(&partner.base_url, &owner) {
+            return Err(FederationError::KeyUnavailable(format!(
+                "{key_id:?} is not the key of an actor of {origin}"
+            )));
         }
         let now = self.clock.now();
         // A key fetched too long ago is not used: its actor may have stopped publishing it.

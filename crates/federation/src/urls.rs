@@ -94,6 +94,31 @@ pub fn key_owner(key_id: &str) -> Option<Url> {
     Some(url)
 }
 
+/// Whether `url` is the address of an actor of the node at `base` (its base URL, ending in `/`):
+/// the node's own (`actor`), a person's (`users/{name}`), a pseudonym's or a group's, with no
+/// query. Keys are fetched only from such addresses, so a request that names any other path of a
+/// partner as its key cannot make this node send a signed GET there.
+pub fn is_actor_url(base: &str, url: &Url) -> bool {
+    if url.query().is_some() || url.fragment().is_some() {
+        return false;
+    }
+    let Some(rest) = url.as_str().strip_prefix(base) else {
+        return false;
+    };
+    let segment_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 128
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+            && s != "."
+            && s != ".."
+    };
+    match rest.split_once('/') {
+        None => rest == "actor",
+        Some((kind, id)) => matches!(kind, "users" | "pseudonyms" | "groups") && segment_ok(id),
+    }
+}
+
 /// `host` or `host:port` (the port only when it is not the scheme's default), lower case.
 pub fn authority_of(url: &Url) -> Option<String> {
     if !matches!(url.scheme(), "http" | "https") {
@@ -136,6 +161,35 @@ pub fn same_node(a: &str, b: &str) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn keys_are_fetched_only_from_actors() {
+        let base = "https://b.example/";
+        let ok = [
+            "https://b.example/actor",
+            "https://b.example/users/dr.wang",
+            "https://b.example/pseudonyms/p-7f3k2m9q",
+            "https://b.example/groups/tLEifVYff5t0zWYtsh_1rw",
+        ];
+        for u in ok {
+            assert!(is_actor_url(base, &Url::parse(u).unwrap()), "{u}");
+        }
+        let refused = [
+            "https://b.example/api/v1/admin/accounts",
+            "https://b.example/users/dr.wang/inbox",
+            "https://b.example/users/",
+            "https://b.example/users/..",
+            "https://b.example/actor?x=1",
+            "https://b.example/media/abc",
+            "https://b.example/actor/inbox",
+            "https://c.example/actor",
+            "http://b.example/actor",
+            "https://b.example/users/%2e%2e",
+        ];
+        for u in refused {
+            assert!(!is_actor_url(base, &Url::parse(u).unwrap()), "{u}");
+        }
+    }
 
     #[test]
     fn ids_and_authorities() {
