@@ -374,6 +374,25 @@ async fn the_hosts_own_patients_cross_under_a_neutral_name_and_renames_follow(b:
     );
     let pa = a.account_with_token(Role::Patient, "wang.xiaoli").await;
     let a_g = join_remote(&a, &pa, &g_url, "小李", &token).await;
+    // The join request's id tells the host nothing: not when it was made.
+    let follows: Vec<String> = host
+        .store
+        .received_activities(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.payload.contains("\"Follow\""))
+        .map(|r| r.activity_id)
+        .collect();
+    assert_eq!(follows.len(), 1);
+    let tail = follows[0].rsplit("follow-").next().unwrap();
+    assert!(
+        !tail
+            .split('-')
+            .any(|p| p.len() >= 10 && p.bytes().all(|b| b.is_ascii_digit())),
+        "a time in {}",
+        follows[0]
+    );
     expect(
         post(
             &host,

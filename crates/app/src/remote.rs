@@ -11,7 +11,6 @@ use caremesh_federation::urls::origin_of_str;
 use caremesh_store::{Group, GroupInvite, GroupSettings, Member, Partner, Pseudonym, User};
 use serde_json::{Value, json};
 
-use crate::inbound::short_hash;
 use crate::{App, AppError, AppResult};
 
 /// The name an account shows in a group hosted elsewhere: a patient's own choice for that group
@@ -78,11 +77,9 @@ pub async fn join(
     };
     let mut follow = json!({
         "@context": AS,
-        "id": fed.urls.activity(&format!(
-            "follow-{}-{}",
-            short_hash(&actor),
-            now.as_millis()
-        )),
+        // A random id: one made of the pseudonym and the time would tell the host when the
+        // patient asked to join (and link their requests).
+        "id": fed.urls.activity(&format!("follow-{}", crate::new_public_id()?)),
         "type": "Follow",
         "actor": actor,
         "object": group_url,
