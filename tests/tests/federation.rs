@@ -27,6 +27,7 @@ on_both_backends!(
     a_partner_listed_as_https_is_never_reached_over_http,
     rotated_out_keys_stop_verifying_after_the_grace,
     doctor_credentials_are_verified_everywhere_and_revocations_follow,
+    a_partner_back_from_an_outage_is_reached_within_the_probe_interval,
 );
 
 async fn partners(a: &TestNode, b: &TestNode) {
@@ -1238,4 +1239,59 @@ async fn doctor_credentials_are_verified_everywhere_and_revocations_follow(b: Ba
         received(&bn).await.len() > before && badge(&bn, &wang).await.status == BadgeStatus::Revoked
     })
     .await;
+}
+
+/// However long the backoff has grown, a failing partner is tried again at least every
+/// `max_probe_interval_secs` (120 by default): a partner back after an outage gets its deliveries
+/// within two minutes, not at the backoff cap of an hour.
+async fn a_partner_back_from_an_outage_is_reached_within_the_probe_interval(b: Backend) {
+    let Some(a) = TestNode::spawn_with(b, |c| {
+        let d = &mut c.federation.delivery;
+        d.backoff_max_secs = 3600;
+        d.breaker_threshold = 2;
+        assert_eq!(d.max_probe_interval_secs, 120, "the default");
+    })
+    .await
+    else {
+        return;
+    };
+    let Some(mut bn) = TestNode::spawn(b).await else {
+        return;
+    };
+    partners(&a, &bn).await;
+    a.create_account(Role::Doctor, "dr.wang", "doctor password")
+        .await;
+    let warmup = note(&a, "dr.wang", 0, "before the outage").await;
+    publish(&a, &warmup, &[&bn]).await;
+    wait_for("the first delivery", || async {
+        received(&bn).await.len() == 1
+    })
+    .await;
+    bn.pause().await;
+    let during = note(&a, "dr.wang", 1, "written during the outage").await;
+    publish(&a, &during, &[&bn]).await;
+    // Past the breaker threshold the delay is the longest there is.
+    wait_for("A's breaker to open", || async {
+        a.store.peer_queues().await.unwrap()[0].consecutive_failures >= 3
+    })
+    .await;
+    let q = &a.store.peer_queues().await.unwrap()[0];
+    let wait_ms = q.next_attempt_at.as_millis() - a.clock.now().as_millis();
+    assert!(wait_ms <= 120_000, "next probe in {wait_ms} ms");
+    assert!(a.store.parked_entries(10).await.unwrap().is_empty());
+    // B comes back; two minutes later (on both clocks) the post has arrived, with no admin.
+    bn.resume().await;
+    a.clock.advance_secs(121);
+    bn.clock.advance_secs(121);
+    wait_for("the post written during the outage", || async {
+        received(&bn).await.len() == 2
+    })
+    .await;
+    assert_eq!(
+        received(&bn).await,
+        [
+            warmup["id"].as_str().unwrap(),
+            during["id"].as_str().unwrap()
+        ]
+    );
 }

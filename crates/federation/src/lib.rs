@@ -71,6 +71,7 @@ impl Default for FederationSettings {
                 lease_secs: 30,
                 backoff_base_ms: 1000,
                 backoff_max_secs: 3600,
+                max_probe_interval_secs: 120,
                 breaker_threshold: 8,
                 give_up_after_secs: 72 * 3600,
                 poll_interval_ms: 1000,

@@ -24,7 +24,11 @@ pub struct DeliverySettings {
     pub backoff_base_ms: i64,
     /// Longest delay between attempts; also the probe interval once the breaker is open.
     pub backoff_max_secs: i64,
-    /// Consecutive failures after which the peer's breaker opens (probed every `backoff_max`).
+    /// A failing peer is tried again at least this often, whatever `backoff_max_secs` says, so
+    /// that a short outage delays delivery by minutes, not by the backoff cap.
+    pub max_probe_interval_secs: i64,
+    /// Consecutive failures after which the peer's breaker opens (probed every
+    /// `min(backoff_max, max_probe_interval)`).
     pub breaker_threshold: u32,
     /// An entry still failing this long after it was queued is parked.
     pub give_up_after_secs: i64,
@@ -51,7 +55,11 @@ pub fn entries_for(activity: &Value, peers: &[Partner]) -> Vec<NewOutboxEntry> {
 /// The delay before the next attempt after `failures` consecutive failures, with jitter (50–100%
 /// of the exponential delay) so that many nodes recovering together do not retry in lockstep.
 pub fn backoff(settings: &DeliverySettings, failures: u32) -> Duration {
-    let max_ms = settings.backoff_max_secs.max(1) * 1000;
+    let max_ms = settings
+        .backoff_max_secs
+        .min(settings.max_probe_interval_secs)
+        .max(1)
+        * 1000;
     let exp = if failures >= settings.breaker_threshold {
         max_ms
     } else {
@@ -260,6 +268,7 @@ mod tests {
             lease_secs: 30,
             backoff_base_ms: 1000,
             backoff_max_secs: 3600,
+            max_probe_interval_secs: 3600,
             breaker_threshold: 8,
             give_up_after_secs: 72 * 3600,
             poll_interval_ms: 1000,
@@ -287,5 +296,19 @@ mod tests {
             ..settings()
         };
         assert!(backoff(&small_cap, 7).as_millis() <= 5000);
+    }
+
+    #[test]
+    fn a_failing_peer_is_probed_within_the_probe_interval() {
+        let s = DeliverySettings {
+            max_probe_interval_secs: 120,
+            ..settings()
+        };
+        for failures in [6u32, 7, 8, 9, 50, 10_000] {
+            let d = backoff(&s, failures).as_millis() as u64;
+            assert!(d <= 120_000, "{failures}: {d}");
+        }
+        let d = backoff(&s, 50).as_millis() as u64;
+        assert!((60_000..=120_000).contains(&d), "{d}");
     }
 }
