@@ -11,6 +11,7 @@
 pub mod activity;
 pub mod actors;
 pub mod client;
+pub mod clock_skew;
 pub mod credentials;
 pub mod error;
 #[cfg(test)]
@@ -95,6 +96,8 @@ pub struct Federation {
     pub client: Arc<SignedClient>,
     pub resolver: Arc<KeyResolver>,
     pub inbox: Inbox,
+    /// Partners' clocks as their signed requests show them.
+    pub clock_skews: Arc<clock_skew::ClockSkews>,
     wake: Arc<Notify>,
     badges: credentials::BadgeCache,
     local_credentials: credentials::LocalCredentialCache,
@@ -126,6 +129,7 @@ impl Federation {
             partners.clone(),
             clock.clone(),
         ));
+        let clock_skews = Arc::new(clock_skew::ClockSkews::default());
         let inbox = Inbox::new(
             store.clone(),
             resolver.clone(),
@@ -133,6 +137,7 @@ impl Federation {
             clock.clone(),
             urls.clone(),
             settings.inbox.clone(),
+            clock_skews.clone(),
         );
         Ok(Arc::new(Self {
             urls,
@@ -144,6 +149,7 @@ impl Federation {
             client,
             resolver,
             inbox,
+            clock_skews,
             wake: Arc::new(Notify::new()),
             badges: Default::default(),
             local_credentials: Default::default(),

@@ -80,6 +80,28 @@ pub fn backoff(settings: &DeliverySettings, failures: u32) -> Duration {
     Duration::from_millis(ms as u64)
 }
 
+/// The codes of a 401 that say the signature's date is off: the two clocks disagree, which
+/// heals when a clock is fixed, so the delivery is retried rather than parked.
+pub const CLOCK_CODES: [&str; 1] = ["signature_expired"];
+
+/// Whether a refusal is worth retrying: a network-level or server failure, a rate limit, or a
+/// signature refused for its date (a clock is off; it will be fixed).
+pub fn retryable(status: u16, body: &str) -> bool {
+    if status == 408 || status == 429 || status >= 500 {
+        return true;
+    }
+    status == 401 && CLOCK_CODES.contains(&error_code(body).as_deref().unwrap_or_default())
+}
+
+/// The `error` code of a refusal's body, if it is the JSON error body of the protocol.
+fn error_code(body: &str) -> Option<String> {
+    serde_json::from_str::<Value>(body)
+        .ok()?
+        .get("error")?
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// Renders an intent: the signed activity that tells a peer the state of an object as it is now
 /// (`None` when there is nothing to tell any more, e.g. the object is gone). Implemented by the
 /// application layer, which knows the objects.
@@ -240,7 +262,10 @@ impl DeliveryWorker {
                 tracing::debug!(peer = %entry.peer, activity = %entry.activity_id, "delivered");
                 DeliveryResult::Delivered
             }
-            Ok(out) if out.status == 408 || out.status == 429 || out.status >= 500 => {
+            Ok(out) if retryable(out.status, &out.body) => {
+                if out.status == 401 {
+                    tracing::warn!(peer = %entry.peer, body = %out.body, "the partner refuses the date of this node's signature: one of the two clocks is off; retrying");
+                }
                 failed(format!("HTTP {}: {}", out.status, out.body))
             }
             Ok(out) => {
@@ -310,5 +335,19 @@ mod tests {
         }
         let d = backoff(&s, 50).as_millis() as u64;
         assert!((60_000..=120_000).contains(&d), "{d}");
+    }
+
+    #[test]
+    fn a_signature_refused_for_its_date_is_retried_other_refusals_are_not() {
+        let refusal = |code: &str| format!(r#"{{"error":"{code}","message":"x"}}"#);
+        assert!(retryable(401, &refusal("signature_expired")));
+        assert!(retryable(503, &refusal("unavailable")));
+        assert!(retryable(429, &refusal("rate_limited")));
+        assert!(retryable(408, ""));
+        assert!(!retryable(401, &refusal("signature_invalid")));
+        assert!(!retryable(401, &refusal("key_unavailable")));
+        assert!(!retryable(401, "signature_expired"));
+        assert!(!retryable(403, &refusal("signature_expired")));
+        assert!(!retryable(400, &refusal("malformed_activity")));
     }
 }
