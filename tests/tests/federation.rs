@@ -1148,16 +1148,11 @@ async fn badge(node: &TestNode, actor: &str) -> caremesh_federation::credentials
         .unwrap()
         .expect("actor known");
     let doc: Value = serde_json::from_str(&stored.document).unwrap();
-    caremesh_federation::credentials::check_credential(
-        &doc,
-        &node.federation.resolver,
-        node.clock.now(),
-    )
-    .await
+    node.federation.check_remote_credential(&doc).await
 }
 
 async fn doctor_credentials_are_verified_everywhere_and_revocations_follow(b: Backend) {
-    use caremesh_federation::credentials::{BadgeStatus, check_credential};
+    use caremesh_federation::credentials::BadgeStatus;
     let Some(a) = TestNode::spawn_with(b, |c| c.hospital_name = "唐山市人民医院".into()).await
     else {
         return;
@@ -1205,7 +1200,7 @@ async fn doctor_credentials_are_verified_everywhere_and_revocations_follow(b: Ba
     // Forgeries: an altered title, and a credential for A's doctor signed by another hospital.
     let mut altered = doc.clone();
     altered["credential"]["credentialSubject"]["title"] = json!("院长");
-    let forged = check_credential(&altered, &bn.federation.resolver, bn.clock.now()).await;
+    let forged = bn.federation.check_remote_credential(&altered).await;
     assert_eq!(forged.status, BadgeStatus::Unverified, "{forged:?}");
     let mut foreign = doc.clone();
     let mut cred = doc["credential"].clone();
@@ -1216,9 +1211,35 @@ async fn doctor_credentials_are_verified_everywhere_and_revocations_follow(b: Ba
         let options = caremesh_protocol::proof::ProofOptions::new(kid, system_time(c.clock.now()));
         caremesh_protocol::proof::create_proof(&cred, &options, &key).unwrap()
     };
-    let foreign = check_credential(&foreign, &bn.federation.resolver, bn.clock.now()).await;
+    let foreign = bn.federation.check_remote_credential(&foreign).await;
     assert_eq!(foreign.status, BadgeStatus::Unverified);
     assert!(foreign.reason.unwrap().contains("own doctors"));
+
+    // The badge names A as B knows A's node, whatever the credential writes: here A's own key
+    // signs a credential naming another hospital.
+    let resign = |cred: &Value, kid: String, key: &caremesh_protocol::KeyPair| {
+        let mut cred = cred.clone();
+        cred.as_object_mut().unwrap().remove("proof");
+        let options = caremesh_protocol::proof::ProofOptions::new(kid, system_time(a.clock.now()));
+        caremesh_protocol::proof::create_proof(&cred, &options, key).unwrap()
+    };
+    let mut renamed = doc.clone();
+    let mut cred = doc["credential"].clone();
+    cred["issuer"]["name"] = json!("北京协和医院");
+    let (kid, key) = a.federation.keys.instance_key().await.unwrap();
+    renamed["credential"] = resign(&cred, kid, &key);
+    let named = bn.federation.check_remote_credential(&renamed).await;
+    assert_eq!(named.status, BadgeStatus::Verified, "{named:?}");
+    assert_eq!(named.issuer_name.as_deref(), Some("唐山市人民医院"));
+    // A credential the doctor signed for themselves vouches for nothing.
+    let mut selfsigned = doc.clone();
+    let mut cred = doc["credential"].clone();
+    cred["issuer"]["id"] = json!(wang);
+    let (kid, key) = a.federation.keys.current(&wang).await.unwrap();
+    selfsigned["credential"] = resign(&cred, kid, &key);
+    let selfsigned = bn.federation.check_remote_credential(&selfsigned).await;
+    assert_eq!(selfsigned.status, BadgeStatus::Unverified, "{selfsigned:?}");
+    assert_eq!(selfsigned.issuer_name, None);
 
     // Expiry is read from the signed validity.
     bn.clock.advance_secs(366 * 24 * 3600);
