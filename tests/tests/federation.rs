@@ -27,6 +27,7 @@ on_both_backends!(
     a_partner_listed_as_https_is_never_reached_over_http,
     rotated_out_keys_stop_verifying_after_the_grace,
     doctor_credentials_are_verified_everywhere_and_revocations_follow,
+    a_partner_back_from_an_outage_is_reached_within_the_probe_interval,
 );
 
 async fn partners(a: &TestNode, b: &TestNode) {
@@ -1147,16 +1148,11 @@ async fn badge(node: &TestNode, actor: &str) -> caremesh_federation::credentials
         .unwrap()
         .expect("actor known");
     let doc: Value = serde_json::from_str(&stored.document).unwrap();
-    caremesh_federation::credentials::check_credential(
-        &doc,
-        &node.federation.resolver,
-        node.clock.now(),
-    )
-    .await
+    node.federation.check_remote_credential(&doc).await
 }
 
 async fn doctor_credentials_are_verified_everywhere_and_revocations_follow(b: Backend) {
-    use caremesh_federation::credentials::{BadgeStatus, check_credential};
+    use caremesh_federation::credentials::BadgeStatus;
     let Some(a) = TestNode::spawn_with(b, |c| c.hospital_name = "唐山市人民医院".into()).await
     else {
         return;
@@ -1204,7 +1200,7 @@ async fn doctor_credentials_are_verified_everywhere_and_revocations_follow(b: Ba
     // Forgeries: an altered title, and a credential for A's doctor signed by another hospital.
     let mut altered = doc.clone();
     altered["credential"]["credentialSubject"]["title"] = json!("院长");
-    let forged = check_credential(&altered, &bn.federation.resolver, bn.clock.now()).await;
+    let forged = bn.federation.check_remote_credential(&altered).await;
     assert_eq!(forged.status, BadgeStatus::Unverified, "{forged:?}");
     let mut foreign = doc.clone();
     let mut cred = doc["credential"].clone();
@@ -1215,9 +1211,35 @@ async fn doctor_credentials_are_verified_everywhere_and_revocations_follow(b: Ba
         let options = caremesh_protocol::proof::ProofOptions::new(kid, system_time(c.clock.now()));
         caremesh_protocol::proof::create_proof(&cred, &options, &key).unwrap()
     };
-    let foreign = check_credential(&foreign, &bn.federation.resolver, bn.clock.now()).await;
+    let foreign = bn.federation.check_remote_credential(&foreign).await;
     assert_eq!(foreign.status, BadgeStatus::Unverified);
     assert!(foreign.reason.unwrap().contains("own doctors"));
+
+    // The badge names A as B knows A's node, whatever the credential writes: here A's own key
+    // signs a credential naming another hospital.
+    let resign = |cred: &Value, kid: String, key: &caremesh_protocol::KeyPair| {
+        let mut cred = cred.clone();
+        cred.as_object_mut().unwrap().remove("proof");
+        let options = caremesh_protocol::proof::ProofOptions::new(kid, system_time(a.clock.now()));
+        caremesh_protocol::proof::create_proof(&cred, &options, key).unwrap()
+    };
+    let mut renamed = doc.clone();
+    let mut cred = doc["credential"].clone();
+    cred["issuer"]["name"] = json!("北京协和医院");
+    let (kid, key) = a.federation.keys.instance_key().await.unwrap();
+    renamed["credential"] = resign(&cred, kid, &key);
+    let named = bn.federation.check_remote_credential(&renamed).await;
+    assert_eq!(named.status, BadgeStatus::Verified, "{named:?}");
+    assert_eq!(named.issuer_name.as_deref(), Some("唐山市人民医院"));
+    // A credential the doctor signed for themselves vouches for nothing.
+    let mut selfsigned = doc.clone();
+    let mut cred = doc["credential"].clone();
+    cred["issuer"]["id"] = json!(wang);
+    let (kid, key) = a.federation.keys.current(&wang).await.unwrap();
+    selfsigned["credential"] = resign(&cred, kid, &key);
+    let selfsigned = bn.federation.check_remote_credential(&selfsigned).await;
+    assert_eq!(selfsigned.status, BadgeStatus::Unverified, "{selfsigned:?}");
+    assert_eq!(selfsigned.issuer_name, None);
 
     // Expiry is read from the signed validity.
     bn.clock.advance_secs(366 * 24 * 3600);
@@ -1238,4 +1260,59 @@ async fn doctor_credentials_are_verified_everywhere_and_revocations_follow(b: Ba
         received(&bn).await.len() > before && badge(&bn, &wang).await.status == BadgeStatus::Revoked
     })
     .await;
+}
+
+/// However long the backoff has grown, a failing partner is tried again at least every
+/// `max_probe_interval_secs` (120 by default): a partner back after an outage gets its deliveries
+/// within two minutes, not at the backoff cap of an hour.
+async fn a_partner_back_from_an_outage_is_reached_within_the_probe_interval(b: Backend) {
+    let Some(a) = TestNode::spawn_with(b, |c| {
+        let d = &mut c.federation.delivery;
+        d.backoff_max_secs = 3600;
+        d.breaker_threshold = 2;
+        assert_eq!(d.max_probe_interval_secs, 120, "the default");
+    })
+    .await
+    else {
+        return;
+    };
+    let Some(mut bn) = TestNode::spawn(b).await else {
+        return;
+    };
+    partners(&a, &bn).await;
+    a.create_account(Role::Doctor, "dr.wang", "doctor password")
+        .await;
+    let warmup = note(&a, "dr.wang", 0, "before the outage").await;
+    publish(&a, &warmup, &[&bn]).await;
+    wait_for("the first delivery", || async {
+        received(&bn).await.len() == 1
+    })
+    .await;
+    bn.pause().await;
+    let during = note(&a, "dr.wang", 1, "written during the outage").await;
+    publish(&a, &during, &[&bn]).await;
+    // Past the breaker threshold the delay is the longest there is.
+    wait_for("A's breaker to open", || async {
+        a.store.peer_queues().await.unwrap()[0].consecutive_failures >= 3
+    })
+    .await;
+    let q = &a.store.peer_queues().await.unwrap()[0];
+    let wait_ms = q.next_attempt_at.as_millis() - a.clock.now().as_millis();
+    assert!(wait_ms <= 120_000, "next probe in {wait_ms} ms");
+    assert!(a.store.parked_entries(10).await.unwrap().is_empty());
+    // B comes back; two minutes later (on both clocks) the post has arrived, with no admin.
+    bn.resume().await;
+    a.clock.advance_secs(121);
+    bn.clock.advance_secs(121);
+    wait_for("the post written during the outage", || async {
+        received(&bn).await.len() == 2
+    })
+    .await;
+    assert_eq!(
+        received(&bn).await,
+        [
+            warmup["id"].as_str().unwrap(),
+            during["id"].as_str().unwrap()
+        ]
+    );
 }

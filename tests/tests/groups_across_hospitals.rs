@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use caremesh_domain::Role;
+use caremesh_domain::{Clock, Role};
 use caremesh_testkit::{Backend, TestNode, on_both_backends, wait_for};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 on_both_backends!(
     patients_of_two_hospitals_in_a_group_hosted_by_a_third,
     a_join_request_without_invite_waits_for_the_moderator,
+    a_host_whose_clock_is_off_is_delivered_and_shown_on_time,
 );
 
 async fn call(
@@ -543,4 +544,154 @@ async fn a_join_request_without_invite_waits_for_the_moderator(b: Backend) {
             == StatusCode::OK
     })
     .await;
+}
+
+/// The partner's clock minus this node's, as `node`'s metrics show it.
+async fn clock_skew_metric(node: &TestNode, partner: &TestNode) -> Option<i64> {
+    let text = node
+        .http
+        .get(node.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!(
+        "caremesh_partner_clock_skew_seconds{{partner=\"{}\"}} ",
+        partner.authority()
+    );
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map(|v| v.parse().unwrap())
+}
+
+/// A group's host whose clock runs ahead: four minutes ahead, its doctor's announcement is shown
+/// on the member's node at once, at the time it arrived; ten minutes ahead, its deliveries are
+/// refused for their date and wait (never parked) until the clocks agree again, then arrive with
+/// nobody doing anything. The member's node measures the skew (metrics; the admin's partner page).
+async fn a_host_whose_clock_is_off_is_delivered_and_shown_on_time(b: Backend) {
+    let Some(a) = TestNode::spawn(b).await else {
+        return;
+    };
+    let Some(host) = TestNode::spawn(b).await else {
+        return;
+    };
+    mesh(&[&a, &host]).await;
+    let doctor = host.account_with_token(Role::Doctor, "dr.li").await;
+    let (_, group) = call(
+        &host,
+        "POST",
+        "/api/v1/groups",
+        &doctor,
+        Some(json!({ "name": "心衰康复", "condition": "心力衰竭", "city": "唐山", "language": "zh-CN" })),
+    )
+    .await;
+    let gid = group["id"].as_str().unwrap().to_owned();
+    let group_url = host.federation.urls.group(&gid);
+    let (_, invite) = call(
+        &host,
+        "POST",
+        &format!("/api/v1/groups/{gid}/invites"),
+        &doctor,
+        Some(json!({ "max_uses": 10 })),
+    )
+    .await;
+    let invite_token = invite["url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    a.create_account(Role::Patient, "wang.xiaoli", "patient password")
+        .await;
+    let pa = a.login("wang.xiaoli", "patient password").await;
+    let mirror = join(&a, &pa, &group_url, "小李", &invite_token).await;
+    wait_for("the host's Accept", || async {
+        call(&a, "GET", &format!("/api/v1/groups/{mirror}"), &pa, None)
+            .await
+            .0
+            == StatusCode::OK
+    })
+    .await;
+    let announce = |body: &'static str| {
+        let (host, doctor, gid) = (&host, &doctor, &gid);
+        async move {
+            let (status, post) = call(
+                host,
+                "POST",
+                &format!("/api/v1/groups/{gid}/posts"),
+                doctor,
+                Some(json!({ "kind": "announcement", "body": body })),
+            )
+            .await;
+            assert_eq!(status, StatusCode::CREATED, "{post}");
+            host.federation.urls.object(post["id"].as_str().unwrap())
+        }
+    };
+    let mirrored = a
+        .store
+        .group_by_remote_actor(&group_url)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Four minutes ahead: accepted, and shown at once, as published when it arrived.
+    host.clock.advance_secs(240);
+    let early = announce("四分钟后的公告").await;
+    wait_for("the announcement on A, at once", || async {
+        feed_bodies(&a, &pa, &mirror)
+            .await
+            .contains(&"四分钟后的公告".to_owned())
+    })
+    .await;
+    let stored = a
+        .store
+        .post_by_origin(mirrored.id, &early)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.publish_at <= a.clock.now(),
+        "published at {:?}, received by {:?}",
+        stored.publish_at,
+        a.clock.now()
+    );
+    let skew = clock_skew_metric(&a, &host).await.unwrap();
+    assert!((235..=245).contains(&skew), "{skew}");
+
+    // Ten minutes ahead: refused for its date, retried, never parked.
+    host.clock.advance_secs(360);
+    announce("十分钟后的公告").await;
+    wait_for("the host to be refused for its date", || async {
+        host.store.peer_queues().await.unwrap().iter().any(|q| {
+            q.peer == a.authority()
+                && q.consecutive_failures >= 2
+                && q.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("signature_expired"))
+        })
+    })
+    .await;
+    assert!(host.store.parked_entries(10).await.unwrap().is_empty());
+    assert!(
+        !feed_bodies(&a, &pa, &mirror)
+            .await
+            .contains(&"十分钟后的公告".to_owned())
+    );
+    let skew = clock_skew_metric(&a, &host).await.unwrap();
+    assert!((595..=605).contains(&skew), "{skew}");
+
+    // The clocks agree again: the waiting announcement arrives, nobody retries by hand.
+    a.clock.advance_secs(600);
+    wait_for("the waiting announcement on A", || async {
+        feed_bodies(&a, &pa, &mirror)
+            .await
+            .contains(&"十分钟后的公告".to_owned())
+    })
+    .await;
+    assert!(host.store.parked_entries(10).await.unwrap().is_empty());
+    let skew = clock_skew_metric(&a, &host).await.unwrap();
+    assert!(skew.abs() <= 5, "{skew}");
 }

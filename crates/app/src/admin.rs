@@ -468,6 +468,33 @@ pub async fn retry_parked(app: &App, by: &Administrator, ids: &[i64]) -> AppResu
     Ok(n)
 }
 
+/// Makes a partner's waiting queue due now (its next attempt was scheduled later by the backoff),
+/// given by its authority (as listed) or base URL; returns the partner's authority and how many
+/// deliveries are pending in its queue.
+pub async fn retry_queue_now(
+    app: &App,
+    by: &Administrator,
+    partner: &str,
+) -> AppResult<(String, u64)> {
+    let given = partner.trim();
+    let authority = match app.store.retry_peer_now(given, app.now()).await? {
+        Some(n) => {
+            app.federation.wake();
+            tracing::info!(admin = %by, peer = %given, pending = n, "queue made due now");
+            return Ok((given.to_owned(), n));
+        }
+        None => parse_partner(given)?.0,
+    };
+    let n = app
+        .store
+        .retry_peer_now(&authority, app.now())
+        .await?
+        .ok_or(AppError::NotFound("queue"))?;
+    app.federation.wake();
+    tracing::info!(admin = %by, peer = %authority, pending = n, "queue made due now");
+    Ok((authority, n))
+}
+
 // ---- moderation overview ----
 
 /// The node's groups (the first 200) with how many open reports each has.

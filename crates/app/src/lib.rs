@@ -43,6 +43,7 @@ pub use access::{Caller, GroupAccess, group_not_found};
 /// federation crate says of requests and credentials. They reach the store and the federation
 /// services only through the use-cases of this crate.
 pub mod model {
+    pub use caremesh_federation::clock_skew::{PartnerSkew, WARN_SKEW_SECS};
     pub use caremesh_federation::credentials::{BadgeStatus, CredentialBadge};
     pub use caremesh_federation::{ACTIVITY_JSON, FederationError, InboundRequest};
     pub use caremesh_store::*;

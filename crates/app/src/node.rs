@@ -17,6 +17,19 @@ pub async fn ready(app: &App) -> AppResult<()> {
     Ok(app.store.ready().await?)
 }
 
+/// How far each partner's clock is from this node's, as their signed requests last showed it;
+/// only partners still listed (one entry each), by authority. For the metrics and the admin.
+pub async fn partner_clocks(app: &App) -> AppResult<Vec<crate::model::PartnerSkew>> {
+    let partners = app.federation.partners.all().await?;
+    Ok(app
+        .federation
+        .clock_skews
+        .all()
+        .into_iter()
+        .filter(|s| partners.iter().any(|p| p.authority == s.partner))
+        .collect())
+}
+
 /// Largest activity the inbox accepts, in bytes.
 pub fn max_activity_bytes(app: &App) -> usize {
     app.federation.settings.max_activity_bytes

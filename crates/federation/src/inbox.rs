@@ -18,6 +18,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::client::{KeyResolver, system_time};
+use crate::clock_skew::ClockSkews;
 use crate::error::FederationError;
 use crate::partners::Partners;
 use crate::urls::{Urls, key_owner, origin_of, origin_of_str};
@@ -76,7 +77,13 @@ pub struct Inbox {
     /// Requests not verified yet, per source address.
     unverified: PeerLimiter,
     ingestor: Ingestor,
+    /// Partners' clocks, from the dates of their signed requests.
+    skews: Arc<ClockSkews>,
 }
+
+/// A window wide enough for any clock: a signature refused for its date is checked again with it,
+/// to tell a partner whose clock is off from a forgery before its date is believed.
+const ANY_DATE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 fn classify(e: caremesh_protocol::Error) -> FederationError {
     use caremesh_protocol::Error as P;
@@ -99,8 +106,10 @@ impl Inbox {
         clock: Arc<dyn Clock>,
         urls: Urls,
         settings: InboxSettings,
+        skews: Arc<ClockSkews>,
     ) -> Self {
         Self {
+            skews,
             limiter: PeerLimiter::new(settings.requests_per_minute),
             unverified: PeerLimiter::new(settings.unverified_requests_per_minute),
             ingestor: Ingestor::start(store),
@@ -184,6 +193,8 @@ impl Inbox {
             .with_max_skew(Duration::from_secs(self.settings.max_skew_secs));
         let (key, cached) = self.resolver.key(&key_id, false).await?;
         let pk = PublicKey::from_spki_pem(&key.public_key_pem)?;
+        let now = self.clock.now();
+        let date = req.header("date");
         match httpsig::verify(&sig, &request, &pk, &options).map_err(classify) {
             Ok(()) => {}
             // The key may have been rotated: fetch the actor again once.
@@ -192,8 +203,18 @@ impl Inbox {
                 let pk = PublicKey::from_spki_pem(&fresh.public_key_pem)?;
                 httpsig::verify(&sig, &request, &pk, &options).map_err(classify)?;
             }
+            // Refused for its date: if everything else holds, the partner's clock is off, and
+            // its administrator should hear of it. The request stays refused.
+            Err(e @ FederationError::StaleSignature(_)) => {
+                let any_date = VerifyOptions::new(system_time(now)).with_max_skew(ANY_DATE);
+                if httpsig::verify(&sig, &request, &pk, &any_date).is_ok() {
+                    self.skews.observe(&authority, date, now);
+                }
+                return Err(e);
+            }
             Err(e) => return Err(e),
         }
+        self.skews.observe(&authority, date, now);
         Ok(VerifiedSender {
             key_id,
             actor_id: key.actor_id,

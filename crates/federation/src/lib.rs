@@ -11,6 +11,7 @@
 pub mod activity;
 pub mod actors;
 pub mod client;
+pub mod clock_skew;
 pub mod credentials;
 pub mod error;
 #[cfg(test)]
@@ -71,6 +72,7 @@ impl Default for FederationSettings {
                 lease_secs: 30,
                 backoff_base_ms: 1000,
                 backoff_max_secs: 3600,
+                max_probe_interval_secs: 120,
                 breaker_threshold: 8,
                 give_up_after_secs: 72 * 3600,
                 poll_interval_ms: 1000,
@@ -94,6 +96,8 @@ pub struct Federation {
     pub client: Arc<SignedClient>,
     pub resolver: Arc<KeyResolver>,
     pub inbox: Inbox,
+    /// Partners' clocks as their signed requests show them.
+    pub clock_skews: Arc<clock_skew::ClockSkews>,
     wake: Arc<Notify>,
     badges: credentials::BadgeCache,
     local_credentials: credentials::LocalCredentialCache,
@@ -125,6 +129,7 @@ impl Federation {
             partners.clone(),
             clock.clone(),
         ));
+        let clock_skews = Arc::new(clock_skew::ClockSkews::default());
         let inbox = Inbox::new(
             store.clone(),
             resolver.clone(),
@@ -132,6 +137,7 @@ impl Federation {
             clock.clone(),
             urls.clone(),
             settings.inbox.clone(),
+            clock_skews.clone(),
         );
         Ok(Arc::new(Self {
             urls,
@@ -143,6 +149,7 @@ impl Federation {
             client,
             resolver,
             inbox,
+            clock_skews,
             wake: Arc::new(Notify::new()),
             badges: Default::default(),
             local_credentials: Default::default(),

@@ -24,7 +24,11 @@ pub struct DeliverySettings {
     pub backoff_base_ms: i64,
     /// Longest delay between attempts; also the probe interval once the breaker is open.
     pub backoff_max_secs: i64,
-    /// Consecutive failures after which the peer's breaker opens (probed every `backoff_max`).
+    /// A failing peer is tried again at least this often, whatever `backoff_max_secs` says, so
+    /// that a short outage delays delivery by minutes, not by the backoff cap.
+    pub max_probe_interval_secs: i64,
+    /// Consecutive failures after which the peer's breaker opens (probed every
+    /// `min(backoff_max, max_probe_interval)`).
     pub breaker_threshold: u32,
     /// An entry still failing this long after it was queued is parked.
     pub give_up_after_secs: i64,
@@ -51,7 +55,11 @@ pub fn entries_for(activity: &Value, peers: &[Partner]) -> Vec<NewOutboxEntry> {
 /// The delay before the next attempt after `failures` consecutive failures, with jitter (50–100%
 /// of the exponential delay) so that many nodes recovering together do not retry in lockstep.
 pub fn backoff(settings: &DeliverySettings, failures: u32) -> Duration {
-    let max_ms = settings.backoff_max_secs.max(1) * 1000;
+    let max_ms = settings
+        .backoff_max_secs
+        .min(settings.max_probe_interval_secs)
+        .max(1)
+        * 1000;
     let exp = if failures >= settings.breaker_threshold {
         max_ms
     } else {
@@ -70,6 +78,28 @@ pub fn backoff(settings: &DeliverySettings, failures: u32) -> Duration {
     };
     let ms = (exp as f64) * (0.5 + 0.5 * jitter);
     Duration::from_millis(ms as u64)
+}
+
+/// The codes of a 401 that say the signature's date is off: the two clocks disagree, which
+/// heals when a clock is fixed, so the delivery is retried rather than parked.
+pub const CLOCK_CODES: [&str; 1] = ["signature_expired"];
+
+/// Whether a refusal is worth retrying: a network-level or server failure, a rate limit, or a
+/// signature refused for its date (a clock is off; it will be fixed).
+pub fn retryable(status: u16, body: &str) -> bool {
+    if status == 408 || status == 429 || status >= 500 {
+        return true;
+    }
+    status == 401 && CLOCK_CODES.contains(&error_code(body).as_deref().unwrap_or_default())
+}
+
+/// The `error` code of a refusal's body, if it is the JSON error body of the protocol.
+fn error_code(body: &str) -> Option<String> {
+    serde_json::from_str::<Value>(body)
+        .ok()?
+        .get("error")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// Renders an intent: the signed activity that tells a peer the state of an object as it is now
@@ -232,7 +262,10 @@ impl DeliveryWorker {
                 tracing::debug!(peer = %entry.peer, activity = %entry.activity_id, "delivered");
                 DeliveryResult::Delivered
             }
-            Ok(out) if out.status == 408 || out.status == 429 || out.status >= 500 => {
+            Ok(out) if retryable(out.status, &out.body) => {
+                if out.status == 401 {
+                    tracing::warn!(peer = %entry.peer, body = %out.body, "the partner refuses the date of this node's signature: one of the two clocks is off; retrying");
+                }
                 failed(format!("HTTP {}: {}", out.status, out.body))
             }
             Ok(out) => {
@@ -260,6 +293,7 @@ mod tests {
             lease_secs: 30,
             backoff_base_ms: 1000,
             backoff_max_secs: 3600,
+            max_probe_interval_secs: 3600,
             breaker_threshold: 8,
             give_up_after_secs: 72 * 3600,
             poll_interval_ms: 1000,
@@ -287,5 +321,33 @@ mod tests {
             ..settings()
         };
         assert!(backoff(&small_cap, 7).as_millis() <= 5000);
+    }
+
+    #[test]
+    fn a_failing_peer_is_probed_within_the_probe_interval() {
+        let s = DeliverySettings {
+            max_probe_interval_secs: 120,
+            ..settings()
+        };
+        for failures in [6u32, 7, 8, 9, 50, 10_000] {
+            let d = backoff(&s, failures).as_millis() as u64;
+            assert!(d <= 120_000, "{failures}: {d}");
+        }
+        let d = backoff(&s, 50).as_millis() as u64;
+        assert!((60_000..=120_000).contains(&d), "{d}");
+    }
+
+    #[test]
+    fn a_signature_refused_for_its_date_is_retried_other_refusals_are_not() {
+        let refusal = |code: &str| format!(r#"{{"error":"{code}","message":"x"}}"#);
+        assert!(retryable(401, &refusal("signature_expired")));
+        assert!(retryable(503, &refusal("unavailable")));
+        assert!(retryable(429, &refusal("rate_limited")));
+        assert!(retryable(408, ""));
+        assert!(!retryable(401, &refusal("signature_invalid")));
+        assert!(!retryable(401, &refusal("key_unavailable")));
+        assert!(!retryable(401, "signature_expired"));
+        assert!(!retryable(403, &refusal("signature_expired")));
+        assert!(!retryable(400, &refusal("malformed_activity")));
     }
 }

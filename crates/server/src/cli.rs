@@ -179,10 +179,15 @@ pub enum OutboxCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Put parked deliveries back in their queues.
+    /// Put parked deliveries back in their queues (`--id`, `--all`), or try a partner's waiting
+    /// queue now instead of at its next scheduled attempt (`PEER`).
     Retry {
+        /// A partner (authority as listed by `outbox status`, or base URL) whose waiting queue is
+        /// tried now.
+        #[arg(conflicts_with_all = ["ids", "all"])]
+        peer: Option<String>,
         /// Entry ids from `outbox parked`.
-        #[arg(long = "id", required_unless_present = "all")]
+        #[arg(long = "id", required_unless_present_any = ["all", "peer"])]
         ids: Vec<i64>,
         /// Every parked delivery.
         #[arg(long, conflicts_with = "ids")]
@@ -521,7 +526,13 @@ async fn outbox(app: &App, cmd: OutboxCommand, out: &mut dyn Write) -> anyhow::R
                 }
             }
         }
-        OutboxCommand::Retry { ids, all } => {
+        OutboxCommand::Retry {
+            peer: Some(peer), ..
+        } => {
+            let (peer, n) = admin::retry_queue_now(app, &console, &peer).await?;
+            writeln!(out, "{peer}: {n} pending deliveries due now")?;
+        }
+        OutboxCommand::Retry { ids, all, .. } => {
             let ids = if all { Vec::new() } else { ids };
             let n = admin::retry_parked(app, &console, &ids).await?;
             writeln!(out, "{n} parked deliveries queued again")?;

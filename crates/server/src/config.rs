@@ -132,6 +132,9 @@ pub struct DeliveryConfig {
     pub backoff_base_ms: u32,
     /// Longest delay between attempts, in seconds; the probe interval once the breaker is open.
     pub backoff_max_secs: u32,
+    /// A failing partner is tried again at least this often, in seconds, whatever
+    /// `backoff_max_secs` says: a short outage delays delivery by at most this much.
+    pub max_probe_interval_secs: u32,
     /// Consecutive failures after which a peer's breaker opens.
     pub breaker_threshold: u32,
     /// Hours after which an activity that still cannot be delivered is parked for the admin.
@@ -162,6 +165,7 @@ impl Default for DeliveryConfig {
             lease_secs: 30,
             backoff_base_ms: 1000,
             backoff_max_secs: 3600,
+            max_probe_interval_secs: 120,
             breaker_threshold: 8,
             give_up_after_hours: 72,
             poll_interval_ms: 1000,
@@ -449,6 +453,12 @@ impl Config {
             return Err(invalid(
                 "federation.delivery.backoff_base_ms",
                 "backoff delays must be positive",
+            ));
+        }
+        if !(1..=86_400).contains(&d.max_probe_interval_secs) {
+            return Err(invalid(
+                "federation.delivery.max_probe_interval_secs",
+                "must be between 1 and 86400",
             ));
         }
         if d.breaker_threshold == 0 {

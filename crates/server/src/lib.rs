@@ -240,6 +240,7 @@ pub fn federation_settings(config: &Config) -> FederationSettings {
             lease_secs: i64::from(d.lease_secs),
             backoff_base_ms: i64::from(d.backoff_base_ms),
             backoff_max_secs: i64::from(d.backoff_max_secs),
+            max_probe_interval_secs: i64::from(d.max_probe_interval_secs),
             breaker_threshold: d.breaker_threshold,
             give_up_after_secs: i64::from(d.give_up_after_hours) * 3600,
             poll_interval_ms: u64::from(d.poll_interval_ms),

@@ -575,6 +575,143 @@ async fn postgres_admin_commands() {
         .unwrap();
 }
 
+/// The node's store, as the commands above left it.
+async fn open_store(db_url: &str, dir: &Path) -> std::sync::Arc<dyn caremesh_store::Store> {
+    if db_url.is_empty() {
+        let url = format!("sqlite://{}/caremesh.db", dir.display());
+        std::sync::Arc::new(
+            caremesh_store_sqlite::SqliteStore::connect(&caremesh_store_sqlite::SqliteOptions {
+                url,
+                max_connections: 1,
+            })
+            .await
+            .unwrap(),
+        )
+    } else {
+        std::sync::Arc::new(
+            caremesh_store_postgres::PostgresStore::connect(
+                &caremesh_store_postgres::PostgresOptions {
+                    url: db_url.to_owned(),
+                    max_connections: 1,
+                },
+            )
+            .await
+            .unwrap(),
+        )
+    }
+}
+
+/// A partner's queue that failed and waits for its next attempt an hour from now is tried now
+/// with `outbox retry PEER`: it is due at once, its deliveries still pending, none parked.
+fn outbox_retry_of_a_waiting_queue(db_url: &str, dir: &Path) {
+    use caremesh_domain::{Clock as _, SystemClock};
+    let cm = |args: &[&str]| caremesh(dir, db_url, args);
+    let add = run(cm(&["partner", "add", "https://hospital-b.example"]), None);
+    assert!(add.status.success(), "{}", text(&add.stderr));
+    let rotate = run(cm(&["keys", "rotate"]), None);
+    assert!(rotate.status.success(), "{}", text(&rotate.stderr));
+    let later = SystemClock.now().plus_secs(3600);
+    on_own_runtime(async {
+        let store = open_store(db_url, dir).await;
+        let now = SystemClock.now();
+        let leased = store
+            .lease_due_peers("test", now, now.plus_secs(30), 10)
+            .await
+            .unwrap();
+        assert_eq!(leased, ["hospital-b.example"]);
+        let head = store
+            .pending_entries("hospital-b.example", 1)
+            .await
+            .unwrap()[0]
+            .id;
+        store
+            .record_delivery(
+                head,
+                "test",
+                caremesh_store::DeliveryResult::Retry {
+                    error: "connection refused".into(),
+                    retry_at: later,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        store
+            .release_peer("hospital-b.example", "test")
+            .await
+            .unwrap();
+    });
+    let status = text(&run(cm(&["outbox", "status"]), None).stdout);
+    assert!(
+        status.contains("hospital-b.example: 1 pending, 0 parked, 1 consecutive failures"),
+        "{status}"
+    );
+
+    let before = SystemClock.now();
+    let retry = run(cm(&["outbox", "retry", "hospital-b.example"]), None);
+    assert!(retry.status.success(), "{}", text(&retry.stderr));
+    assert!(
+        text(&retry.stdout).contains("hospital-b.example: 1 pending deliveries due now"),
+        "{}",
+        text(&retry.stdout)
+    );
+    on_own_runtime(async {
+        let store = open_store(db_url, dir).await;
+        let queues = store.peer_queues().await.unwrap();
+        let q = queues
+            .iter()
+            .find(|q| q.peer == "hospital-b.example")
+            .unwrap();
+        assert!(
+            q.next_attempt_at >= before && q.next_attempt_at <= SystemClock.now(),
+            "due now, not at {later:?}: {q:?}"
+        );
+        assert_eq!((q.pending, q.parked), (1, 0));
+        let now = SystemClock.now();
+        assert_eq!(
+            store
+                .lease_due_peers("test", now, now.plus_secs(30), 10)
+                .await
+                .unwrap(),
+            ["hospital-b.example"]
+        );
+    });
+    // Given by its base URL too; a node that is no queue of this one is refused.
+    let by_url = run(
+        cm(&["outbox", "retry", "https://hospital-b.example/"]),
+        None,
+    );
+    assert!(by_url.status.success(), "{}", text(&by_url.stderr));
+    let unknown = run(cm(&["outbox", "retry", "hospital-z.example"]), None);
+    assert_eq!(unknown.status.code(), Some(1), "{}", text(&unknown.stdout));
+    let both = run(
+        cm(&["outbox", "retry", "hospital-b.example", "--all"]),
+        None,
+    );
+    assert_eq!(both.status.code(), Some(2));
+}
+
+#[test]
+fn sqlite_outbox_retry_of_a_waiting_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = run(caremesh(dir.path(), "", &["--init", "migrate"]), None);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    outbox_retry_of_a_waiting_queue("", dir.path());
+}
+
+#[tokio::test]
+async fn postgres_outbox_retry_of_a_waiting_queue() {
+    let Some(url) = postgres_url().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let init = run(caremesh(dir.path(), &url, &["--init", "migrate"]), None);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    tokio::task::spawn_blocking(move || outbox_retry_of_a_waiting_queue(&url, dir.path()))
+        .await
+        .unwrap();
+}
+
 #[test]
 fn config_errors() {
     let dir = tempfile::tempdir().unwrap();

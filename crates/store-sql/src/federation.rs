@@ -826,6 +826,31 @@ macro_rules! impl_federation_store {
                     Ok(n)
                 }
 
+                async fn retry_peer_now(&self, peer: &str, now: Timestamp) -> Result<Option<u64>> {
+                    let mut tx = self.begin_write().await?;
+                    let found: Option<String> = sqlx::query_scalar(
+                        "update outbox_peers set next_attempt_at = $1 where peer = $2 returning peer",
+                    )
+                    .bind(now.as_millis())
+                    .bind(peer)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    if found.is_none() {
+                        return Ok(None);
+                    }
+                    let pending: i64 = sqlx::query_scalar(
+                        "select count(*) from outbox where peer = $1
+                           and delivered_at is null and parked_at is null",
+                    )
+                    .bind(peer)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(Some(u64::try_from(pending).unwrap_or(0)))
+                }
+
                 async fn peer_queues(&self) -> Result<Vec<PeerQueue>> {
                     let rows = sqlx::query(
                         "select p.*,

@@ -48,6 +48,7 @@ macro_rules! conformance_suite {
             older_or_foreign_updates_never_win,
             outbox_leases_one_worker_per_peer,
             outbox_delivers_in_order_with_retries_and_parking,
+            a_waiting_queue_is_made_due_by_hand,
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -969,4 +970,49 @@ pub async fn outbox_delivers_in_order_with_retries_and_parking(s: S) {
         .collect();
     assert_eq!(again, [pending[0].id, pending[2].id]);
     assert_eq!(s.retry_parked(&[pending[0].id], retry_at).await.unwrap(), 0);
+}
+
+pub async fn a_waiting_queue_is_made_due_by_hand(s: S) {
+    s.enqueue((1..=2).map(|n| entry("b.example", n)).collect(), T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.lease_due_peers("w", T0, T0.plus_secs(30), 10)
+            .await
+            .unwrap(),
+        ["b.example"]
+    );
+    let head = s.pending_entries("b.example", 1).await.unwrap()[0].id;
+    let retry_at = T0.plus_secs(3600);
+    s.record_delivery(
+        head,
+        "w",
+        DeliveryResult::Retry {
+            error: "connection refused".into(),
+            retry_at,
+        },
+        T0,
+    )
+    .await
+    .unwrap();
+    s.release_peer("b.example", "w").await.unwrap();
+    let now = T0.plus_secs(10);
+    assert!(
+        s.lease_due_peers("w", now, now.plus_secs(30), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.retry_peer_now("b.example", now).await.unwrap(), Some(2));
+    let q = &s.peer_queues().await.unwrap()[0];
+    assert_eq!(q.next_attempt_at, now);
+    // The failures stay on record; the queue is due.
+    assert_eq!((q.pending, q.consecutive_failures), (2, 1));
+    assert_eq!(
+        s.lease_due_peers("w", now, now.plus_secs(30), 10)
+            .await
+            .unwrap(),
+        ["b.example"]
+    );
+    assert_eq!(s.retry_peer_now("c.example", now).await.unwrap(), None);
 }

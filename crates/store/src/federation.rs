@@ -291,5 +291,8 @@ pub trait FederationStore: Send + Sync {
     async fn parked_entries(&self, limit: u32) -> Result<Vec<OutboxEntry>>;
     /// Puts parked entries back in their queues (all when `ids` is empty); returns how many.
     async fn retry_parked(&self, ids: &[i64], now: Timestamp) -> Result<u64>;
+    /// Makes a peer's waiting queue due at `now` (its failures and parked entries stay as they
+    /// are); returns how many entries are pending in it, `None` when there is no queue for it.
+    async fn retry_peer_now(&self, peer: &str, now: Timestamp) -> Result<Option<u64>>;
     async fn peer_queues(&self) -> Result<Vec<PeerQueue>>;
 }

@@ -110,6 +110,22 @@ impl Metrics {
     }
 }
 
+/// The gauge of partners' clocks: one series per partner (the partner list bounds them).
+pub fn render_partner_clocks(out: &mut String, clocks: &[(String, i64)]) {
+    let _ = writeln!(
+        out,
+        "# HELP caremesh_partner_clock_skew_seconds A partner's clock minus this node's, from the Date of its last signed request."
+    );
+    let _ = writeln!(out, "# TYPE caremesh_partner_clock_skew_seconds gauge");
+    for (partner, skew) in clocks {
+        let _ = writeln!(
+            out,
+            "caremesh_partner_clock_skew_seconds{{partner=\"{}\"}} {skew}",
+            escape(partner)
+        );
+    }
+}
+
 fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
@@ -155,5 +171,14 @@ mod tests {
         assert!(text.contains(
             "caremesh_http_request_duration_seconds_count{method=\"GET\",route=\"/healthz\"} 2"
         ));
+    }
+
+    #[test]
+    fn renders_partner_clocks() {
+        let mut text = String::new();
+        render_partner_clocks(&mut text, &[("b.example:8443".into(), -600)]);
+        assert!(
+            text.contains("caremesh_partner_clock_skew_seconds{partner=\"b.example:8443\"} -600")
+        );
     }
 }

@@ -48,11 +48,22 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut text = state.metrics.render();
+    match caremesh_app::node::partner_clocks(&state.app).await {
+        Ok(clocks) => {
+            let clocks: Vec<(String, i64)> = clocks
+                .into_iter()
+                .map(|c| (c.partner, c.skew_secs))
+                .collect();
+            crate::metrics::render_partner_clocks(&mut text, &clocks);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the partner list for the metrics"),
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        text,
     )
 }

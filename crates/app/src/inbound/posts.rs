@@ -214,6 +214,51 @@ pub(crate) fn note_text(note: &Value) -> (Option<String>, String) {
     (title, body)
 }
 
+/// How far ahead of this node's clock a time written by another node may be before it is taken
+/// for that node's clock running ahead.
+pub(crate) const FUTURE_TOLERANCE_SECS: i64 = 30;
+
+/// When a post of another node is published, on this node's clock. Its `published` time is its
+/// author's node's: when that node's clock runs ahead, the post would stay hidden here as if
+/// scheduled. A time up to [`FUTURE_TOLERANCE_SECS`] ahead of `now` is taken as it is; beyond
+/// that, it is moved back by how far ahead the author's proof was signed (`signed`, that node's
+/// clock when the post was written), so that a scheduled announcement keeps its delay; what is
+/// still ahead then is clamped to `now`, except for an announcement, which may be scheduled.
+pub(crate) fn publish_time_here(
+    published: Option<Timestamp>,
+    signed: Option<Timestamp>,
+    kind: PostKind,
+    now: Timestamp,
+) -> Timestamp {
+    let Some(published) = published else {
+        return now;
+    };
+    let limit = now.plus_secs(FUTURE_TOLERANCE_SECS);
+    if published <= limit {
+        return published;
+    }
+    let ahead = signed
+        .filter(|s| *s > limit)
+        .map_or(0, |s| s.as_millis() - now.as_millis());
+    let shifted = Timestamp::from_millis(published.as_millis() - ahead);
+    if kind == PostKind::Announcement && shifted > limit {
+        shifted
+    } else {
+        shifted.min(now)
+    }
+}
+
+/// When an edit of another node's post was made, on this node's clock: an `updated` time ahead of
+/// `now` (beyond [`FUTURE_TOLERANCE_SECS`]) is the author's node's clock running ahead, and is
+/// taken as `now`, when the edit is applied here.
+pub(crate) fn edit_time_here(updated: Timestamp, now: Timestamp) -> Timestamp {
+    if updated > now.plus_secs(FUTURE_TOLERANCE_SECS) {
+        now
+    } else {
+        updated
+    }
+}
+
 /// Stores a post that came from another node, once; `Some` when it is new here. `activity` is
 /// what was delivered (the `Create`, or the host's `Announce` of it), `create` the author's
 /// `Create`. `announce` is queued with the post.
@@ -248,10 +293,16 @@ pub(crate) async fn store_post_from(
         },
     };
     let (title, body) = note_text(note);
-    let published = note["published"]
-        .as_str()
-        .and_then(Timestamp::parse_rfc3339)
-        .unwrap_or_else(|| app.now());
+    let published = publish_time_here(
+        note["published"]
+            .as_str()
+            .and_then(Timestamp::parse_rfc3339),
+        create["proof"]["created"]
+            .as_str()
+            .and_then(Timestamp::parse_rfc3339),
+        kind,
+        app.now(),
+    );
     let pinned = note["caremesh:pinned"]
         .as_bool()
         .unwrap_or(kind == PostKind::Announcement);
@@ -358,14 +409,9 @@ pub(crate) async fn apply_newest_edit(
     author: &str,
     announce: Vec<NewOutboxEntry>,
 ) -> AppResult<bool> {
-    if app
-        .store
-        .post_by_origin(group.id, post_ref)
-        .await?
-        .is_none()
-    {
+    let Some(post) = app.store.post_by_origin(group.id, post_ref).await? else {
         return Ok(false);
-    }
+    };
     let Some(note) = group_objects::newest(app, post_ref).await? else {
         return Ok(false);
     };
@@ -380,9 +426,67 @@ pub(crate) async fn apply_newest_edit(
         return Ok(false);
     };
     let (title, body) = note_text(&note);
+    // An edit time from a clock running ahead is taken as now: the same version, applied again
+    // later, must then change nothing.
+    let claimed = updated;
+    let updated = edit_time_here(claimed, app.now());
+    if updated != claimed && post.title == title && post.body == body {
+        return Ok(false);
+    }
     Ok(app
         .store
         .edit_remote_post(post_ref, author, title, body, updated, announce)
         .await?
         .is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Timestamp = Timestamp::from_millis(1_795_420_800_000);
+
+    #[test]
+    fn times_from_a_clock_running_ahead_are_taken_as_received() {
+        let ahead = |secs| Some(NOW.plus_secs(secs));
+        // Within the tolerance, or in the past: as written.
+        for kind in [PostKind::Question, PostKind::Reply, PostKind::Announcement] {
+            assert_eq!(
+                publish_time_here(ahead(20), ahead(20), kind, NOW),
+                NOW.plus_secs(20)
+            );
+            assert_eq!(
+                publish_time_here(ahead(-60), ahead(-60), kind, NOW),
+                NOW.plus_secs(-60)
+            );
+            assert_eq!(publish_time_here(None, None, kind, NOW), NOW);
+        }
+        // Written four minutes "from now" by a node whose clock is four minutes ahead.
+        for kind in [PostKind::Question, PostKind::Reply, PostKind::Announcement] {
+            assert_eq!(publish_time_here(ahead(240), ahead(240), kind, NOW), NOW);
+        }
+        // Questions and replies are never scheduled.
+        assert_eq!(
+            publish_time_here(ahead(240), None, PostKind::Question, NOW),
+            NOW
+        );
+        assert_eq!(
+            publish_time_here(ahead(240), ahead(0), PostKind::Reply, NOW),
+            NOW
+        );
+        // An announcement scheduled for tomorrow stays scheduled, by the delay its node meant.
+        let day = 24 * 3600;
+        assert_eq!(
+            publish_time_here(ahead(day), ahead(0), PostKind::Announcement, NOW),
+            NOW.plus_secs(day)
+        );
+        assert_eq!(
+            publish_time_here(ahead(day + 240), ahead(240), PostKind::Announcement, NOW),
+            NOW.plus_secs(day)
+        );
+        // Edits.
+        assert_eq!(edit_time_here(NOW.plus_secs(240), NOW), NOW);
+        assert_eq!(edit_time_here(NOW.plus_secs(10), NOW), NOW.plus_secs(10));
+        assert_eq!(edit_time_here(NOW.plus_secs(-10), NOW), NOW.plus_secs(-10));
+    }
 }

@@ -410,6 +410,7 @@ async fn revoke_credential(
 async fn partners(v: Viewer, State(state): State<AppState>) -> PageResult {
     let by = administrator(&v)?;
     let list = admin::partners(&state.app, &by).await?;
+    let clocks = caremesh_app::node::partner_clocks(&state.app).await?;
     let mut h = admin_nav(&v);
     h.push_str(&format!(
         r#"<p class="hint">{}</p><section class="box"><h2>{}</h2><form method="post" action="/admin/partners" class="stack">{}<label for="partner">{}</label><input id="partner" name="partner" required placeholder="https://caremesh.hospital-b.example"><button type="submit" class="primary">{}</button></form></section><section><h2>{}</h2>"#,
@@ -431,6 +432,26 @@ async fn partners(v: Viewer, State(state): State<AppState>) -> PageResult {
             esc(&p.base_url),
             esc(&v.time(p.added_at))
         ));
+        if let Some(c) = clocks
+            .iter()
+            .find(|c| c.partner == p.authority && c.is_off())
+        {
+            let key = if c.skew_secs > 0 {
+                "partner-clock-ahead"
+            } else {
+                "partner-clock-behind"
+            };
+            h.push_str(&format!(
+                "<span class=\"badge warn\" role=\"status\">{}</span> ",
+                esc(&v.tf(
+                    key,
+                    &[
+                        ("secs", &c.skew_secs.abs().to_string()),
+                        ("time", &v.time(c.observed_at)),
+                    ]
+                ))
+            ));
+        }
         if p.source == "config" {
             h.push_str(&format!(
                 "<span class=\"meta\">{}</span>",
