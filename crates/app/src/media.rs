@@ -255,25 +255,12 @@ pub async fn save_upload(
     name: Option<String>,
 ) -> AppResult<Attachment> {
     ctx.read()?;
-    let limit = app.settings.max_file_bytes;
-    if bytes.len() > limit {
-        return Err(file_too_large(limit));
-    }
-    if bytes.is_empty() {
-        return Err(AppError::invalid_code("empty_file", "the upload is empty"));
-    }
-    let kind = Kind::sniff(&bytes).ok_or_else(unsupported)?;
-    let (stored, width, height) = match kind {
-        Kind::Pdf => (bytes, None, None),
-        image_kind => {
-            let max_pixels = app.settings.max_image_pixels;
-            let (out, w, h) =
-                tokio::task::spawn_blocking(move || reencode(&bytes, image_kind, max_pixels))
-                    .await
-                    .map_err(AppError::internal)??;
-            (out, Some(w), Some(h))
-        }
-    };
+    let kind = check_upload(&bytes, app.settings.max_file_bytes)?;
+    let max_pixels = app.settings.max_image_pixels;
+    let (stored, width, height) =
+        tokio::task::spawn_blocking(move || clean_file(bytes, kind, max_pixels))
+            .await
+            .map_err(AppError::internal)??;
     let file_name = upload_name(name, kind)?;
     let sha256 = hex::encode(Sha256::digest(&stored));
     let size = i64::try_from(stored.len()).map_err(AppError::internal)?;
@@ -304,8 +291,38 @@ pub async fn save_upload(
         })
 }
 
+/// What an upload is, by its bytes: refused when it is empty, larger than `max_file_bytes`, or not
+/// a kind the node takes. The first check every uploaded (untrusted) file goes through.
+pub fn check_upload(bytes: &[u8], max_file_bytes: usize) -> AppResult<Kind> {
+    if bytes.len() > max_file_bytes {
+        return Err(file_too_large(max_file_bytes));
+    }
+    if bytes.is_empty() {
+        return Err(AppError::invalid_code("empty_file", "the upload is empty"));
+    }
+    Kind::sniff(bytes).ok_or_else(unsupported)
+}
+
+/// The bytes to store for a file of `kind` ([`check_upload`]): an image decoded and encoded again
+/// ([`reencode`], with its width and height), a PDF file as it is. CPU-bound: async callers run it
+/// on the blocking pool.
+#[allow(clippy::type_complexity)]
+pub fn clean_file(
+    bytes: Vec<u8>,
+    kind: Kind,
+    max_pixels: u64,
+) -> AppResult<(Vec<u8>, Option<u32>, Option<u32>)> {
+    match kind {
+        Kind::Pdf => Ok((bytes, None, None)),
+        image_kind => {
+            let (out, w, h) = reencode(&bytes, image_kind, max_pixels)?;
+            Ok((out, Some(w), Some(h)))
+        }
+    }
+}
+
 /// A clean file name with the extension of what the file really is.
-fn upload_name(given: Option<String>, kind: Kind) -> AppResult<String> {
+pub fn upload_name(given: Option<String>, kind: Kind) -> AppResult<String> {
     let base = match given {
         Some(n) if !n.trim().is_empty() => {
             // Only the last path component: names are shown, never used as paths.

@@ -22,6 +22,8 @@ pub mod keys;
 pub mod multikey;
 pub mod proof;
 mod sf;
+#[cfg(test)]
+mod sf_suite;
 
 pub use keys::{KeyPair, PublicKey};
 

@@ -226,7 +226,11 @@ impl SignatureHeader {
 pub fn parse_signature_header(value: &str) -> Result<SignatureHeader> {
     let malformed = |m: &str| Error::MalformedSignatureHeader(m.to_owned());
     let mut rest = value.trim();
-    if rest.len() > 10 && rest[..10].eq_ignore_ascii_case("signature ") {
+    // `get`: the tenth byte may fall inside a character of a non-ASCII value.
+    if rest.len() > 10
+        && let Some(scheme) = rest.get(..10)
+        && scheme.eq_ignore_ascii_case("signature ")
+    {
         rest = rest[10..].trim_start();
     }
     let params = parse_params(rest)?;

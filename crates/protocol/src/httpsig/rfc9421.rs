@@ -186,15 +186,8 @@ impl SignatureParams {
     /// The serialized inner list, e.g. `("@method" "@path");created=1618884473;keyid="k"`:
     /// the value of `@signature-params` and of the `Signature-Input` member.
     pub fn serialize(&self) -> Result<String> {
-        let bad = Error::MalformedSignatureHeader;
-        let items = self
-            .components
-            .iter()
-            .map(|c| sf::serialize_string(c))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(bad)?;
-        let params = sf::serialize_parameters(&self.params).map_err(bad)?;
-        Ok(format!("({}){params}", items.join(" ")))
+        sf::serialize_inner_list(&self.components, &self.params)
+            .map_err(Error::MalformedSignatureHeader)
     }
 }
 

@@ -648,3 +648,20 @@ fn interop_verified_by_http_signature_normalization() {
     });
     assert!(ok);
 }
+
+/// Found by the `signature_headers` fuzz target: a value whose tenth byte falls inside a
+/// character made the check for an `Authorization: Signature …` prefix slice a `str` in the middle
+/// of a character and panic. It is refused as malformed.
+#[test]
+fn non_ascii_signature_header_is_refused_not_a_panic() {
+    for value in [
+        "sig-b26=(\u{FFFD}date\" \"@method\");created=1618884473;keyid=\"test-key-ed25519\"",
+        "signatur\u{e9} keyId=\"k\"",
+        "\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}",
+    ] {
+        assert!(parse_signature_header(value).is_err(), "{value}");
+    }
+    // The prefix itself is still recognised.
+    let value = "Signature keyId=\"k\",headers=\"(request-target) host date\",signature=\"AA==\"";
+    assert_eq!(parse_signature_header(value).unwrap().key_id(), "k");
+}
