@@ -808,3 +808,50 @@ async fn account_lists_page_by_cursor(b: Backend) {
     }
     node.stop().await;
 }
+
+/// Forty wrong guesses for one account at the same moment: exactly `auth.login_max_failures` of
+/// them are checked (401), every other one is refused by the throttle (429) without its password
+/// being hashed. Not a storage test: SQLite only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_wrong_guesses_are_checked_no_more_than_the_limit() {
+    let Some(node) = TestNode::spawn_with(Backend::Sqlite, |c| c.auth.login_max_failures = 5).await
+    else {
+        return;
+    };
+    node.create_account(Role::Doctor, "dr.zhao", "the right password")
+        .await;
+    let guesses: Vec<_> = (0..40)
+        .map(|i| {
+            let http = node.http.clone();
+            let url = node.url("/api/v1/auth/login");
+            tokio::spawn(async move {
+                http.post(url)
+                    .json(&json!({ "username": "dr.zhao", "password": format!("guess {i}") }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    let mut throttled = 0;
+    for g in guesses {
+        match g.await.unwrap() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => throttled += 1,
+            other => panic!("unexpected answer {other}"),
+        }
+    }
+    assert_eq!((checked, throttled), (5, 35));
+    // The right password is refused too until the window passes.
+    let resp = node
+        .http
+        .post(node.url("/api/v1/auth/login"))
+        .json(&json!({ "username": "dr.zhao", "password": "the right password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    node.stop().await;
+}

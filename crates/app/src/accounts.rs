@@ -2,14 +2,15 @@
 //! hospital's invite, and an account with what the hospital recorded about it.
 //!
 //! Passwords are hashed with Argon2id (RustCrypto defaults: 19 MiB, 2 passes) on the blocking
-//! pool. Session and invite tokens are 256 random bits; only their SHA-256 is stored.
+//! pool, at most `auth.max_concurrent_password_hashes` at once ([`PasswordHashing`]). Session and invite tokens are 256 random bits; only their SHA-256 is stored.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use caremesh_domain::{
@@ -18,6 +19,7 @@ use caremesh_domain::{
 use caremesh_store::{Invite, InviteState, NewSession, NewUser, Session, User};
 use sha2::{Digest, Sha256};
 
+use crate::gate::Gate;
 use crate::{App, AppError, AppResult};
 
 // ---- passwords and tokens ----
@@ -34,46 +36,146 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Hashes a password with Argon2id off the async threads.
-pub async fn hash_password(password: String) -> AppResult<String> {
-    tokio::task::spawn_blocking(move || hash_password_blocking(&password))
+/// Hashes a password with Argon2id, within the node's bound on concurrent hashes
+/// ([`PasswordHashing`]); `Busy` when too many are already running or waiting.
+pub async fn hash_password(app: &App, password: String) -> AppResult<String> {
+    let memory = app.password_hashing.memory.clone();
+    app.password_hashing
+        .gate
+        .run(move || hash_with(&memory, &password))
         .await
-        .map_err(AppError::internal)?
 }
 
+/// Hashes a password on the calling thread, with memory of its own (for seeding accounts in
+/// tests and benchmarks; the node's use-cases go through [`hash_password`]).
 pub fn hash_password_blocking(password: &str) -> AppResult<String> {
+    hash_with(&Mutex::new(Vec::new()), password)
+}
+
+/// Checks a password against a stored hash, within the node's bound on concurrent hashes. With
+/// no stored hash (unknown account) a fixed dummy hash is checked instead, so that the answer
+/// takes as long whether the account exists or not.
+pub async fn verify_password(
+    app: &App,
+    password: String,
+    stored: Option<String>,
+) -> AppResult<bool> {
+    let memory = app.password_hashing.memory.clone();
+    app.password_hashing
+        .gate
+        .run(move || {
+            let stored = match stored {
+                Some(s) => s,
+                None => dummy_hash(&memory)?.to_owned(),
+            };
+            verify_with(&memory, &password, &stored)
+        })
+        .await
+}
+
+/// The node's bound on password hashing: at most `auth.max_concurrent_password_hashes` Argon2id
+/// computations at once (each needs 19 MiB), a few callers waiting briefly, the rest `Busy`.
+/// The memory of finished hashes is kept and reused, so that the node holds at most one block
+/// of memory per permit instead of allocating (and the allocator keeping) 19 MiB per login.
+pub struct PasswordHashing {
+    gate: Gate,
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
+}
+
+/// Callers that may wait for a hashing permit; more are refused at once.
+const HASH_MAX_WAITERS: usize = 64;
+/// How long a caller waits for a hashing permit.
+const HASH_MAX_WAIT: Duration = Duration::from_secs(5);
+
+impl PasswordHashing {
+    pub fn new(max_concurrent: usize) -> Self {
+        Self {
+            gate: Gate::new(
+                "password hashing",
+                max_concurrent,
+                HASH_MAX_WAITERS,
+                HASH_MAX_WAIT,
+            ),
+            memory: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// The most hashes that ran at once.
+    pub fn high_water(&self) -> usize {
+        self.gate.high_water()
+    }
+}
+
+/// Argon2 into `out`, with a block of memory from `pool` (or a new one), given back afterwards.
+fn argon2_into(
+    pool: &Mutex<Vec<Vec<Block>>>,
+    argon: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> AppResult<()> {
+    let needed = params.block_count();
+    let taken = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    let mut blocks = match taken {
+        Some(b) if b.len() >= needed => b,
+        _ => vec![Block::default(); needed],
+    };
+    let result = argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..needed]);
+    if blocks.len() == Params::DEFAULT.block_count() {
+        pool.lock().unwrap_or_else(|p| p.into_inner()).push(blocks);
+    }
+    result.map_err(AppError::internal)
+}
+
+fn hash_with(pool: &Mutex<Vec<Vec<Block>>>, password: &str) -> AppResult<String> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| AppError::internal(format!("no randomness: {e}")))?;
+    let params = Params::DEFAULT;
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2_into(pool, &argon, &params, password.as_bytes(), &salt, &mut out)?;
     let salt = SaltString::encode_b64(&salt).map_err(AppError::internal)?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(AppError::internal)
+    let hash = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(AppError::internal)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(AppError::internal)?),
+    };
+    Ok(hash.to_string())
 }
 
-/// Checks a password against a stored hash. With no stored hash (unknown account) a fixed dummy
-/// hash is checked instead, so that the answer takes as long whether the account exists or not.
-pub async fn verify_password(password: String, stored: Option<String>) -> AppResult<bool> {
-    tokio::task::spawn_blocking(move || {
-        let stored = match stored {
-            Some(s) => s,
-            None => dummy_hash()?.to_owned(),
-        };
-        let parsed = PasswordHash::new(&stored).map_err(AppError::internal)?;
-        Ok(Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
-    })
-    .await
-    .map_err(AppError::internal)?
+fn verify_with(pool: &Mutex<Vec<Vec<Block>>>, password: &str, stored: &str) -> AppResult<bool> {
+    let parsed = PasswordHash::new(stored).map_err(AppError::internal)?;
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(AppError::internal)?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(AppError::internal)?
+        .unwrap_or_default();
+    let params = Params::try_from(&parsed).map_err(AppError::internal)?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Err(AppError::internal(
+            "stored password hash without salt or hash",
+        ));
+    };
+    let mut salt_buf = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_buf).map_err(AppError::internal)?;
+    let argon = Argon2::new(algorithm, version, params.clone());
+    let mut out = vec![0u8; expected.len()];
+    argon2_into(pool, &argon, &params, password.as_bytes(), salt, &mut out)?;
+    // `Output`'s comparison takes the same time wherever the bytes differ.
+    Ok(Output::new(&out).map_err(AppError::internal)? == expected)
 }
 
-fn dummy_hash() -> AppResult<&'static str> {
+fn dummy_hash(pool: &Mutex<Vec<Vec<Block>>>) -> AppResult<&'static str> {
     static DUMMY: OnceLock<String> = OnceLock::new();
     if let Some(h) = DUMMY.get() {
         return Ok(h);
     }
-    let h = hash_password_blocking("caremesh-timing-equaliser")?;
+    let h = hash_with(pool, "caremesh-timing-equaliser")?;
     Ok(DUMMY.get_or_init(|| h))
 }
 
@@ -82,6 +184,9 @@ fn dummy_hash() -> AppResult<&'static str> {
 /// Checks a username and password, with the login throttle; `ip` is the client's address (the
 /// throttle counts failures per account and per address). A disabled account is refused as a
 /// wrong password would be.
+///
+/// The attempt is counted before the password is checked, as a failure until it succeeds: so
+/// however many attempts arrive at once, no more than the limit are ever checked.
 pub async fn check_login(
     app: &App,
     ip: Option<IpAddr>,
@@ -90,40 +195,60 @@ pub async fn check_login(
 ) -> AppResult<User> {
     let username = username.trim().to_lowercase();
     let now = app.now();
-    if let Some(wait) = app.login_limiter.check(&username, ip, now) {
-        tracing::warn!(%username, ?ip, "login throttled");
-        return Err(AppError::TooMany {
-            message: format!("too many failed logins; try again in {wait} seconds"),
-            retry_after_secs: wait,
-        });
-    }
-    let found = match app.store.user_by_username(&username).await {
-        Ok(u) => Some(u),
-        Err(e) if e.is_not_found() => None,
-        Err(e) => return Err(e.into()),
+    let attempt = match app.login_limiter.begin(&username, ip, now) {
+        Ok(a) => a,
+        Err(wait) => {
+            tracing::warn!(%username, ?ip, "login throttled");
+            return Err(AppError::TooMany {
+                message: format!("too many failed logins; try again in {wait} seconds"),
+                retry_after_secs: wait,
+            });
+        }
     };
-    let ok = verify_password(password, found.as_ref().map(|u| u.password_hash.clone())).await?;
-    match found {
-        Some(user) if ok && !user.disabled => {
-            app.login_limiter.record_success(&username);
+    let checked = async {
+        let found = match app.store.user_by_username(&username).await {
+            Ok(u) => Some(u),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(AppError::from(e)),
+        };
+        let hash = found.as_ref().map(|u| u.password_hash.clone());
+        let ok = verify_password(app, password, hash).await?;
+        Ok((found, ok))
+    }
+    .await;
+    match checked {
+        Ok((Some(user), true)) if !user.disabled => {
+            app.login_limiter.succeeded(attempt);
             tracing::info!(user = %user.id, "login");
             Ok(user)
         }
-        _ => {
-            app.login_limiter.record_failure(&username, ip, now);
-            Err(AppError::InvalidCredentials)
+        Ok(_) => Err(AppError::InvalidCredentials),
+        Err(e) => {
+            // The password was not checked (store down, node busy): not a failed guess.
+            app.login_limiter.withdraw(attempt);
+            Err(e)
         }
     }
 }
 
-/// Login throttling. Failed attempts are counted per account name and per client address in a
-/// sliding window; once the limit is reached, further attempts are refused until the oldest
-/// failure leaves the window. Kept in memory: a restart forgets it, which is acceptable for a
-/// throttle (accounts are never locked permanently, so an attacker cannot lock a doctor out).
+/// Login throttling. Attempts are counted per account name and per client address in a sliding
+/// window, each as a failure from the moment it begins until it succeeds; once the limit is
+/// reached, further attempts are refused without checking the password until the oldest failure
+/// leaves the window. Kept in memory: a restart forgets it, which is acceptable for a throttle
+/// (accounts are never locked permanently, so an attacker cannot lock a doctor out).
 pub struct LoginLimiter {
     max_failures: u32,
     window_ms: i64,
     failures: Mutex<HashMap<String, VecDeque<i64>>>,
+}
+
+/// One login attempt, counted as a failure until [`LoginLimiter::succeeded`] (or, when the
+/// password could not be checked, [`LoginLimiter::withdraw`]).
+#[must_use = "an attempt stays counted as a failure unless it succeeded or is withdrawn"]
+#[derive(Debug)]
+pub struct Attempt {
+    keys: [String; 2],
+    at: i64,
 }
 
 /// Keys kept before old entries are swept, so a flood of random usernames cannot grow memory
@@ -154,14 +279,26 @@ impl LoginLimiter {
         ]
     }
 
-    /// `Some(seconds)` to wait when this attempt must be refused without checking the password.
-    pub fn check(&self, username: &str, ip: Option<IpAddr>, now: Timestamp) -> Option<u64> {
+    /// Begins an attempt: refused with the seconds to wait when the account's or the address's
+    /// failures (those still being checked included) have reached the limit; otherwise counted
+    /// as a failure at once, under the same lock, so that concurrent attempts cannot all pass.
+    pub fn begin(
+        &self,
+        username: &str,
+        ip: Option<IpAddr>,
+        now: Timestamp,
+    ) -> Result<Attempt, u64> {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let now = now.as_millis();
+        let horizon = now - self.window_ms;
+        if map.len() >= MAX_LIMITER_KEYS {
+            map.retain(|_, q| q.back().is_some_and(|&t| t > horizon));
+        }
+        let keys = Self::keys(username, ip);
         let mut wait: Option<i64> = None;
-        for (key, factor) in Self::keys(username, ip) {
-            let Some(q) = map.get_mut(&key) else { continue };
-            while q.front().is_some_and(|&t| t <= now - self.window_ms) {
+        for (key, factor) in &keys {
+            let Some(q) = map.get_mut(key) else { continue };
+            while q.front().is_some_and(|&t| t <= horizon) {
                 q.pop_front();
             }
             let limit = (self.max_failures * factor) as usize;
@@ -172,25 +309,35 @@ impl LoginLimiter {
                 wait = Some(wait.map_or(w, |x| x.max(w)));
             }
         }
-        wait.map(|ms| u64::try_from((ms + 999) / 1000).unwrap_or(1).max(1))
-    }
-
-    pub fn record_failure(&self, username: &str, ip: Option<IpAddr>, now: Timestamp) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let now = now.as_millis();
-        if map.len() >= MAX_LIMITER_KEYS {
-            let horizon = now - self.window_ms;
-            map.retain(|_, q| q.back().is_some_and(|&t| t > horizon));
+        if let Some(ms) = wait {
+            return Err(u64::try_from((ms + 999) / 1000).unwrap_or(1).max(1));
         }
-        for (key, _) in Self::keys(username, ip) {
-            map.entry(key).or_default().push_back(now);
+        for (key, _) in &keys {
+            map.entry(key.clone()).or_default().push_back(now);
         }
+        let [(user_key, _), (ip_key, _)] = keys;
+        Ok(Attempt {
+            keys: [user_key, ip_key],
+            at: now,
+        })
     }
 
     /// A successful login clears the account's failures (not the address's).
-    pub fn record_success(&self, username: &str) {
+    pub fn succeeded(&self, attempt: Attempt) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&format!("u:{}", username.to_lowercase()));
+        map.remove(&attempt.keys[0]);
+    }
+
+    /// An attempt whose password could not be checked is not counted.
+    pub fn withdraw(&self, attempt: Attempt) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        for key in &attempt.keys {
+            if let Some(q) = map.get_mut(key)
+                && let Some(i) = q.iter().rposition(|&t| t == attempt.at)
+            {
+                q.remove(i);
+            }
+        }
     }
 }
 
@@ -278,7 +425,7 @@ pub async fn sign_up(
     let token_hash = hash_token(invite_token);
     let invite = app.store.invite_by_token_hash(&token_hash).await?;
     check_invite_state(invite.state(app.now()))?;
-    let password_hash = hash_password(password).await?;
+    let password_hash = hash_password(app, password).await?;
     let new = NewUser {
         username,
         display_name: display_name.trim().to_owned(),
@@ -374,6 +521,8 @@ pub(crate) mod tests {
             max_file_bytes: 1 << 20,
             group_quota_bytes: 1 << 30,
             max_image_pixels: 1_000_000,
+            max_concurrent_password_hashes: 2,
+            max_concurrent_decodes: 1,
         }
     }
 
@@ -432,19 +581,51 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn passwords_verify_only_against_their_own_hash() {
-        let hash = hash_password("correct horse".into()).await.unwrap();
-        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        let f = fixture().await;
+        let app = &f.app;
+        let hash = hash_password(app, "correct horse".into()).await.unwrap();
         assert!(
-            verify_password("correct horse".into(), Some(hash.clone()))
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(
+            verify_password(app, "correct horse".into(), Some(hash.clone()))
                 .await
                 .unwrap()
         );
         assert!(
-            !verify_password("wrong horse".into(), Some(hash))
+            !verify_password(app, "wrong horse".into(), Some(hash.clone()))
                 .await
                 .unwrap()
         );
-        assert!(!verify_password("correct horse".into(), None).await.unwrap());
+        assert!(
+            !verify_password(app, "correct horse".into(), None)
+                .await
+                .unwrap()
+        );
+        // Hashes stored before (made by the argon2 crate's own hasher) still verify, and the
+        // crate verifies ours.
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let salt = SaltString::encode_b64(&[7; 16]).unwrap();
+        let theirs = Argon2::default()
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        assert!(
+            verify_password(app, "correct horse".into(), Some(theirs.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verify_password(app, "correct hors".into(), Some(theirs))
+                .await
+                .unwrap()
+        );
+        let ours = PasswordHash::new(&hash).unwrap();
+        Argon2::default()
+            .verify_password(b"correct horse", &ours)
+            .unwrap();
+        assert!(f.app.password_hashing.high_water() >= 1);
         let t = new_token().unwrap();
         assert_eq!(t.len(), 43);
         assert_ne!(t, new_token().unwrap());
@@ -507,12 +688,37 @@ pub(crate) mod tests {
         let l = LoginLimiter::new(3, 60);
         let t = Timestamp::from_millis(1_000_000);
         for i in 0..3 {
-            assert_eq!(l.check("wang", None, t.plus_secs(i)), None);
-            l.record_failure("wang", None, t.plus_secs(i));
+            // Failed attempts stay counted.
+            let _failed = l.begin("wang", None, t.plus_secs(i)).unwrap();
         }
-        assert_eq!(l.check("Wang", None, t.plus_secs(10)), Some(50));
-        assert_eq!(l.check("li", None, t.plus_secs(10)), None);
-        assert_eq!(l.check("wang", None, t.plus_secs(61)), None);
+        assert_eq!(l.begin("Wang", None, t.plus_secs(10)).unwrap_err(), 50);
+        let _other = l.begin("li", None, t.plus_secs(10)).unwrap();
+        let _later = l.begin("wang", None, t.plus_secs(61)).unwrap();
+    }
+
+    #[test]
+    fn attempts_count_from_their_start_so_concurrent_ones_cannot_pass_the_limit() {
+        let l = std::sync::Arc::new(LoginLimiter::new(5, 60));
+        let ip: IpAddr = [10, 0, 0, 9].into();
+        let t = Timestamp::from_millis(1_000_000);
+        // 40 attempts begin before any of them is answered.
+        let started: Vec<_> = (0..40)
+            .map(|_| {
+                let l = l.clone();
+                std::thread::spawn(move || l.begin("wang", Some(ip), t).ok())
+            })
+            .map(|h| h.join().unwrap())
+            .collect();
+        let admitted: Vec<Attempt> = started.into_iter().flatten().collect();
+        assert_eq!(admitted.len(), 5, "exactly the limit is checked");
+        // One whose password could not be checked gives its place back; a success clears the
+        // account's count.
+        let mut admitted = admitted.into_iter();
+        l.withdraw(admitted.next().unwrap());
+        let again = l.begin("wang", Some(ip), t).unwrap();
+        assert!(l.begin("wang", Some(ip), t).is_err());
+        l.succeeded(again);
+        let _next = l.begin("wang", Some(ip), t).unwrap();
     }
 
     #[test]
@@ -520,14 +726,15 @@ pub(crate) mod tests {
         let l = LoginLimiter::new(1, 60);
         let ip: IpAddr = [10, 0, 0, 1].into();
         let t = Timestamp::from_millis(0);
-        l.record_failure("wang", Some(ip), t);
-        assert!(l.check("wang", Some(ip), t).is_some());
-        l.record_success("wang");
-        assert_eq!(l.check("wang", Some(ip), t), None);
-        for _ in 0..PER_ADDRESS_FACTOR {
-            l.record_failure("other", Some(ip), t);
+        let first = l.begin("wang", Some(ip), t).unwrap();
+        assert!(l.begin("wang", Some(ip), t).is_err());
+        l.succeeded(first);
+        let _failed = l.begin("wang", Some(ip), t).unwrap();
+        // The address has two failures; eight more reach its limit.
+        for i in 2..PER_ADDRESS_FACTOR {
+            let _failed = l.begin(&format!("other{i}"), Some(ip), t).unwrap();
         }
-        assert!(l.check("third", Some(ip), t).is_some());
+        assert!(l.begin("third", Some(ip), t).is_err());
     }
 
     #[tokio::test]

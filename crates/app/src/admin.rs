@@ -86,7 +86,7 @@ pub async fn create_staff_account(
         username,
         display_name: display_name.trim().to_owned(),
         role,
-        password_hash: hash_password(password).await?,
+        password_hash: hash_password(app, password).await?,
     };
     let user = app.store.create_user(new, app.now()).await?;
     tracing::info!(admin = %by, user = %user.id, role = %user.role, "account created");
@@ -140,7 +140,7 @@ pub async fn reset_password(
 ) -> AppResult<Option<String>> {
     let user = app.store.user_by_username(username).await?;
     let (password, generated) = password_or_generate(password)?;
-    let hash = hash_password(password).await?;
+    let hash = hash_password(app, password).await?;
     app.store.set_password(user.id, &hash, app.now()).await?;
     tracing::info!(admin = %by, user = %user.id, "password reset");
     Ok(generated)

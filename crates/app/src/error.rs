@@ -3,7 +3,7 @@
 //!
 //! Each variant says whose fault it is, so that the meaning survives every surface: the caller's
 //! (`Invalid`, `Forbidden`, `NotFound`, `Conflict`, `Gone`, `TooMany`), or the node's
-//! (`Unavailable`: the store failed, try again; `Upstream`: a partner did not answer; `Internal`).
+//! (`Busy`: too much expensive work at once, try again; `Unavailable`: the store failed, try again; `Upstream`: a partner did not answer; `Internal`).
 //! A store failure is never the caller's fault: across the wire it is a 503 that the sender
 //! retries, never a 4xx that it parks.
 
@@ -55,6 +55,13 @@ pub enum AppError {
     /// A file of a kind the node does not take (`unsupported_file_type`).
     #[error("{message}")]
     UnsupportedType { code: &'static str, message: String },
+    /// Too much expensive work (password hashing, image decoding) is already running on this
+    /// node: nothing was done; try again after `retry_after_secs`.
+    #[error("the node is busy with {what}; try again shortly")]
+    Busy {
+        what: &'static str,
+        retry_after_secs: u64,
+    },
     /// The store failed (database down, disk full): nothing was changed; try again.
     #[error("the node's database is unavailable: {0}")]
     Unavailable(String),
@@ -147,6 +154,7 @@ impl AppError {
             Self::NotFound(_) => "not_found",
             Self::TooMany { .. } => "too_many_attempts",
             Self::TooLarge { .. } => "payload_too_large",
+            Self::Busy { .. } => "busy",
             Self::Unavailable(_) => "unavailable",
             Self::Upstream(_) => "partner_unavailable",
             Self::Internal(_) => "internal_error",
@@ -158,7 +166,7 @@ impl AppError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable(_) | Self::Upstream(_) | Self::Internal(_)
+            Self::Busy { .. } | Self::Unavailable(_) | Self::Upstream(_) | Self::Internal(_)
         ) || matches!(self, Self::Federation { status, .. } if *status >= 500)
     }
 

@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod actions;
 pub mod admin;
 pub mod error;
+pub mod gate;
 #[cfg(test)]
 mod group_fixtures;
 pub mod groups;
@@ -73,6 +74,10 @@ pub struct AppSettings {
     pub group_quota_bytes: i64,
     /// Largest image accepted, in pixels (width × height).
     pub max_image_pixels: u64,
+    /// Password hashes (Argon2id, 19 MiB each) computed at once; more wait briefly or get `Busy`.
+    pub max_concurrent_password_hashes: usize,
+    /// Images decoded at once (uploads); more wait briefly or get `Busy`.
+    pub max_concurrent_decodes: usize,
 }
 
 /// Everything a use-case can reach: the store, the federation services, the clock, the settings.
@@ -84,6 +89,10 @@ pub struct App {
     pub(crate) media: media::MediaDir,
     /// Failed logins per account and client address (in memory, per process).
     pub(crate) login_limiter: accounts::LoginLimiter,
+    /// The bound on concurrent password hashes, and their reused memory.
+    pub(crate) password_hashing: accounts::PasswordHashing,
+    /// The bound on concurrent image decodes.
+    pub(crate) decoding: gate::Gate,
     pub settings: AppSettings,
 }
 
@@ -102,6 +111,10 @@ impl App {
                 settings.login_max_failures,
                 settings.login_window_secs,
             ),
+            password_hashing: accounts::PasswordHashing::new(
+                settings.max_concurrent_password_hashes,
+            ),
+            decoding: media::decode_gate(settings.max_concurrent_decodes),
             media: media::MediaDir::new(&settings),
             settings,
         })
@@ -113,6 +126,15 @@ impl App {
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// The most password hashes and image decodes that ever ran at once in this node (for
+    /// tests and the metrics of an operator who wonders).
+    pub fn high_water_marks(&self) -> (usize, usize) {
+        (
+            self.password_hashing.high_water(),
+            self.decoding.high_water(),
+        )
     }
 }
 

@@ -89,6 +89,9 @@ pub struct AuthConfig {
     pub login_window_secs: u32,
     /// How long a sign-up invite stays valid when the admin does not say, in hours.
     pub invite_ttl_hours: u32,
+    /// Password hashes (Argon2id, 19 MiB each: logins, sign-ups, password changes) computed at
+    /// once; up to 64 more requests wait at most 5 seconds, the rest get 503 with `Retry-After`.
+    pub max_concurrent_password_hashes: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -182,6 +185,9 @@ pub struct MediaConfig {
     pub group_quota_bytes: u64,
     /// Largest image accepted, in pixels (width × height); protects against decompression bombs.
     pub max_image_pixels: u64,
+    /// Images decoded at once (each may take up to 4 bytes per pixel of `max_image_pixels`);
+    /// up to 16 more uploads wait at most 20 seconds, the rest get 503 with `Retry-After`.
+    pub max_concurrent_decodes: u32,
 }
 
 impl Default for MediaConfig {
@@ -190,6 +196,7 @@ impl Default for MediaConfig {
             max_file_bytes: 10 * 1024 * 1024,
             group_quota_bytes: 1024 * 1024 * 1024,
             max_image_pixels: 40_000_000,
+            max_concurrent_decodes: 1,
         }
     }
 }
@@ -254,6 +261,7 @@ impl Default for AuthConfig {
             login_max_failures: 5,
             login_window_secs: 15 * 60,
             invite_ttl_hours: 7 * 24,
+            max_concurrent_password_hashes: 2,
         }
     }
 }
@@ -394,6 +402,12 @@ impl Config {
         if self.auth.login_window_secs == 0 {
             return Err(invalid("auth.login_window_secs", "must be at least 1"));
         }
+        if !(1..=64).contains(&self.auth.max_concurrent_password_hashes) {
+            return Err(invalid(
+                "auth.max_concurrent_password_hashes",
+                "must be between 1 and 64",
+            ));
+        }
         if !(1..=90 * 24).contains(&self.auth.invite_ttl_hours) {
             return Err(invalid(
                 "auth.invite_ttl_hours",
@@ -503,6 +517,12 @@ impl Config {
             return Err(invalid(
                 "media.max_image_pixels",
                 "must be between 1000000 and 500000000",
+            ));
+        }
+        if !(1..=64).contains(&self.media.max_concurrent_decodes) {
+            return Err(invalid(
+                "media.max_concurrent_decodes",
+                "must be between 1 and 64",
             ));
         }
         Ok(())
@@ -659,6 +679,16 @@ mod tests {
                 "CAREMESH_MEDIA__MAX_IMAGE_PIXELS",
                 "10",
                 "media.max_image_pixels",
+            ),
+            (
+                "CAREMESH_MEDIA__MAX_CONCURRENT_DECODES",
+                "0",
+                "media.max_concurrent_decodes",
+            ),
+            (
+                "CAREMESH_AUTH__MAX_CONCURRENT_PASSWORD_HASHES",
+                "0",
+                "auth.max_concurrent_password_hashes",
             ),
         ];
         for (var, value, key) in cases {

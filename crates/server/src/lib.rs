@@ -222,6 +222,8 @@ pub fn web_settings(config: &Config) -> WebSettings {
         max_file_bytes: config.media.max_file_bytes,
         group_quota_bytes: i64::try_from(config.media.group_quota_bytes).unwrap_or(i64::MAX),
         max_image_pixels: config.media.max_image_pixels,
+        max_concurrent_password_hashes: config.auth.max_concurrent_password_hashes as usize,
+        max_concurrent_decodes: config.media.max_concurrent_decodes as usize,
     }
 }
 

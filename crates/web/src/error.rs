@@ -140,6 +140,16 @@ impl From<caremesh_app::AppError> for ApiError {
             A::UnsupportedType { message, .. } => {
                 Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, code, message)
             }
+            A::Busy {
+                retry_after_secs, ..
+            } => Self {
+                retry_after_secs: Some(retry_after_secs.max(1)),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code,
+                    format!("{e}; nothing was changed"),
+                )
+            },
             A::Unavailable(cause) => Self::unavailable(cause),
             A::Upstream(cause) => {
                 tracing::warn!(error = %cause, "a partner node did not answer");

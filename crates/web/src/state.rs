@@ -40,6 +40,10 @@ pub struct WebSettings {
     pub group_quota_bytes: i64,
     /// Largest image accepted, in pixels (width × height), against decompression bombs.
     pub max_image_pixels: u64,
+    /// Password hashes computed at once (`auth.max_concurrent_password_hashes`).
+    pub max_concurrent_password_hashes: usize,
+    /// Images decoded at once (`media.max_concurrent_decodes`).
+    pub max_concurrent_decodes: usize,
 }
 
 impl WebSettings {
@@ -57,6 +61,8 @@ impl WebSettings {
             max_file_bytes: self.max_file_bytes,
             group_quota_bytes: self.group_quota_bytes,
             max_image_pixels: self.max_image_pixels,
+            max_concurrent_password_hashes: self.max_concurrent_password_hashes,
+            max_concurrent_decodes: self.max_concurrent_decodes,
         }
     }
 

@@ -127,6 +127,8 @@ fn settings() -> WebSettings {
         max_file_bytes: 1 << 20,
         group_quota_bytes: 1 << 30,
         max_image_pixels: 1_000_000,
+        max_concurrent_password_hashes: 2,
+        max_concurrent_decodes: 1,
     }
 }
 
