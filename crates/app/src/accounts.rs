@@ -322,10 +322,16 @@ impl LoginLimiter {
         })
     }
 
-    /// A successful login clears the account's failures (not the address's).
+    /// A successful login clears the account's failures (not the address's earlier ones) and is
+    /// not counted against the address: many people log in from one hospital's address.
     pub fn succeeded(&self, attempt: Attempt) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         map.remove(&attempt.keys[0]);
+        if let Some(q) = map.get_mut(&attempt.keys[1])
+            && let Some(i) = q.iter().rposition(|&t| t == attempt.at)
+        {
+            q.remove(i);
+        }
     }
 
     /// An attempt whose password could not be checked is not counted.
@@ -697,6 +703,25 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn successful_logins_from_one_address_are_never_throttled() {
+        // A hospital's staff and patients may all come from one address (its proxy).
+        let l = LoginLimiter::new(5, 60);
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let t = Timestamp::from_millis(1_000_000);
+        for i in 0..200 {
+            let a = l
+                .begin(&format!("user{i}"), Some(ip), t)
+                .unwrap_or_else(|w| panic!("login {i} throttled for {w} s"));
+            l.succeeded(a);
+        }
+        // Failures from it still count: ten times an account's limit.
+        for i in 0..50 {
+            let _failed = l.begin(&format!("guess{i}"), Some(ip), t).unwrap();
+        }
+        assert!(l.begin("one.more", Some(ip), t).is_err());
+    }
+
+    #[test]
     fn attempts_count_from_their_start_so_concurrent_ones_cannot_pass_the_limit() {
         let l = std::sync::Arc::new(LoginLimiter::new(5, 60));
         let ip: IpAddr = [10, 0, 0, 9].into();
@@ -730,8 +755,9 @@ pub(crate) mod tests {
         assert!(l.begin("wang", Some(ip), t).is_err());
         l.succeeded(first);
         let _failed = l.begin("wang", Some(ip), t).unwrap();
-        // The address has two failures; eight more reach its limit.
-        for i in 2..PER_ADDRESS_FACTOR {
+        // The success is not counted against the address: it has one failure, and nine more
+        // reach its limit.
+        for i in 1..PER_ADDRESS_FACTOR {
             let _failed = l.begin(&format!("other{i}"), Some(ip), t).unwrap();
         }
         assert!(l.begin("third", Some(ip), t).is_err());
