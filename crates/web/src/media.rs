@@ -145,18 +145,10 @@ async fn download(
     ApiPath((_gid, aid)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
     let (a, bytes) = media::download(&state.app, &ctx, &aid).await?;
-    // PDFs are downloaded, never shown inline: browser PDF viewers run scripts.
-    let disposition = if a.content_type == "application/pdf" {
-        "attachment"
-    } else {
-        "inline"
-    };
+    let (content_type, disposition) = serving(&a.content_type);
     let mut resp = bytes.into_response();
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(&a.content_type).map_err(ApiError::internal)?,
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_str(&content_disposition(disposition, &a.file_name))
@@ -169,9 +161,34 @@ async fn download(
     Ok(resp)
 }
 
+/// How a stored file is served: the images the node cleaned, inline under their own fixed type;
+/// PDFs downloaded, never shown inline (browser PDF viewers run scripts); anything else, whatever
+/// its record says, downloaded as bytes.
+fn serving(stored_type: &str) -> (&'static str, &'static str) {
+    match stored_type {
+        "image/jpeg" => ("image/jpeg", "inline"),
+        "image/png" => ("image/png", "inline"),
+        "image/webp" => ("image/webp", "inline"),
+        "application/pdf" => ("application/pdf", "attachment"),
+        _ => ("application/octet-stream", "attachment"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_cleaned_images_are_shown_inline() {
+        assert_eq!(serving("image/png"), ("image/png", "inline"));
+        assert_eq!(
+            serving("application/pdf"),
+            ("application/pdf", "attachment")
+        );
+        for other in ["text/html", "image/svg+xml", "application/xhtml+xml", ""] {
+            assert_eq!(serving(other), ("application/octet-stream", "attachment"));
+        }
+    }
 
     #[test]
     fn upload_paths_are_recognised() {
