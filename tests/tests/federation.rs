@@ -853,22 +853,6 @@ async fn actors_webfinger_and_nodeinfo(b: Backend) {
     assert!(err.to_string().contains("403"), "{err}");
 }
 
-async fn inbox_posts(node: &TestNode) -> u64 {
-    let text = node
-        .http
-        .get(node.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("caremesh_http_requests_total{method=\"POST\",route=\"/inbox\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 async fn replicas_over_one_database_never_double_deliver(b: Backend) {
     let Some(a) = TestNode::spawn(b).await else {
         return;
@@ -903,7 +887,7 @@ async fn replicas_over_one_database_never_double_deliver(b: Backend) {
     for p in &peers {
         assert_eq!(received(p).await, sent, "in order at every peer");
         assert_eq!(
-            inbox_posts(p).await,
+            p.requests_served("POST", "/inbox").await,
             40,
             "each activity POSTed exactly once"
         );
@@ -1007,24 +991,6 @@ async fn junk_naming_a_partners_key_does_not_cut_it_off(b: Backend) {
     assert!(a.store.parked_entries(10).await.unwrap().is_empty());
 }
 
-/// How many times `node` answered `GET route`.
-async fn gets_served(node: &TestNode, route: &str) -> u64 {
-    let text = node
-        .http
-        .get(node.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let prefix = format!("caremesh_http_requests_total{{method=\"GET\",route=\"{route}\"");
-    text.lines()
-        .filter(|l| l.starts_with(&prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 async fn a_partner_listed_as_https_is_never_reached_over_http(b: Backend) {
     let Some(a) = TestNode::spawn(b).await else {
         return;
@@ -1067,13 +1033,13 @@ async fn a_partner_listed_as_https_is_never_reached_over_http(b: Backend) {
     assert!(bn.store.remote_actor(&actor).await.unwrap().is_none());
     let (key_id, _) = instance_key(&a).await;
     assert!(bn.store.remote_key(&key_id).await.unwrap().is_none());
-    assert_eq!(gets_served(&a, "/actor").await, 0);
+    assert_eq!(a.requests_served("GET", "/actor").await, 0);
     // And will not.
     let err = bn.federation.client.get_json(&actor).await.unwrap_err();
     assert_eq!(err.code(), "not_a_partner");
     let err = bn.federation.resolver.key(&key_id, true).await.unwrap_err();
     assert_eq!(err.code(), "not_a_partner");
-    assert_eq!(gets_served(&a, "/actor").await, 0);
+    assert_eq!(a.requests_served("GET", "/actor").await, 0);
 }
 
 async fn rotated_out_keys_stop_verifying_after_the_grace(b: Backend) {

@@ -185,26 +185,12 @@ async fn a_banned_doctor_cannot_edit_through_another_group_or_past_the_host(b: B
 /// A signed GET from `from` of a path of `to`, as a partner's node would send it.
 async fn signed_get(from: &TestNode, to: &TestNode, path: &str) -> (u16, String) {
     let (key_id, key) = from.federation.keys.instance_key().await.unwrap();
-    let headers = caremesh_protocol::httpsig::signed_request_headers(
-        "GET",
-        path,
-        &to.authority(),
-        b"",
-        caremesh_federation::client::system_time(to.clock.now()),
-        &key_id,
-        &key,
-    )
-    .unwrap();
-    let mut req = from
-        .http
-        .get(to.url(path))
-        .header("accept", "application/activity+json");
-    for (k, v) in headers {
-        if k != "Host" {
-            req = req.header(k, v);
-        }
-    }
-    let resp = req.send().await.unwrap();
+    let resp = from
+        .signed_request(reqwest::Method::GET, to, path, b"", &key_id, &key)
+        .header("accept", "application/activity+json")
+        .send()
+        .await
+        .unwrap();
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
@@ -440,24 +426,6 @@ async fn the_hosts_own_patients_cross_under_a_neutral_name_and_renames_follow(b:
     .await;
 }
 
-/// GET requests `node` served on `route`, by its metrics.
-async fn gets_of(node: &TestNode, route: &str) -> u64 {
-    let text = node
-        .http
-        .get(node.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let prefix = format!("caremesh_http_requests_total{{method=\"GET\",route=\"{route}\"");
-    text.lines()
-        .filter(|l| l.starts_with(&prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 /// Anybody may send the inbox a request whose `keyId` names a partner: the node fetches keys
 /// only from the addresses of actors, so such a request cannot make it send a signed GET to any
 /// other path of the partner (its API, its files).
@@ -485,30 +453,28 @@ async fn a_key_id_naming_any_path_of_a_partner_fetches_nothing(b: Backend) {
         ("/media/0000", "/media/{sha256}"),
     ] {
         let key_id = format!("{}#main-key", a.url(path));
-        let headers = caremesh_protocol::httpsig::signed_request_headers(
-            "POST",
-            "/inbox",
-            &bn.authority(),
-            &body,
-            caremesh_federation::client::system_time(bn.clock.now()),
-            &key_id,
-            &stranger,
-        )
-        .unwrap();
-        let mut req = bn
-            .http
-            .post(bn.url("/inbox"))
-            .header("content-type", "application/activity+json");
-        for (k, v) in headers {
-            if k != "Host" {
-                req = req.header(k, v);
-            }
-        }
-        let resp = req.body(body.clone()).send().await.unwrap();
+        // Sent by anybody (here from A's address) with a stranger's key.
+        let resp = a
+            .signed_request(
+                reqwest::Method::POST,
+                &bn,
+                "/inbox",
+                &body,
+                &key_id,
+                &stranger,
+            )
+            .header("content-type", "application/activity+json")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 401, "{path}");
         let answer: Value = resp.json().await.unwrap();
         assert_eq!(answer["error"], "key_unavailable", "{path}: {answer}");
-        assert_eq!(gets_of(&a, route).await, 0, "B sent a GET of {path} to A");
+        assert_eq!(
+            a.requests_served("GET", route).await,
+            0,
+            "B sent a GET of {path} to A"
+        );
     }
     // A real key is fetched as before: B still verifies A's deliveries.
     let (status, body) = a
@@ -526,5 +492,5 @@ async fn a_key_id_naming_any_path_of_a_partner_fetches_nothing(b: Backend) {
         )
         .await;
     assert_ne!(status, 401, "{body}");
-    assert!(gets_of(&a, "/actor").await >= 1);
+    assert!(a.requests_served("GET", "/actor").await >= 1);
 }

@@ -369,28 +369,63 @@ impl TestNode {
     /// would, but without the outbox: for tests that send what a misbehaving node might.
     pub async fn deliver_raw(&self, to: &TestNode, body: &[u8]) -> (u16, Value) {
         let (key_id, key) = self.federation.keys.instance_key().await.unwrap();
+        let resp = self
+            .signed_request(reqwest::Method::POST, to, "/inbox", body, &key_id, &key)
+            .header("content-type", "application/activity+json")
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A request from this node to `path` of `to`, with `body`, signed (at `to`'s time) under
+    /// `key_id` with `key`: any key a test chooses, a partner's own or a stranger's.
+    pub fn signed_request(
+        &self,
+        method: reqwest::Method,
+        to: &TestNode,
+        path: &str,
+        body: &[u8],
+        key_id: &str,
+        key: &caremesh_protocol::KeyPair,
+    ) -> reqwest::RequestBuilder {
         let headers = caremesh_protocol::httpsig::signed_request_headers(
-            "POST",
-            "/inbox",
+            method.as_str(),
+            path,
             &to.authority(),
             body,
             caremesh_federation::client::system_time(to.clock.now()),
-            &key_id,
-            &key,
+            key_id,
+            key,
         )
         .unwrap();
-        let mut req = self
-            .http
-            .post(to.url("/inbox"))
-            .header("content-type", "application/activity+json");
+        let mut req = self.http.request(method, to.url(path));
         for (k, v) in headers {
             if k != "Host" {
                 req = req.header(k, v);
             }
         }
-        let resp = req.body(body.to_vec()).send().await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        req.body(body.to_vec())
+    }
+
+    /// How many `method` requests this node answered on `route` (its path pattern), by its
+    /// `/metrics`.
+    pub async fn requests_served(&self, method: &str, route: &str) -> u64 {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let prefix = format!("caremesh_http_requests_total{{method=\"{method}\",route=\"{route}\"");
+        text.lines()
+            .filter(|l| l.starts_with(&prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
     }
 
     /// The authority (`host:port`) under which other nodes know this one.
