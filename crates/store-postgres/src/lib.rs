@@ -205,11 +205,7 @@ impl PostgresStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db_err)?;
-        Ok(match (tables, ours) {
-            (0, _) => caremesh_store::DatabaseState::Empty,
-            (_, 0) => caremesh_store::DatabaseState::Foreign,
-            _ => caremesh_store::DatabaseState::Caremesh,
-        })
+        Ok(caremesh_store::DatabaseState::from_counts(tables, ours))
     }
 
     /// Applies the migrations embedded in this binary that the database has not seen yet. Several

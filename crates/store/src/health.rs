@@ -78,3 +78,15 @@ pub enum DatabaseState {
     /// Tables, but not Caremesh's: another program's database.
     Foreign,
 }
+
+impl DatabaseState {
+    /// From how many tables the database has, and how many of them are Caremesh's migrations
+    /// table (0 or 1).
+    pub fn from_counts(tables: i64, migrations_tables: i64) -> Self {
+        match (tables, migrations_tables) {
+            (0, _) => Self::Empty,
+            (_, 0) => Self::Foreign,
+            _ => Self::Caremesh,
+        }
+    }
+}
